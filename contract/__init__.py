@@ -1,0 +1,1 @@
+"""The one definition shared by probe and collector: wire schema v1, QCVN profiles, errors."""

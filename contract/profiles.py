@@ -1,0 +1,117 @@
+"""QCVN profiles: the targets from contract/profiles.toml as typed, frozen objects."""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from pathlib import Path
+from typing import Annotated
+
+import msgspec
+
+from contract.errors import ConfigError
+from contract.result import Access, Technology
+
+BUNDLED = Path(__file__).with_name("profiles.toml")
+
+PositiveMbps = Annotated[float, msgspec.Meta(gt=0.0)]
+Share = Annotated[float, msgspec.Meta(gt=0.0, le=1.0)]
+
+
+class _Strict(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Profiles are written by people: an unknown key is a typo, so it is refused."""
+
+
+class DirectionTarget(_Strict):
+    """What one direction (download or upload) must reach."""
+
+    mean_min_mbps: PositiveMbps | None = None
+    share_min_mbps: PositiveMbps | None = None
+    share_required: Share | None = None
+    plan_ratio: Share | None = None
+
+
+class SampleMix(_Strict):
+    indoor: Annotated[int, msgspec.Meta(ge=0)] = 0
+    outdoor_fixed: Annotated[int, msgspec.Meta(ge=0)] = 0
+    outdoor_moving: Annotated[int, msgspec.Meta(ge=0)] = 0
+
+
+class Profile(_Strict, kw_only=True):
+    title: str
+    source: str
+    verify: bool = False
+    access: Access
+    default_for: tuple[Technology, ...] = ()
+    n_required: Annotated[int, msgspec.Meta(ge=1)]
+    min_gap_s: Annotated[float, msgspec.Meta(ge=0.0)] = 0.0
+    access_failure_max: Share | None = None
+    latency_mean_max_ms: PositiveMbps | None = None
+    sample_mix: SampleMix | None = None
+    download: DirectionTarget | None = None
+    upload: DirectionTarget | None = None
+    # Filled from the table's key when loaded; not written in the file.
+    name: str = ""
+
+
+class _ProfilesFile(_Strict):
+    profiles: dict[str, Profile]
+
+
+_AT = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
+
+
+def load_profiles(path: Path = BUNDLED) -> dict[str, Profile]:
+    """Load a profiles file; a bad key or value raises ConfigError naming it."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(str(path), f"cannot read ({exc.strerror})", "check the path") from exc
+    try:
+        parsed = msgspec.toml.decode(raw, type=_ProfilesFile)
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        match = _AT.search(text)
+        key = match.group("path") if match else "(top level)"
+        raise ConfigError(
+            f"{path.name}: {key}", _AT.sub("", text), "see the comment at the top of profiles.toml"
+        ) from exc
+    except msgspec.DecodeError as exc:
+        raise ConfigError(path.name, f"not valid TOML ({exc})", "fix the TOML syntax") from exc
+    profiles: dict[str, Profile] = {}
+    for name, profile in parsed.profiles.items():
+        _check_profile(path.name, name, profile)
+        profiles[name] = msgspec.structs.replace(profile, name=name)
+    return profiles
+
+
+def _check_profile(file: str, name: str, profile: Profile) -> None:
+    for direction in ("download", "upload"):
+        target: DirectionTarget | None = getattr(profile, direction)
+        if target is None:
+            continue
+        if (target.share_min_mbps is None) != (target.share_required is None):
+            raise ConfigError(
+                f"{file}: profiles.{name}.{direction}",
+                "share_min_mbps and share_required go together",
+                "set both, or neither",
+            )
+        if not any((target.mean_min_mbps, target.share_min_mbps, target.plan_ratio)):
+            raise ConfigError(
+                f"{file}: profiles.{name}.{direction}",
+                "names no target",
+                "set mean_min_mbps, share_min_mbps + share_required, or plan_ratio",
+            )
+
+
+@cache
+def bundled_profiles() -> dict[str, Profile]:
+    return load_profiles(BUNDLED)
+
+
+def profile_for(technology: Technology, profiles: dict[str, Profile] | None = None) -> Profile | None:
+    """The profile a link of this technology is judged against by default."""
+    for profile in (profiles or bundled_profiles()).values():
+        if technology in profile.default_for:
+            return profile
+    return None
