@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from functools import cache
 from pathlib import Path
 from typing import Annotated
@@ -11,6 +10,7 @@ import msgspec
 
 from contract.errors import ConfigError
 from contract.result import Access, Technology
+from contract.typed import Strict, convert, read_toml
 
 BUNDLED = Path(__file__).with_name("profiles.toml")
 
@@ -18,11 +18,7 @@ PositiveMbps = Annotated[float, msgspec.Meta(gt=0.0)]
 Share = Annotated[float, msgspec.Meta(gt=0.0, le=1.0)]
 
 
-class _Strict(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Profiles are written by people: an unknown key is a typo, so it is refused."""
-
-
-class DirectionTarget(_Strict):
+class DirectionTarget(Strict, frozen=True, kw_only=True):
     """What one direction (download or upload) must reach."""
 
     mean_min_mbps: PositiveMbps | None = None
@@ -31,13 +27,13 @@ class DirectionTarget(_Strict):
     plan_ratio: Share | None = None
 
 
-class SampleMix(_Strict):
+class SampleMix(Strict, frozen=True, kw_only=True):
     indoor: Annotated[int, msgspec.Meta(ge=0)] = 0
     outdoor_fixed: Annotated[int, msgspec.Meta(ge=0)] = 0
     outdoor_moving: Annotated[int, msgspec.Meta(ge=0)] = 0
 
 
-class Profile(_Strict, kw_only=True):
+class Profile(Strict, frozen=True, kw_only=True):
     title: str
     source: str
     verify: bool = False
@@ -54,32 +50,15 @@ class Profile(_Strict, kw_only=True):
     name: str = ""
 
 
-class _ProfilesFile(_Strict):
-    profiles: dict[str, Profile]
-
-
-_AT = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
-
-
 def load_profiles(path: Path = BUNDLED) -> dict[str, Profile]:
     """Load a profiles file; a bad key or value raises ConfigError naming it."""
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(str(path), f"cannot read ({exc.strerror})", "check the path") from exc
-    try:
-        parsed = msgspec.toml.decode(raw, type=_ProfilesFile)
-    except msgspec.ValidationError as exc:
-        text = str(exc)
-        match = _AT.search(text)
-        key = match.group("path") if match else "(top level)"
-        raise ConfigError(
-            f"{path.name}: {key}", _AT.sub("", text), "see the comment at the top of profiles.toml"
-        ) from exc
-    except msgspec.DecodeError as exc:
-        raise ConfigError(path.name, f"not valid TOML ({exc})", "fix the TOML syntax") from exc
+    hint = "see the comment at the top of contract/profiles.toml"
+    tables = read_toml(path, hint=hint).get("profiles")
+    if not isinstance(tables, dict) or not tables:
+        raise ConfigError(f"{path}: profiles", "no [profiles.NAME] tables", hint)
     profiles: dict[str, Profile] = {}
-    for name, profile in parsed.profiles.items():
+    for name, table in tables.items():
+        profile = convert(table, Profile, where=f"{path.name}: profiles.{name}.", hint=hint)
         _check_profile(path.name, name, profile)
         profiles[name] = msgspec.structs.replace(profile, name=name)
     return profiles
@@ -109,7 +88,9 @@ def bundled_profiles() -> dict[str, Profile]:
     return load_profiles(BUNDLED)
 
 
-def profile_for(technology: Technology, profiles: dict[str, Profile] | None = None) -> Profile | None:
+def profile_for(
+    technology: Technology, profiles: dict[str, Profile] | None = None
+) -> Profile | None:
     """The profile a link of this technology is judged against by default."""
     for profile in (profiles or bundled_profiles()).values():
         if technology in profile.default_for:

@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from contract.errors import WireError
+from contract.typed import split_validation_error
 
 SCHEMA = "qosfleet.result/1"
 TOPIC_PREFIX = "qos/v1"
@@ -48,12 +49,12 @@ class Frozen(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """Base of every wire type: immutable, keyword-only, defaults left off the wire."""
 
 
-class Clock(Frozen):
-    synced: bool
+class Clock(Frozen, frozen=True, kw_only=True):
+    synced: bool | None  # None: the probe could not tell
     offset_ms: float | None = None
 
 
-class Location(Frozen):
+class Location(Frozen, frozen=True, kw_only=True):
     province_code: Annotated[str, msgspec.Meta(pattern=r"^\d{2}$")]
     commune_code: Annotated[str, msgspec.Meta(pattern=r"^\d{5}$")]
     village: Name
@@ -61,14 +62,14 @@ class Location(Frozen):
     lon: Annotated[float, msgspec.Meta(ge=-180.0, le=180.0)]
 
 
-class Plan(Frozen):
+class Plan(Frozen, frozen=True, kw_only=True):
     """The subscribed plan's advertised rates (QCVN 34 Vd / Vu)."""
 
     download_mbps: Mbps
     upload_mbps: Mbps
 
 
-class Radio(Frozen):
+class Radio(Frozen, frozen=True, kw_only=True):
     rat: str | None = None
     rsrp_dbm: float | None = None
     rsrq_db: float | None = None
@@ -77,7 +78,7 @@ class Radio(Frozen):
     band: str | None = None
 
 
-class Link(Frozen):
+class Link(Frozen, frozen=True, kw_only=True):
     interface: Annotated[str, msgspec.Meta(min_length=1, max_length=15)]
     access: Access
     technology: Technology
@@ -86,13 +87,13 @@ class Link(Frozen):
     radio: Radio | None = None
 
 
-class Target(Frozen):
+class Target(Frozen, frozen=True, kw_only=True):
     id: Name
     address: Name
     ip_version: Literal[4, 6]
 
 
-class Throughput(Frozen):
+class Throughput(Frozen, frozen=True, kw_only=True):
     """One direction of a speed test. `mbps` = bytes / duration of the measured phase (QCVN)."""
 
     mbps: Mbps
@@ -102,7 +103,7 @@ class Throughput(Frozen):
     warmup_s: Seconds = 0.0
 
 
-class LatencyStats(Frozen):
+class LatencyStats(Frozen, frozen=True, kw_only=True):
     median_ms: Millis
     p95_ms: Millis
     jitter_ms: Millis
@@ -111,24 +112,24 @@ class LatencyStats(Frozen):
     method: LatencyMethod
 
 
-class Latency(Frozen):
+class Latency(Frozen, frozen=True, kw_only=True):
     idle: LatencyStats | None = None
     loaded: LatencyStats | None = None
 
 
-class Ipv6(Frozen):
+class Ipv6(Frozen, frozen=True, kw_only=True):
     status: Ipv6Status
     evidence: dict[str, str | int | float | bool] = {}
 
 
-class Measurements(Frozen):
+class Measurements(Frozen, frozen=True, kw_only=True):
     download: Throughput | None = None
     upload: Throughput | None = None
     latency: Latency | None = None
     ipv6: Ipv6 | None = None
 
 
-class Provenance(Frozen):
+class Provenance(Frozen, frozen=True, kw_only=True):
     agent_version: Name
     runner: Name
     tool_version: str | None = None
@@ -142,7 +143,7 @@ class Provenance(Frozen):
     confidence: Ratio | None = None
 
 
-class MeasurementError(Frozen):
+class MeasurementError(Frozen, frozen=True, kw_only=True):
     """Failure is data: a test that could not run is reported, never dropped."""
 
     stage: Name
@@ -150,7 +151,7 @@ class MeasurementError(Frozen):
     message: Annotated[str, msgspec.Meta(max_length=2000)]
 
 
-class Result(Frozen):
+class Result(Frozen, frozen=True, kw_only=True):
     schema: str
     id: uuid.UUID
     probe_id: ProbeId
@@ -177,7 +178,6 @@ def receipt_topic(probe_id: str) -> str:
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(Result)
-_AT = re.compile(r" - at `(?P<path>[^`]*)`$")
 
 
 def encode_result(result: Result) -> bytes:
@@ -195,11 +195,10 @@ def decode_result(data: bytes | str, *, now: datetime | None = None) -> Result:
     try:
         result = _decoder.decode(data)
     except msgspec.ValidationError as exc:
-        text = str(exc)
-        match = _AT.search(text)
-        field = match.group("path") if match else "$"
-        reason = _AT.sub("", text)
-        raise WireError(field, reason, "fix the sender to follow schema qosfleet.result/1") from exc
+        path, reason = split_validation_error(exc)
+        raise WireError(
+            f"$.{path}", reason, "fix the sender to follow schema qosfleet.result/1"
+        ) from exc
     except msgspec.DecodeError as exc:
         raise WireError("$", f"not valid JSON ({exc})", "send one UTF-8 JSON object") from exc
     check_result(result, now=now or datetime.now(UTC))
@@ -228,3 +227,25 @@ def check_result(result: Result, *, now: datetime) -> None:
         )
     if result.started_at < EARLIEST:
         raise WireError("$.started_at", f"{result.started_at.isoformat()} predates the fleet")
+
+
+class Receipt(Frozen, frozen=True, kw_only=True):
+    """The collector's word that a result is durably stored (or refused for good)."""
+
+    id: uuid.UUID
+    status: Literal["stored", "rejected"]
+    reason: str | None = None
+
+
+_receipt_decoder = msgspec.json.Decoder(Receipt)
+
+
+def encode_receipt(receipt: Receipt) -> bytes:
+    return _encoder.encode(receipt)
+
+
+def decode_receipt(data: bytes | str) -> Receipt:
+    try:
+        return _receipt_decoder.decode(data)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise WireError("$", f"not a receipt ({exc})") from exc

@@ -1,0 +1,72 @@
+"""`qos-collector`: serve (ingest) and evaluate (offline verdicts for campaign files)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+from collector.service import CollectorSettings, serve
+from contract.addresses import parse_host_port, parse_url
+from contract.errors import QosfleetError
+from contract.mqtt import BrokerConfig
+
+
+def _serve_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="qos-collector serve", description="ingest results")
+    parser.add_argument("--broker", default="mqtt://127.0.0.1:1883", help="default %(default)s")
+    parser.add_argument("--broker-username")
+    parser.add_argument("--broker-password")
+    parser.add_argument(
+        "--store", default="http://127.0.0.1:8428", help="VictoriaMetrics URL, default %(default)s"
+    )
+    parser.add_argument("--group", default="collectors", help="shared-subscription group")
+    parser.add_argument("--metrics-listen", default="127.0.0.1:9108", help="default %(default)s")
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING"])
+    return parser
+
+
+def run_serve(argv: Sequence[str]) -> int:
+    args = _serve_parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    try:
+        parse_url(args.store, option="--store", schemes=("http", "https"))
+        metrics_host, metrics_port = parse_host_port(args.metrics_listen, option="--metrics-listen")
+        broker = BrokerConfig(
+            url=args.broker, username=args.broker_username, password=args.broker_password
+        )
+        parse_url(broker.url, option="--broker", schemes=("mqtt", "mqtts"))
+        settings = CollectorSettings(
+            broker=broker,
+            store_url=args.store,
+            group=args.group,
+            metrics_host=metrics_host,
+            metrics_port=metrics_port,
+        )
+        asyncio.run(serve(settings))
+    except QosfleetError as exc:
+        print(f"qos-collector: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    commands = {"serve": run_serve}
+    if not args or args[0] not in commands:
+        print(
+            "usage: qos-collector {serve,evaluate} [options]  (--help after a command)",
+            file=sys.stderr,
+        )
+        return 2
+    return commands[args[0]](args[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

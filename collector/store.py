@@ -1,0 +1,88 @@
+"""Writing results to the time-series store as InfluxDB line protocol.
+
+VictoriaMetrics by default (it names a series `<measurement>_<field>`); the same line protocol works
+with InfluxDB 2/3. Labels are deterministic and the timestamp is the measurement's, so a result
+delivered twice lands on the same sample.
+"""
+
+from __future__ import annotations
+
+from influxdb_client.client.influxdb_client_async import InfluxDBClientAsync
+from influxdb_client.client.write.point import Point
+from influxdb_client.domain.write_precision import WritePrecision
+
+from contract.errors import ServiceError
+from contract.result import Result
+
+MEASUREMENT = "qos"
+BUCKET = "qosfleet"
+
+
+def labels(result: Result) -> dict[str, str]:
+    """The series identity of a result: where, which link, which target."""
+    location = result.location
+    return {
+        "probe": result.probe_id,
+        "province": location.province_code if location else "",
+        "commune": location.commune_code if location else "",
+        "village": location.village if location else "",
+        "access": result.link.access,
+        "technology": result.link.technology,
+        "operator": result.link.operator,
+        "interface": result.link.interface,
+        "target": result.target.id,
+        "ip_version": str(result.target.ip_version),
+    }
+
+
+def fields(result: Result) -> dict[str, float]:
+    """The numbers of one result; absent measurements are absent fields, not zeros."""
+    values: dict[str, float] = {
+        "bytes_used": float(result.provenance.bytes_used),
+        "probe_limited": float(result.provenance.probe_limited),
+        "errors": float(len(result.errors)),
+        "seq": float(result.seq),
+    }
+    measurements = result.measurements
+    if measurements.download:
+        values["download_mbps"] = measurements.download.mbps
+    if measurements.upload:
+        values["upload_mbps"] = measurements.upload.mbps
+    latency = measurements.latency
+    if latency and latency.idle:
+        values["latency_idle_median_ms"] = latency.idle.median_ms
+    if latency and latency.loaded:
+        values["latency_loaded_median_ms"] = latency.loaded.median_ms
+    return values
+
+
+def to_point(result: Result) -> Point:
+    point = Point(MEASUREMENT)
+    for key, value in labels(result).items():
+        if value:
+            point.tag(key, value)
+    for key, number in fields(result).items():
+        point.field(key, number)
+    return point.time(result.finished_at, WritePrecision.MS)
+
+
+class StoreWriter:
+    """An open connection to the store; `write` returns only when the store has the points."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        # VictoriaMetrics ignores token and org; InfluxDB 2 needs real ones (issue: store config).
+        self._client = InfluxDBClientAsync(url=url, token="qosfleet", org="qosfleet")  # noqa: S106
+        self._api = self._client.write_api()
+
+    async def write(self, results: list[Result]) -> None:
+        try:
+            await self._api.write(bucket=BUCKET, record=[to_point(r) for r in results])
+        except Exception as exc:  # the client raises many kinds: all mean "not stored"
+            raise ServiceError(
+                f"store at {self.url} did not take the write: {type(exc).__name__}: {exc}",
+                "check that VictoriaMetrics runs and --store points at it",
+            ) from exc
+
+    async def close(self) -> None:
+        await self._client.close()

@@ -1,0 +1,33 @@
+"""Parsing the HOST:PORT and URL strings people type on command lines."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from contract.errors import ConfigError
+
+MAX_PORT = 65535
+
+
+def parse_host_port(text: str, *, option: str) -> tuple[str, int]:
+    """'127.0.0.1:8080' or '[::1]:8080' -> (host, port); ConfigError naming the option."""
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not host:
+        raise ConfigError(option, f"{text!r} is not HOST:PORT", "e.g. 127.0.0.1:8080 or [::]:8080")
+    host = host.removeprefix("[").removesuffix("]")
+    if not port_text.isdigit() or not 0 < int(port_text) <= MAX_PORT:
+        raise ConfigError(option, f"port {port_text!r} is not a number from 1 to {MAX_PORT}")
+    return host, int(port_text)
+
+
+def parse_url(text: str, *, option: str, schemes: tuple[str, ...]) -> tuple[str, str, int | None]:
+    """Split a URL into (scheme, host, port), refusing schemes we do not speak."""
+    parts = urlsplit(text)
+    if parts.scheme not in schemes or not parts.hostname:
+        wanted = " or ".join(f"{s}://HOST:PORT" for s in schemes)
+        raise ConfigError(option, f"{text!r} is not a URL of the form {wanted}")
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigError(option, f"{text!r} has a bad port ({exc})") from exc
+    return parts.scheme, parts.hostname, port

@@ -1,0 +1,1 @@
+"""The lab: real services started on this machine, and villages built from network namespaces."""
