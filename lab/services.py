@@ -175,6 +175,17 @@ class VictoriaMetrics:
         result: list[dict[str, Any]] = answer["data"]["result"]
         return result
 
+    def wait_for(
+        self, promql: str, *, at: float | None = None, count: int = 1, timeout_s: float = 10.0
+    ) -> list[dict[str, Any]]:
+        """Poll until the query returns `count` series: fresh writes take ~1 s to be searchable."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            series = self.query(promql, at)
+            if len(series) >= count or time.monotonic() > deadline:
+                return series
+            time.sleep(0.2)
+
     def export(self, match: str) -> list[dict[str, Any]]:
         """Every raw sample of the series matching `match` (JSON lines of /api/v1/export)."""
         url = f"{self.url}/api/v1/export?{urllib.parse.urlencode({'match[]': match})}"

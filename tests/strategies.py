@@ -104,3 +104,34 @@ def results(draw: st.DrawFn) -> Result:
             )
         ),
     )
+
+
+def sample_result(
+    probe_id: str = "vn-79-test-probe",
+    *,
+    finished_at: datetime | None = None,
+    village: str = "Ấp Thạnh Hòa",
+    download_mbps: float = 43.0,
+) -> Result:
+    """One plain valid result measured just now (or at `finished_at`), for integration tests."""
+    finished = finished_at or datetime.now(UTC)
+    return Result(
+        schema=SCHEMA,
+        id=uuid7(),
+        probe_id=probe_id,
+        seq=1,
+        started_at=finished - timedelta(seconds=10),
+        finished_at=finished,
+        clock=Clock(synced=True),
+        location=Location(
+            province_code="79", commune_code="26734", village=village, lat=10.77, lon=106.70
+        ),
+        link=Link(interface="wwan0", access="mobile", technology="4g", operator="Viettel"),
+        target=Target(id="hcm1", address="198.18.0.1", ip_version=4),
+        measurements=Measurements(
+            download=Throughput(
+                mbps=download_mbps, bytes=int(download_mbps * 1.25e6 * 8), duration_s=8.0
+            )
+        ),
+        provenance=Provenance(agent_version="0.1.0", runner="http", bytes_used=60_000_000),
+    )

@@ -1,0 +1,118 @@
+"""The collector with real mosquitto and VictoriaMetrics: bad results counted, good stored."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+
+import aiomqtt
+import msgspec
+import pytest
+from prometheus_client import CollectorRegistry
+from uuid6 import uuid7
+
+from collector.service import CollectorSettings, serve
+from contract.mqtt import BrokerConfig, mqtt_client
+from contract.result import (
+    Receipt,
+    decode_receipt,
+    encode_result,
+    receipt_topic,
+    result_topic,
+)
+from lab.services import Mosquitto, VictoriaMetrics, free_port
+from tests.strategies import sample_result
+
+pytestmark = pytest.mark.integration
+
+
+@asynccontextmanager
+async def running_collector(broker: Mosquitto, store_url: str) -> AsyncIterator[CollectorRegistry]:
+    registry = CollectorRegistry()
+    settings = CollectorSettings(
+        broker=BrokerConfig(url=broker.url), store_url=store_url, metrics_port=free_port()
+    )
+    task = asyncio.create_task(serve(settings, registry))
+    async with asyncio.timeout(10):
+        while registry.get_sample_value("qos_collector_broker_connected") != 1.0:  # noqa: ASYNC110 - the gauge is what a user sees
+            await asyncio.sleep(0.05)
+    try:
+        yield registry
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
+async def _receipts(client: aiomqtt.Client, wanted: int, timeout_s: float) -> list[Receipt]:
+    received: list[Receipt] = []
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for message in client.messages:
+                assert isinstance(message.payload, bytes)
+                received.append(decode_receipt(message.payload))
+                if len(received) == wanted:
+                    break
+    except TimeoutError:
+        pass
+    return received
+
+
+async def test_bad_results_are_counted_by_reason_and_good_ones_stored(
+    broker: Mosquitto, store: VictoriaMetrics
+) -> None:
+    good = sample_result()
+    future = sample_result(finished_at=datetime.now(UTC) + timedelta(hours=2))
+    impostor = sample_result("vn-79-other-probe")
+    unlocated = msgspec.structs.replace(sample_result(), location=None)
+    async with running_collector(broker, store.url) as registry:
+        async with mqtt_client(BrokerConfig(url=broker.url), identifier="test-probe") as client:
+            await client.subscribe(receipt_topic(good.probe_id), qos=1)
+            topic = result_topic(good.probe_id)
+            await client.publish(topic, b"{not json", qos=1)
+            await client.publish(topic, b"\xff\x00\x13", qos=1)
+            await client.publish(topic, encode_result(future), qos=1)
+            await client.publish(topic, encode_result(impostor), qos=1)
+            await client.publish(topic, encode_result(unlocated), qos=1)
+            await client.publish(topic, encode_result(good), qos=1)
+            receipts = await _receipts(client, 1, timeout_s=10)
+        assert receipts == [Receipt(id=good.id, status="stored")]
+
+        def rejected(reason: str) -> float | None:
+            return registry.get_sample_value(
+                "qos_collector_results_rejected_total", {"reason": reason}
+            )
+
+        assert rejected("malformed") == 3.0
+        assert rejected("topic-mismatch") == 1.0
+        assert rejected("not-enrolled") == 1.0
+        assert registry.get_sample_value("qos_collector_results_accepted_total") == 1.0
+
+    series = store.wait_for(
+        f'{{__name__=~"qos_.+", probe="{good.probe_id}"}}', at=good.finished_at.timestamp()
+    )
+    names = {s["metric"]["__name__"] for s in series}
+    assert "qos_bytes_used" in names
+    assert all(s["metric"]["village"] == "Ấp Thạnh Hòa" for s in series)
+
+
+async def test_store_down_means_no_receipt_and_no_crash(broker: Mosquitto) -> None:
+    closed_port = free_port()
+    result = sample_result()
+    async with running_collector(broker, f"http://127.0.0.1:{closed_port}") as registry:
+        async with mqtt_client(BrokerConfig(url=broker.url), identifier="test-probe") as client:
+            await client.subscribe(receipt_topic(result.probe_id), qos=1)
+            await client.publish(result_topic(result.probe_id), encode_result(result), qos=1)
+            receipts = await _receipts(client, 1, timeout_s=3)
+        assert receipts == []
+        assert registry.get_sample_value("qos_collector_store_write_errors_total") == 1.0
+        assert registry.get_sample_value("qos_collector_results_accepted_total") == 0.0
+        assert registry.get_sample_value("qos_collector_broker_connected") == 1.0
+
+
+def test_receipt_wire_format_is_small_json() -> None:
+    receipt = Receipt(id=uuid7(), status="stored")
+    assert set(json.loads(msgspec.json.encode(receipt))) == {"id", "status"}
