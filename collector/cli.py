@@ -8,6 +8,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from collector.evaluate import run_evaluate
 from collector.service import CollectorSettings, serve
 from contract.addresses import parse_host_port, parse_url
 from contract.errors import QosfleetError
@@ -58,7 +59,7 @@ def run_serve(argv: Sequence[str]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    commands = {"serve": run_serve}
+    commands = {"serve": run_serve, "evaluate": run_evaluate}
     if not args or args[0] not in commands:
         print(
             "usage: qos-collector {serve,evaluate} [options]  (--help after a command)",

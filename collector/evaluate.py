@@ -1,0 +1,346 @@
+"""`qos-collector evaluate`: judge a campaign CSV against a QCVN profile, offline.
+
+The CSV has a header line; `timestamp` (ISO 8601, naive = UTC) and `download_mbps` are required,
+`upload_mbps`, `rtt_ms`, `status` (ok | failed | probe_limited) and `setting` (indoor |
+outdoor_fixed | outdoor_moving) are optional. A bad row is reported by line number and skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Final, get_args
+
+import msgspec
+
+from collector.compliance import (
+    Check,
+    Sample,
+    SampleStatus,
+    Setting,
+    Verdict,
+    evaluate_compliance,
+)
+from contract.errors import QosfleetError
+from contract.profiles import Profile, bundled_profiles, load_profiles
+from contract.result import MAX_MBPS, Plan
+
+PROG = "qos-collector evaluate"
+REQUIRED_COLUMNS: Final = ("timestamp", "download_mbps")
+OPTIONAL_COLUMNS: Final = ("upload_mbps", "rtt_ms", "status", "setting")
+# An RTT beyond ten minutes is a broken clock or a unit mix-up, not a latency.
+MAX_RTT_MS = 600_000.0
+STATUSES: Final[tuple[str, ...]] = get_args(SampleStatus)
+SETTINGS: Final[tuple[str, ...]] = get_args(Setting)
+_MARK = {True: "✓", False: "✗", None: "?"}
+
+
+class BadRow(msgspec.Struct, frozen=True, kw_only=True):
+    line: int
+    reason: str
+
+
+class Campaign(msgspec.Struct, frozen=True, kw_only=True):
+    samples: tuple[Sample, ...]
+    bad_rows: tuple[BadRow, ...]
+
+
+# A DictReader row: surplus fields go under the key None as a list, short rows hold None.
+_Row = Mapping[str | None, str | list[str] | None]
+
+
+class _RowError(Exception):
+    """Why one CSV row cannot become a sample; the row is skipped, the file goes on."""
+
+
+def _text(row: _Row, column: str) -> str | None:
+    value = row.get(column)
+    if not isinstance(value, str):
+        return None
+    return value.strip() or None
+
+
+def _number(row: _Row, column: str, ceiling: float) -> float | None:
+    text = _text(row, column)
+    if text is None:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise _RowError(f"{column} {text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise _RowError(f"{column} {text!r} is not a finite number")
+    if value < 0:
+        raise _RowError(f"{column} {text!r} is negative")
+    if value > ceiling:
+        raise _RowError(f"{column} {text!r} is above {ceiling:g}, not believable")
+    return value
+
+
+def parse_time(text: str) -> datetime:
+    """ISO 8601 to an aware UTC time; a time without zone is taken as UTC."""
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def _choice(row: _Row, column: str, allowed: tuple[str, ...]) -> str | None:
+    text = _text(row, column)
+    if text is not None and text not in allowed:
+        raise _RowError(f"{column} {text!r} is not one of {', '.join(allowed)}")
+    return text
+
+
+def _sample(row: _Row) -> Sample:
+    # Surplus fields are most likely an unquoted comma inside a value.
+    if None in row:
+        raise _RowError("has more fields than the header")
+    stamp = _text(row, "timestamp")
+    if stamp is None:
+        raise _RowError("timestamp is missing")
+    try:
+        timestamp = parse_time(stamp)
+    except ValueError:
+        raise _RowError(f"timestamp {stamp!r} is not an ISO 8601 time") from None
+    status = _choice(row, "status", STATUSES) or "ok"
+    setting = _choice(row, "setting", SETTINGS) or "outdoor_fixed"
+    download = _number(row, "download_mbps", MAX_MBPS)
+    if download is None and status != "failed":
+        raise _RowError("download_mbps is missing; only a failed row may leave it empty")
+    return msgspec.convert(
+        {
+            "timestamp": timestamp,
+            "download_mbps": download,
+            "upload_mbps": _number(row, "upload_mbps", MAX_MBPS),
+            "rtt_ms": _number(row, "rtt_ms", MAX_RTT_MS),
+            "status": status,
+            "setting": setting,
+        },
+        Sample,
+    )
+
+
+def parse_campaign(lines: Iterable[str]) -> Campaign:
+    """Rows of a campaign CSV to samples; bad rows are kept aside with their line numbers."""
+    reader = csv.DictReader(lines)
+    if reader.fieldnames is None:
+        raise QosfleetError(
+            "the file is empty",
+            f"start it with a header line: {','.join(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)}",
+        )
+    reader.fieldnames = [name.strip() for name in reader.fieldnames]
+    missing = [column for column in REQUIRED_COLUMNS if column not in reader.fieldnames]
+    if missing:
+        raise QosfleetError(
+            f"the header has no {', '.join(missing)} column",
+            f"the header line must name at least {','.join(REQUIRED_COLUMNS)}",
+        )
+    samples: list[Sample] = []
+    bad_rows: list[BadRow] = []
+    try:
+        for row in reader:
+            try:
+                samples.append(_sample(row))
+            except _RowError as exc:
+                bad_rows.append(BadRow(line=reader.line_num, reason=str(exc)))
+    except csv.Error as exc:
+        raise QosfleetError(
+            f"line {reader.line_num}: not valid CSV ({exc})", "fix the quoting on that line"
+        ) from exc
+    return Campaign(samples=tuple(samples), bad_rows=tuple(bad_rows))
+
+
+def read_campaign(path: Path) -> Campaign:
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            return parse_campaign(handle)
+    except FileNotFoundError:
+        raise QosfleetError(f"{path}: no such file", "check the --input path") from None
+    except UnicodeDecodeError:
+        raise QosfleetError(f"{path}: not UTF-8 text", "save the CSV as UTF-8") from None
+    except OSError as exc:
+        raise QosfleetError(f"{path}: cannot read ({exc.strerror})", "check the path") from exc
+    except QosfleetError as exc:
+        raise QosfleetError(f"{path}: {exc.message}", exc.hint) from exc
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (math.isfinite(value) and 0 < value <= MAX_MBPS):
+        raise argparse.ArgumentTypeError(f"{text!r} must be above 0 and at most {MAX_MBPS:g}")
+    return value
+
+
+def _window_days(text: str) -> int:
+    try:
+        days = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of days") from None
+    if days < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return days
+
+
+def _now(text: str) -> datetime:
+    try:
+        return parse_time(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--profile", required=True, help="profile name, e.g. 4g, 5g, fixed")
+    parser.add_argument(
+        "--profiles", type=Path, help="a profiles TOML file instead of the bundled one"
+    )
+    parser.add_argument("--input", type=Path, required=True, help="the campaign CSV file")
+    parser.add_argument(
+        "--plan-download-mbps", type=_positive, help="the plan's advertised download rate (Vd)"
+    )
+    parser.add_argument(
+        "--plan-upload-mbps", type=_positive, help="the plan's advertised upload rate (Vu)"
+    )
+    parser.add_argument(
+        "--now",
+        type=_now,
+        help="end of the window, ISO 8601 (default: the latest timestamp in the file)",
+    )
+    parser.add_argument(
+        "--window-days",
+        type=_window_days,
+        default=30,
+        help="length of the window in days (default %(default)s)",
+    )
+    parser.add_argument("--json", action="store_true", help="print the verdict as JSON")
+    return parser
+
+
+def _choose_profile(args: argparse.Namespace) -> Profile:
+    profiles = load_profiles(args.profiles) if args.profiles else bundled_profiles()
+    profile = profiles.get(args.profile)
+    if profile is None:
+        raise QosfleetError(
+            f"unknown profile {args.profile!r}",
+            f"choose one of: {', '.join(sorted(profiles))}",
+        )
+    return profile
+
+
+def _plan(args: argparse.Namespace) -> Plan | None:
+    download, upload = args.plan_download_mbps, args.plan_upload_mbps
+    if download is None and upload is None:
+        return None
+    if download is None or upload is None:
+        raise QosfleetError(
+            "--plan-download-mbps and --plan-upload-mbps go together",
+            "give both advertised rates of the subscribed plan (QCVN 34 judges both directions)",
+        )
+    return Plan(download_mbps=download, upload_mbps=upload)
+
+
+def _value(value: float | None, unit: str) -> str:
+    if value is None:
+        return "-"
+    if unit == "share":
+        return f"{value:.1%}"
+    return f"{value:.2f} {unit}"
+
+
+def _check_line(check: Check) -> str:
+    mark = "-" if check.skipped else _MARK[check.passed]
+    line = f"  {mark} {check.name}: {_value(check.statistic, check.unit)}"
+    if check.ci_low is not None and check.ci_high is not None:
+        line += (
+            f", 95 % CI [{_value(check.ci_low, check.unit)}, {_value(check.ci_high, check.unit)}]"
+        )
+    if check.note:
+        line += f" ({check.note})"
+    return line
+
+
+def summary(verdict: Verdict, profile: Profile, bad_rows: int) -> str:
+    """A few plain lines: the verdict, n, the mean with its interval, each check, the method."""
+    lines = [f"{profile.name}: {verdict.status.upper()} ({profile.title})"]
+    if verdict.early_warning:
+        lines.append("early warning: a whole 95 % interval lies on the failing side (provisional)")
+    if verdict.national_target is not None:
+        lines.append(
+            f"plan conformity: {verdict.plan_conformity or 'not judged (no plan given)'};"
+            f" national target: {verdict.national_target}"
+        )
+    lines.append(
+        f"n {verdict.n} / {verdict.n_required} required"
+        f" ({verdict.n_failed} failed, {verdict.n_probe_limited} probe-limited);"
+        f" window {verdict.window_start.isoformat()} .. {verdict.window_end.isoformat()}"
+    )
+    mean = f"download mean {_value(verdict.mean_download_mbps, 'Mb/s')}"
+    if verdict.ci_low is not None and verdict.ci_high is not None:
+        mean += f", 95 % CI [{verdict.ci_low:.2f}, {verdict.ci_high:.2f}]"
+    lines.append(mean)
+    lines.extend(_check_line(check) for check in verdict.checks)
+    mix, required = verdict.sample_mix, verdict.sample_mix_required
+    counts = {
+        "indoor": (mix.indoor, required.indoor if required else None),
+        "outdoor fixed": (mix.outdoor_fixed, required.outdoor_fixed if required else None),
+        "moving": (mix.outdoor_moving, required.outdoor_moving if required else None),
+    }
+    mix_text = ", ".join(
+        f"{name} {count}" + (f"/{need}" if need is not None else "")
+        for name, (count, need) in counts.items()
+    )
+    lines.append(f"method: {verdict.method} (sample mix: {mix_text})")
+    if bad_rows:
+        lines.append(f"skipped {bad_rows} bad row(s), listed on stderr")
+    return "\n".join(lines)
+
+
+def _evaluate(args: argparse.Namespace) -> tuple[Verdict, Profile, Campaign]:
+    profile = _choose_profile(args)
+    plan = _plan(args)
+    campaign = read_campaign(args.input)
+    for bad in campaign.bad_rows:
+        print(f"line {bad.line}: {bad.reason}", file=sys.stderr)
+    if not campaign.samples:
+        raise QosfleetError(
+            f"{args.input}: no valid rows ({len(campaign.bad_rows)} bad)",
+            "see the lines listed above; the format is in `qos-collector evaluate --help`",
+        )
+    # A historic campaign is judged over its own window, not the one ending today.
+    now = args.now or max(sample.timestamp for sample in campaign.samples)
+    verdict = evaluate_compliance(
+        campaign.samples,
+        profile,
+        now=now,
+        window=timedelta(days=args.window_days),
+        plan=plan,
+    )
+    return verdict, profile, campaign
+
+
+def run_evaluate(argv: Sequence[str] | None = None) -> int:
+    """Evaluate one campaign; 0 whatever the verdict, 2 when it could not be evaluated."""
+    args = build_parser().parse_args(argv)
+    try:
+        verdict, profile, campaign = _evaluate(args)
+    except QosfleetError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        report = msgspec.to_builtins(verdict)
+        report["bad_rows"] = len(campaign.bad_rows)
+        print(msgspec.json.format(msgspec.json.encode(report), indent=2).decode())
+    else:
+        print(summary(verdict, profile, len(campaign.bad_rows)))
+    return 0
