@@ -2,7 +2,7 @@
 
 VictoriaMetrics by default (it names a series `<measurement>_<field>`); the same line protocol works
 with InfluxDB 2/3. Labels are deterministic and the timestamp is the measurement's, so a result
-delivered twice lands on the same sample.
+delivered twice lands on the same sample. dashboards/SERIES.md lists every series.
 """
 
 from __future__ import annotations
@@ -37,22 +37,30 @@ def labels(result: Result) -> dict[str, str]:
 
 def fields(result: Result) -> dict[str, float]:
     """The numbers of one result; absent measurements are absent fields, not zeros."""
+    measurements = result.measurements
     values: dict[str, float] = {
         "bytes_used": float(result.provenance.bytes_used),
         "probe_limited": float(result.provenance.probe_limited),
         "errors": float(len(result.errors)),
+        "attempt_failed": float(measurements.download is None and bool(result.errors)),
         "seq": float(result.seq),
     }
-    measurements = result.measurements
-    if measurements.download:
-        values["download_mbps"] = measurements.download.mbps
-    if measurements.upload:
-        values["upload_mbps"] = measurements.upload.mbps
+    optional: dict[str, float | None] = {
+        "download_mbps": measurements.download.mbps if measurements.download else None,
+        "upload_mbps": measurements.upload.mbps if measurements.upload else None,
+        "clock_synced": None if result.clock.synced is None else float(result.clock.synced),
+        "ipv6_works": float(measurements.ipv6.status == "works") if measurements.ipv6 else None,
+        "lat": result.location.lat if result.location else None,
+        "lon": result.location.lon if result.location else None,
+        "plan_download_mbps": result.link.plan.download_mbps if result.link.plan else None,
+        "plan_upload_mbps": result.link.plan.upload_mbps if result.link.plan else None,
+    }
     latency = measurements.latency
     if latency and latency.idle:
-        values["latency_idle_median_ms"] = latency.idle.median_ms
+        optional["latency_idle_median_ms"] = latency.idle.median_ms
     if latency and latency.loaded:
-        values["latency_loaded_median_ms"] = latency.loaded.median_ms
+        optional["latency_loaded_median_ms"] = latency.loaded.median_ms
+    values.update({key: value for key, value in optional.items() if value is not None})
     return values
 
 
