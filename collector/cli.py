@@ -25,6 +25,13 @@ def _serve_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--group", default="collectors", help="shared-subscription group")
     parser.add_argument("--metrics-listen", default="127.0.0.1:9108", help="default %(default)s")
+    parser.add_argument(
+        "--verdict-interval",
+        type=float,
+        default=60.0,
+        help="seconds between per-area verdict refreshes (0: off), default %(default)s",
+    )
+    parser.add_argument("--profiles", help="QCVN profiles TOML (default: the bundled one)")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING"])
     return parser
 
@@ -47,6 +54,8 @@ def run_serve(argv: Sequence[str]) -> int:
             group=args.group,
             metrics_host=metrics_host,
             metrics_port=metrics_port,
+            verdict_interval_s=args.verdict_interval,
+            profiles_path=args.profiles,
         )
         asyncio.run(serve(settings))
     except QosfleetError as exc:

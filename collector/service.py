@@ -7,6 +7,7 @@ import logging
 import os
 import random
 from datetime import UTC, datetime
+from pathlib import Path
 
 import aiomqtt
 import msgspec
@@ -17,8 +18,10 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from collector.ingest import ResultRejectedError, validate
 from collector.metrics import CollectorMetrics
 from collector.store import StoreWriter
+from collector.verdicts import keep_verdicts_fresh
 from contract.errors import ServiceError
 from contract.mqtt import BrokerConfig, mqtt_client
+from contract.profiles import bundled_profiles, load_profiles
 from contract.result import TOPIC_PREFIX, Receipt, encode_receipt, receipt_topic
 
 log = logging.getLogger("qosfleet.collector")
@@ -33,6 +36,9 @@ class CollectorSettings(msgspec.Struct, frozen=True, kw_only=True):
     group: str = "collectors"
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 9108
+    # Seconds between refreshes of the per-area verdict series; 0 leaves it to another instance.
+    verdict_interval_s: float = 60.0
+    profiles_path: str | None = None
 
 
 def subscription(group: str) -> str:
@@ -111,6 +117,8 @@ def metrics_app(registry: CollectorRegistry) -> web.Application:
 async def serve(settings: CollectorSettings, registry: CollectorRegistry | None = None) -> None:
     """Run the collector until cancelled."""
     registry = registry or CollectorRegistry()
+    path = settings.profiles_path
+    profiles = load_profiles(Path(path)) if path else bundled_profiles()
     collector = Collector(settings, registry)
     runner = web.AppRunner(metrics_app(registry), access_log=None)
     await runner.setup()
@@ -125,7 +133,15 @@ async def serve(settings: CollectorSettings, registry: CollectorRegistry | None 
                 "choose a free port with --metrics-listen",
             ) from exc
         log.info("metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port)
-        await collector.consume()
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(collector.consume(), name="consume")
+            if settings.verdict_interval_s > 0:
+                tasks.create_task(
+                    keep_verdicts_fresh(
+                        collector.store, profiles, interval_s=settings.verdict_interval_s
+                    ),
+                    name="verdicts",
+                )
     finally:
         await collector.close()
         await runner.cleanup()

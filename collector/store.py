@@ -7,6 +7,9 @@ delivered twice lands on the same sample. dashboards/SERIES.md lists every serie
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import datetime
+
 from influxdb_client.client.influxdb_client_async import InfluxDBClientAsync
 from influxdb_client.client.write.point import Point
 from influxdb_client.domain.write_precision import WritePrecision
@@ -64,14 +67,22 @@ def fields(result: Result) -> dict[str, float]:
     return values
 
 
+def make_point(
+    measurement: str, tags: Mapping[str, str], values: Mapping[str, float | None], at: datetime
+) -> Point:
+    """One line of line protocol; empty tags and None values are left out."""
+    point = Point(measurement)
+    for key, tag in tags.items():
+        if tag:
+            point.tag(key, tag)
+    for key, number in values.items():
+        if number is not None:
+            point.field(key, number)
+    return point.time(at, WritePrecision.MS)
+
+
 def to_point(result: Result) -> Point:
-    point = Point(MEASUREMENT)
-    for key, value in labels(result).items():
-        if value:
-            point.tag(key, value)
-    for key, number in fields(result).items():
-        point.field(key, number)
-    return point.time(result.finished_at, WritePrecision.MS)
+    return make_point(MEASUREMENT, labels(result), fields(result), result.finished_at)
 
 
 class StoreWriter:
@@ -84,8 +95,11 @@ class StoreWriter:
         self._api = self._client.write_api()
 
     async def write(self, results: list[Result]) -> None:
+        await self.write_points([to_point(result) for result in results])
+
+    async def write_points(self, points: list[Point]) -> None:
         try:
-            await self._api.write(bucket=BUCKET, record=[to_point(r) for r in results])
+            await self._api.write(bucket=BUCKET, record=points)
         except Exception as exc:  # the client raises many kinds: all mean "not stored"
             raise ServiceError(
                 f"store at {self.url} did not take the write: {type(exc).__name__}: {exc}",

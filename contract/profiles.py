@@ -88,9 +88,7 @@ def bundled_profiles() -> dict[str, Profile]:
     return load_profiles(BUNDLED)
 
 
-def profile_for(
-    technology: Technology, profiles: dict[str, Profile] | None = None
-) -> Profile | None:
+def profile_for(technology: str, profiles: dict[str, Profile] | None = None) -> Profile | None:
     """The profile a link of this technology is judged against by default."""
     for profile in (profiles or bundled_profiles()).values():
         if technology in profile.default_for:

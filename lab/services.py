@@ -178,13 +178,19 @@ class VictoriaMetrics:
     def wait_for(
         self, promql: str, *, at: float | None = None, count: int = 1, timeout_s: float = 10.0
     ) -> list[dict[str, Any]]:
-        """Poll until the query returns `count` series: fresh writes take ~1 s to be searchable."""
+        """Poll until the query returns `count` series; fresh writes are flushed first."""
         deadline = time.monotonic() + timeout_s
+        self.flush()
         while True:
             series = self.query(promql, at)
             if len(series) >= count or time.monotonic() > deadline:
                 return series
             time.sleep(0.2)
+
+    def flush(self) -> None:
+        """Make everything written so far searchable now (VictoriaMetrics force_flush)."""
+        with urllib.request.urlopen(f"{self.url}/internal/force_flush", timeout=10):  # noqa: S310
+            pass
 
     def export(self, match: str) -> list[dict[str, Any]]:
         """Every raw sample of the series matching `match` (JSON lines of /api/v1/export)."""
