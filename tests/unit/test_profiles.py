@@ -38,7 +38,7 @@ def test_bundled_profiles_carry_the_qcvn_targets() -> None:
     ("technology", "profile"), [("4g", "4g"), ("5g", "5g"), ("ftth", "fixed"), ("cable", "fixed")]
 )
 def test_each_technology_has_its_default_profile(technology: str, profile: str) -> None:
-    found = profile_for(technology)  # type: ignore[arg-type]
+    found = profile_for(technology)
     assert found is not None
     assert found.name == profile
 
