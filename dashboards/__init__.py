@@ -1,0 +1,1 @@
+"""Grafana dashboards as code: generated JSON, provisioning, and a Grafana-free PNG renderer."""

@@ -1,0 +1,156 @@
+"""Every dashboard query runs against a real VictoriaMetrics holding lab-like data.
+
+Grafana is not installable here: the store is seeded with results, verdicts, fleet state and
+collector metrics as the collector and a scrape would write them, then each panel's queries are
+run with the variables and interval macros substituted as Grafana would, and rendered to PNG.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import matplotlib.image
+import pytest
+
+from dashboards.promql import (
+    Json,
+    Store,
+    Window,
+    load_dashboards,
+    options,
+    panels,
+    resolve_variables,
+    run_target,
+    variables,
+)
+from dashboards.render import merged_rows, query_panel, render_all
+from dashboards.seed import DEMO_LINKS, seed
+from lab.services import VictoriaMetrics, victoria_metrics
+
+pytestmark = pytest.mark.integration
+
+SEED_HOURS = 7.0  # an hour more than the window, so hourly windows are full from its start
+WINDOW_HOURS = 6.0
+DASHBOARDS = load_dashboards()
+# The seeded verdicts: A is under 40 Mb/s and D under 1 Gb/s with enough samples, B and C pass,
+# E has 200 of the 1,500 samples its profile needs.
+VERDICTS = {"Na Sang": 0, "Huoi Mun": 1, "Pa Tan": 1, "Phuc Xa": 0, "Plei Op": -1}
+
+
+class Seeded:
+    def __init__(self, service: VictoriaMetrics, now: float) -> None:
+        self.service = service
+        self.store = Store(service.url)
+        self.window = Window.last(WINDOW_HOURS, now=now)
+        self.now = now
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
+    """One store for the module: seeding is the slow part, and the tests only read."""
+    with victoria_metrics(tmp_path_factory.mktemp("victoria-metrics")) as service:
+        now = time.time()
+        seed(service.url, hours=SEED_HOURS, now=now)
+        assert len(service.wait_for("qos_seq", at=now, count=len(DEMO_LINKS) - 1)) >= 4
+        yield Seeded(service, now)
+
+
+def assignments(dashboard: Json, seeded: Seeded) -> list[dict[str, str]]:
+    """Grafana's first load, then each value of the first query variable with the rest chained.
+
+    Some series exist only for some links (a plan only on fixed lines), so a query must find
+    data under at least one of these, and must be accepted by the store under all of them.
+    """
+    found = [resolve_variables(dashboard, seeded.store, seeded.window)]
+    queried = [v for v in variables(dashboard) if v["type"] == "query"]
+    if queried:
+        first = queried[0]
+        found.extend(
+            resolve_variables(
+                dashboard,
+                seeded.store,
+                seeded.window,
+                {first["name"]: value},
+                saved_defaults=False,
+            )
+            for value in options(first, seeded.store, seeded.window, {})
+        )
+    return found
+
+
+@pytest.mark.parametrize("dashboard", DASHBOARDS, ids=lambda d: str(d["uid"]))
+def test_every_panel_query_returns_series(dashboard: Json, seeded: Seeded) -> None:
+    with_data: set[tuple[str, str]] = set()
+    every = {(panel["title"], t["refId"]) for panel in panels(dashboard) for t in panel["targets"]}
+    for values in assignments(dashboard, seeded):
+        for panel in panels(dashboard):
+            for target in panel["targets"]:
+                # A query the store rejects raises here, whatever the variables.
+                if run_target(seeded.store, target, values, seeded.window):
+                    with_data.add((panel["title"], target["refId"]))
+    assert every - with_data == set()
+
+
+def test_variables_resolve_to_seeded_values(seeded: Seeded) -> None:
+    (area,) = (d for d in DASHBOARDS if d["uid"] == "qosfleet-area")
+    values = resolve_variables(area, seeded.store, seeded.window, saved_defaults=False)
+    villages = sorted(link.village for link in DEMO_LINKS)
+    assert values["level"] == "village"
+    assert values["village"].replace("\\\\", "") in villages
+    (probe,) = (d for d in DASHBOARDS if d["uid"] == "qosfleet-probe")
+    offered = options(variables(probe)[0], seeded.store, seeded.window, {})
+    assert offered == sorted(link.probe for link in DEMO_LINKS)
+
+
+def stat_values(dashboard_uid: str, title: str, seeded: Seeded) -> list[float]:
+    (dashboard,) = (d for d in DASHBOARDS if d["uid"] == dashboard_uid)
+    (panel,) = (p for p in panels(dashboard) if p["title"] == title)
+    values = resolve_variables(dashboard, seeded.store, seeded.window)
+    return [
+        s.last for r in query_panel(seeded.store, panel, values, seeded.window) for s in r.series
+    ]
+
+
+def test_overview_counts_the_seeded_verdicts(seeded: Seeded) -> None:
+    assert stat_values("qosfleet-overview", "Village verdicts: pass", seeded) == [2]
+    assert stat_values("qosfleet-overview", "Village verdicts: fail", seeded) == [2]
+    assert stat_values("qosfleet-overview", "Village verdicts: insufficient data", seeded) == [1]
+    assert stat_values("qosfleet-overview", "Early warnings", seeded) == [1]
+    assert stat_values("qosfleet-fleet", "Probes offline", seeded) == [1]
+
+
+def test_map_places_every_village_with_its_verdict(seeded: Seeded) -> None:
+    (overview,) = (d for d in DASHBOARDS if d["uid"] == "qosfleet-overview")
+    (geomap,) = (p for p in panels(overview) if p["type"] == "geomap")
+    values = resolve_variables(overview, seeded.store, seeded.window)
+    _, rows = merged_rows(geomap, query_panel(seeded.store, geomap, values, seeded.window))
+    placed: dict[Any, tuple[Any, Any, Any]] = {
+        row["village"]: (row["lat"], row["lon"], row["status"]) for row in rows
+    }
+    assert placed == {
+        link.village: (link.lat, link.lon, VERDICTS[link.village]) for link in DEMO_LINKS
+    }
+
+
+def test_render_writes_one_png_per_dashboard(seeded: Seeded, tmp_path: Path) -> None:
+    written = render_all(
+        seeded.service.url,
+        tmp_path,
+        hours=WINDOW_HOURS,
+        now=seeded.now,
+        chosen={"village": "Na Sang"},
+    )
+    assert sorted(path.name for path in written) == sorted(
+        f"{name}.png" for name in ("area", "fleet", "overview", "probe")
+    )
+    for path in written:
+        assert path.stat().st_size > 50_000, path
+        pixels = matplotlib.image.imread(path)
+        height, width, channels = pixels.shape
+        assert width == 1800
+        assert 600 < height < 2000
+        assert channels in {3, 4}
+        assert pixels.std() > 0.05, f"{path.name} is blank"
