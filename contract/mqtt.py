@@ -3,34 +3,60 @@
 from __future__ import annotations
 
 import ssl
+from typing import Literal, NamedTuple
 
 import aiomqtt
 
 from contract.addresses import parse_url
+from contract.errors import ConfigError
 from contract.typed import Strict
 
 DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
+# A broker's Unix socket, e.g. unix:///run/qosfleet/mqtt.sock: the lab's villages live in their own
+# network namespaces and reach the broker on the host's loopback through the shared filesystem.
+UNIX_PREFIX = "unix://"
 
 
 class BrokerConfig(Strict, frozen=True, kw_only=True):
     url: str = "mqtt://127.0.0.1:1883"
     username: str | None = None
     password: str | None = None
+    # PEM file of the CA that signed the broker's certificate (mqtts:// with a private CA).
+    ca_file: str | None = None
+
+
+class BrokerEndpoint(NamedTuple):
+    host: str  # a host name, or the socket's path for transport "unix"
+    port: int
+    transport: Literal["tcp", "unix"]
+    tls: bool
+
+
+def broker_endpoint(url: str, *, option: str = "broker.url") -> BrokerEndpoint:
+    """Check and split a broker URL: mqtt://HOST:PORT, mqtts://HOST:PORT or unix:///PATH."""
+    if url.startswith(UNIX_PREFIX):
+        path = url.removeprefix(UNIX_PREFIX)
+        if not path.startswith("/"):
+            raise ConfigError(option, f"{url!r} needs an absolute socket path: unix:///PATH")
+        return BrokerEndpoint(path, 0, "unix", tls=False)
+    scheme, host, port = parse_url(url, option=option, schemes=("mqtt", "mqtts"))
+    return BrokerEndpoint(host, port or DEFAULT_PORTS[scheme], "tcp", tls=scheme == "mqtts")
 
 
 def mqtt_client(
     broker: BrokerConfig, *, identifier: str, will: aiomqtt.Will | None = None
 ) -> aiomqtt.Client:
     """An MQTT v5 client for `broker` (TLS when the URL says mqtts://)."""
-    scheme, host, port = parse_url(broker.url, option="broker.url", schemes=("mqtt", "mqtts"))
+    endpoint = broker_endpoint(broker.url)
     return aiomqtt.Client(
-        host,
-        port or DEFAULT_PORTS[scheme],
+        endpoint.host,
+        endpoint.port,
+        transport=endpoint.transport,
         identifier=identifier,
         username=broker.username,
         password=broker.password,
         protocol=aiomqtt.ProtocolVersion.V5,
-        tls_context=ssl.create_default_context() if scheme == "mqtts" else None,
+        tls_context=ssl.create_default_context(cafile=broker.ca_file) if endpoint.tls else None,
         will=will,
         timeout=10,
     )

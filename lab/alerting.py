@@ -23,6 +23,20 @@ RULES_FILE = DEPLOY / "alerts" / "qosfleet.rules.yml"
 ALERTMANAGER_CONFIG = DEPLOY / "alertmanager.yml"
 
 
+def rules_with_short_for(target: Path, duration: str) -> Path:
+    """The shipped rule file with every `for` shortened: a lab sees real rules fire in seconds."""
+    import yaml  # noqa: PLC0415 - only the lab and tests rewrite rule files
+
+    document = yaml.safe_load(RULES_FILE.read_text(encoding="utf-8"))
+    for group in document["groups"]:
+        for rule in group["rules"]:
+            if "for" in rule:
+                rule["for"] = duration
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    return target
+
+
 @dataclass
 class Alertmanager:
     service: Service

@@ -14,10 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from contract.errors import ServiceError
-from lab.alerting import RULES_FILE, Alertmanager, alertmanager, vmalert
+from lab.alerting import RULES_FILE, Alertmanager, alertmanager, rules_with_short_for, vmalert
 from lab.services import VictoriaMetrics
 
 pytestmark = pytest.mark.integration
@@ -35,18 +34,6 @@ PASSING_VILLAGE = FAILING_VILLAGE | {"village": "Ban Phai"}
 # Long enough to pass through vmalert's pending state, short enough for a test.
 SHORT_FOR = "2s"
 ALERT_TIMEOUT_S = 30.0
-
-
-def rules_with_short_for(target: Path) -> Path:
-    """The real rule file with every `for` shortened, so the test checks the rules we ship."""
-    document = yaml.safe_load(RULES_FILE.read_text(encoding="utf-8"))
-    for group in document["groups"]:
-        for rule in group["rules"]:
-            if "for" in rule:
-                rule["for"] = SHORT_FOR
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
-    return target
 
 
 def escape_tag(value: str) -> str:
@@ -97,7 +84,7 @@ def wait_for_failing_alert(store: VictoriaMetrics, manager: Alertmanager) -> dic
 def test_failing_village_alerts_and_passing_village_stays_quiet(
     store: VictoriaMetrics, tmp_path: Path
 ) -> None:
-    rules = rules_with_short_for(tmp_path / "rules" / "qosfleet.rules.yml")
+    rules = rules_with_short_for(tmp_path / "rules" / "qosfleet.rules.yml", SHORT_FOR)
     with (
         alertmanager(tmp_path / "alertmanager") as manager,
         vmalert(
