@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from collector.evaluate import run_evaluate
+from collector.ingest import IngestPolicy
 from collector.service import CollectorSettings, serve
 from contract.addresses import parse_host_port, parse_url
 from contract.errors import QosfleetError
@@ -20,11 +21,45 @@ def _serve_parser() -> argparse.ArgumentParser:
     parser.add_argument("--broker", default="mqtt://127.0.0.1:1883", help="default %(default)s")
     parser.add_argument("--broker-username")
     parser.add_argument("--broker-password")
+    parser.add_argument("--broker-ca", help="CA file that signed the broker's certificate (mqtts)")
     parser.add_argument(
         "--store", default="http://127.0.0.1:8428", help="VictoriaMetrics URL, default %(default)s"
     )
     parser.add_argument("--group", default="collectors", help="shared-subscription group")
     parser.add_argument("--metrics-listen", default="127.0.0.1:9108", help="default %(default)s")
+    parser.add_argument(
+        "--api-listen", help="serve the export API on HOST:PORT (e.g. 127.0.0.1:9109); default off"
+    )
+    parser.add_argument(
+        "--state-dir",
+        default="/var/lib/qos-collector",
+        help="journal and probe registry, one per process; default %(default)s",
+    )
+    parser.add_argument(
+        "--signatures",
+        choices=["required", "optional"],
+        default="required",
+        help="refuse unsigned results (required) or store them (optional); default %(default)s",
+    )
+    parser.add_argument(
+        "--enrollment",
+        choices=["required", "optional"],
+        default="required",
+        help="refuse results of probes without retained meta; default %(default)s",
+    )
+    parser.add_argument(
+        "--max-age-days",
+        type=float,
+        default=30.0,
+        help="refuse results older than this (keep below the store's retention); "
+        "default %(default)s",
+    )
+    parser.add_argument(
+        "--fleet-interval",
+        type=float,
+        default=60.0,
+        help="seconds between writes of qos_probe_online for the whole fleet; default %(default)s",
+    )
     parser.add_argument(
         "--verdict-interval",
         type=float,
@@ -44,8 +79,16 @@ def run_serve(argv: Sequence[str]) -> int:
     try:
         parse_url(args.store, option="--store", schemes=("http", "https"))
         metrics_host, metrics_port = parse_host_port(args.metrics_listen, option="--metrics-listen")
+        api_host, api_port = (
+            parse_host_port(args.api_listen, option="--api-listen")
+            if args.api_listen
+            else (None, 0)
+        )
         broker = BrokerConfig(
-            url=args.broker, username=args.broker_username, password=args.broker_password
+            url=args.broker,
+            username=args.broker_username,
+            password=args.broker_password,
+            ca_file=args.broker_ca,
         )
         parse_url(broker.url, option="--broker", schemes=("mqtt", "mqtts"))
         settings = CollectorSettings(
@@ -54,8 +97,17 @@ def run_serve(argv: Sequence[str]) -> int:
             group=args.group,
             metrics_host=metrics_host,
             metrics_port=metrics_port,
+            api_host=api_host,
+            api_port=api_port,
+            state_dir=args.state_dir,
             verdict_interval_s=args.verdict_interval,
+            fleet_interval_s=args.fleet_interval,
             profiles_path=args.profiles,
+            policy=IngestPolicy(
+                signatures=args.signatures,
+                enrollment=args.enrollment,
+                max_age_s=args.max_age_days * 86_400,
+            ),
         )
         asyncio.run(serve(settings))
     except QosfleetError as exc:

@@ -1,48 +1,206 @@
-"""From an MQTT message to a stored result: validate, store, acknowledge with a receipt."""
+"""Deciding whether a message on a result topic becomes evidence: pure checks, no I/O.
+
+Each refusal has a reason (the `qos_collector_results_rejected_total` label). A permanent refusal
+of a result whose id we could read, sent on its own probe's topic, is answered with a "rejected"
+receipt so the probe drops it from its spool: sending it again could never succeed. A transient
+one (not enrolled yet, a different probe's topic, too large to parse) gets no receipt, so the
+probe keeps the result and sends it again later.
+"""
 
 from __future__ import annotations
 
-import logging
-from datetime import UTC, datetime
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Literal, NamedTuple
 
+import msgspec
+
+from collector.registry import Enrollment
 from contract.errors import QosfleetError, WireError
-from contract.result import Result, decode_result
+from contract.result import MAX_FUTURE_SKEW, Location, Result, check_result
+from contract.signing import verify_result
+from contract.typed import split_validation_error
 
-log = logging.getLogger("qosfleet.collector")
+Reason = Literal[
+    "too-large",
+    "malformed",
+    "topic-mismatch",
+    "not-enrolled",
+    "unsigned",
+    "bad-signature",
+    "future",
+    "too-old",
+    "implausible",
+    "replay",
+]
+# Refusals that sending the same bytes again can never overturn.
+PERMANENT: frozenset[Reason] = frozenset(
+    {"malformed", "unsigned", "bad-signature", "future", "too-old", "implausible"}
+)
+Requirement = Literal["required", "optional"]
 
 MAX_PAYLOAD_BYTES = 64 * 1024
+# Keep below the store's retention: VictoriaMetrics drops older samples silently, after the
+# receipt would already have said "stored".
+MAX_AGE = timedelta(days=30)
+# Vietnam, mainland and islands (Hoàng Sa, Trường Sa), with a margin: a probe placed outside
+# is a misconfigured probe (0, 0 is the usual one).
+LAT_RANGE = (6.0, 24.0)
+LON_RANGE = (102.0, 118.0)
+# `seq` is stored as a float64 sample: beyond 2**53 it would no longer be exact.
+MAX_SEQ = 2**53
+
+
+class IngestPolicy(msgspec.Struct, frozen=True, kw_only=True):
+    signatures: Requirement = "required"
+    enrollment: Requirement = "required"
+    max_payload_bytes: int = MAX_PAYLOAD_BYTES
+    max_age_s: float = MAX_AGE.total_seconds()
 
 
 class ResultRejectedError(QosfleetError):
-    """A result refused for good; `reason` is the counter label."""
+    """A result refused; `reason` is the counter label, `result_id` set when a receipt can go."""
 
-    def __init__(self, reason: str, detail: str) -> None:
+    def __init__(self, reason: Reason, detail: str, result_id: uuid.UUID | None = None) -> None:
         super().__init__(f"{reason}: {detail}")
-        self.reason = reason
+        self.reason: Reason = reason
         self.detail = detail
+        self.result_id = result_id
+
+    @property
+    def permanent(self) -> bool:
+        return self.reason in PERMANENT
+
+
+class Candidate(NamedTuple):
+    """A result that passed every check but its signature, and what to check that with."""
+
+    result: Result
+    enrollment: Enrollment | None
+
+    @property
+    def location(self) -> Location | None:
+        """Where the sample was taken: the result's own word, else the enrollment's."""
+        if self.result.location is not None:
+            return self.result.location
+        return self.enrollment.location if self.enrollment else None
+
+
+class _Identity(msgspec.Struct):
+    """Just enough of a malformed result to address a receipt to it."""
+
+    id: uuid.UUID
+    probe_id: str
+
+
+_decoder = msgspec.json.Decoder(Result)
+_identity_decoder = msgspec.json.Decoder(_Identity)
 
 
 def probe_id_of(topic: str) -> str:
-    """'qos/v1/<probe_id>/result' -> '<probe_id>' ('' when the topic has another shape)."""
+    """'qos/v1/<probe_id>/<kind>' -> '<probe_id>' ('' when the topic has another shape)."""
     parts = topic.split("/")
     return parts[2] if len(parts) == 4 else ""  # noqa: PLR2004 - the v1 topic has four levels
 
 
-def validate(topic: str, payload: bytes, *, now: datetime | None = None) -> Result:
-    """Accept a result only if it is well-formed, sane, and sent by the probe it names."""
-    if len(payload) > MAX_PAYLOAD_BYTES:
-        raise ResultRejectedError("too-large", f"{len(payload)} bytes > {MAX_PAYLOAD_BYTES}")
-    try:
-        result = decode_result(payload, now=now or datetime.now(UTC))
-    except WireError as exc:
-        raise ResultRejectedError("malformed", exc.message) from exc
+def check(
+    topic: str,
+    payload: bytes,
+    *,
+    now: datetime,
+    policy: IngestPolicy,
+    enrollment_of: Callable[[str], Enrollment | None],
+) -> Candidate:
+    """Every check but the signature (which costs more than all others: see `verify`)."""
+    if len(payload) > policy.max_payload_bytes:
+        raise ResultRejectedError("too-large", f"{len(payload)} bytes > {policy.max_payload_bytes}")
     sender = probe_id_of(topic)
+    result = _decode(payload, sender)
     if sender != result.probe_id:
         raise ResultRejectedError(
             "topic-mismatch", f"topic {topic!r} carries a result of probe {result.probe_id!r}"
         )
-    if result.location is None:
+    _check_window(result, now, policy)
+    try:
+        check_result(result, now=now)
+    except WireError as exc:
+        raise ResultRejectedError("malformed", exc.message, result.id) from exc
+    _check_plausible(result)
+    enrollment = enrollment_of(result.probe_id)
+    if enrollment is None and (policy.enrollment == "required" or result.location is None):
         raise ResultRejectedError(
-            "not-enrolled", f"probe {result.probe_id} sent a result with no location"
+            "not-enrolled", f"no enrollment (retained meta) seen for probe {result.probe_id}"
         )
-    return result
+    if result.signature is None and policy.signatures == "required":
+        raise ResultRejectedError(
+            "unsigned", "results must be signed (collector --signatures required)", result.id
+        )
+    if enrollment is None and policy.signatures == "required":
+        raise ResultRejectedError("not-enrolled", f"no public key known for {result.probe_id}")
+    return Candidate(result, enrollment)
+
+
+def verify(candidate: Candidate) -> ResultRejectedError | None:
+    """Check the signature when there is one and a key to check it with; pure and thread-safe."""
+    result, enrollment = candidate
+    if result.signature is None or enrollment is None:
+        return None
+    try:
+        verify_result(result, enrollment.public_key)
+    except WireError as exc:
+        return ResultRejectedError("bad-signature", exc.message, result.id)
+    return None
+
+
+def _decode(payload: bytes, sender: str) -> Result:
+    try:
+        return _decoder.decode(payload)
+    except msgspec.ValidationError as exc:
+        path, reason = split_validation_error(exc)
+        detail = f"$.{path}: {reason}"
+    except msgspec.DecodeError as exc:
+        detail = f"not valid JSON ({exc})"
+    raise ResultRejectedError("malformed", detail, _identity(payload, sender))
+
+
+def _identity(payload: bytes, sender: str) -> uuid.UUID | None:
+    """The id of a malformed result sent on its own probe's topic, else None (no receipt)."""
+    try:
+        identity = _identity_decoder.decode(payload)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return None
+    return identity.id if identity.probe_id == sender else None
+
+
+def _check_window(result: Result, now: datetime, policy: IngestPolicy) -> None:
+    if result.finished_at > now + MAX_FUTURE_SKEW:
+        raise ResultRejectedError(
+            "future",
+            f"finished_at {result.finished_at.isoformat()} is ahead of the collector's clock "
+            f"by more than {MAX_FUTURE_SKEW}: synchronise the probe's clock",
+            result.id,
+        )
+    oldest = now - timedelta(seconds=policy.max_age_s)
+    if result.finished_at < oldest:
+        raise ResultRejectedError(
+            "too-old",
+            f"finished_at {result.finished_at.isoformat()} is older than "
+            f"{oldest.astimezone(UTC).isoformat()} (collector --max-age-days)",
+            result.id,
+        )
+
+
+def _check_plausible(result: Result) -> None:
+    location = result.location
+    if location is not None and not (
+        LAT_RANGE[0] <= location.lat <= LAT_RANGE[1]
+        and LON_RANGE[0] <= location.lon <= LON_RANGE[1]
+    ):
+        raise ResultRejectedError(
+            "implausible",
+            f"location {location.lat}, {location.lon} is outside Vietnam: fix the probe's config",
+            result.id,
+        )
+    if result.seq >= MAX_SEQ:
+        raise ResultRejectedError("implausible", f"seq {result.seq} >= 2**53", result.id)

@@ -19,9 +19,26 @@ class CollectorMetrics:
             ["reason"],
             registry=registry,
         )
+        self.fleet_rejected = Counter(
+            "qos_collector_fleet_messages_rejected",
+            "Probe meta or status messages refused, by kind and reason",
+            ["kind", "reason"],
+            registry=registry,
+        )
+        self.receipts = Counter(
+            "qos_collector_receipts_sent",
+            "Receipts published to probes, by status (stored / rejected)",
+            ["status"],
+            registry=registry,
+        )
         self.write_errors = Counter(
             "qos_collector_store_write_errors",
             "Failed writes to the time-series store",
+            registry=registry,
+        )
+        self.replayed = Counter(
+            "qos_collector_store_replayed_lines",
+            "Lines written again after a store outage, in case the store lost its last seconds",
             registry=registry,
         )
         self.ingest_lag = Histogram(
@@ -30,6 +47,26 @@ class CollectorMetrics:
             buckets=(0.1, 0.5, 1, 2, 5, 30, 60, 600, 3600, 86400),
             registry=registry,
         )
+        self.buffer_depth = Gauge(
+            "qos_collector_buffer_depth",
+            "Accepted results waiting in the local journal for the store",
+            registry=registry,
+        )
+        self.probes_online = Gauge(
+            "qos_collector_probes_online",
+            "Probes whose last retained status says online",
+            registry=registry,
+        )
+        self.probes_enrolled = Gauge(
+            "qos_collector_probes_enrolled",
+            "Probes with a retained enrollment (meta) message",
+            registry=registry,
+        )
         self.broker_connected = Gauge(
             "qos_collector_broker_connected", "1 while subscribed to the broker", registry=registry
+        )
+        self.store_up = Gauge(
+            "qos_collector_store_up",
+            "1 while the last write to the store succeeded",
+            registry=registry,
         )

@@ -1,4 +1,15 @@
-"""The collector process: MQTT shared subscription in, store out, receipts back, metrics up."""
+"""The collector process: MQTT shared subscription in, store out, receipts back, metrics up.
+
+One asyncio loop runs named tasks that hand batches to each other:
+- consume: every message from the broker; meta and status update the probe registry, results get
+  every cheap check (collector/ingest.py) and the replay check against the journal;
+- verify: Ed25519 signatures, in a worker thread (the check releases the GIL and costs more than
+  everything else together);
+- write: accepted results into the journal (collector/journal.py), then from the journal into the
+  store, oldest first, in batches, with capped backoff while the store is down;
+- receipts: "stored" only after the store took the write; "rejected" for permanent refusals;
+- fleet: registry and journal housekeeping, and the fleet-state series.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +17,10 @@ import asyncio
 import logging
 import os
 import random
-from datetime import UTC, datetime
+import time
+import uuid
+from contextlib import suppress
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiomqtt
@@ -15,30 +29,61 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from collector.ingest import ResultRejectedError, validate
+from collector.api import api_app
+from collector.ingest import (
+    Candidate,
+    IngestPolicy,
+    ResultRejectedError,
+    check,
+    probe_id_of,
+    verify,
+)
+from collector.journal import Entry, Journal
 from collector.metrics import CollectorMetrics
-from collector.store import StoreWriter
+from collector.registry import FleetMessageRejectedError, ProbeRegistry
+from collector.state import open_database
+from collector.store import StoreWriter, result_line
 from collector.verdicts import keep_verdicts_fresh
 from contract.errors import ServiceError
+from contract.fleet import meta_topic, status_topic
 from contract.mqtt import BrokerConfig, mqtt_client
-from contract.profiles import bundled_profiles, load_profiles
-from contract.result import TOPIC_PREFIX, Receipt, encode_receipt, receipt_topic
+from contract.profiles import Profile, bundled_profiles, load_profiles
+from contract.result import TOPIC_PREFIX, Receipt, encode_receipt, receipt_topic, result_topic
 
 log = logging.getLogger("qosfleet.collector")
 
 BACKOFF_FIRST_S = 0.5
 BACKOFF_CAP_S = 30.0
+# Each hand-over (to the verifying thread, to the store) has a fixed cost; waiting this long for
+# more work turns a trickle of results into batches, for a few tens of milliseconds of latency.
+VERIFY_LINGER_S = 0.02
+WRITE_LINGER_S = 0.1
 
 
 class CollectorSettings(msgspec.Struct, frozen=True, kw_only=True):
     broker: BrokerConfig
     store_url: str
+    # The journal and the probe registry; one directory per collector process.
+    state_dir: str
     group: str = "collectors"
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 9108
+    # The export API; None leaves it off.
+    api_host: str | None = None
+    api_port: int = 9109
     # Seconds between refreshes of the per-area verdict series; 0 leaves it to another instance.
     verdict_interval_s: float = 60.0
+    # Seconds between writes of the fleet-state series (qos_probe_online, budgets).
+    fleet_interval_s: float = 60.0
     profiles_path: str | None = None
+    policy: IngestPolicy = IngestPolicy()
+    # Lines per write to the store.
+    batch_size: int = 5000
+    # VictoriaMetrics keeps the last seconds of acknowledged writes in memory
+    # (-inmemoryDataFlushInterval, 5 s by default); lines written this long before an outage are
+    # written again when it ends.
+    replay_margin_s: float = 60.0
+    ledger_ttl_s: float = timedelta(days=2).total_seconds()
 
 
 def subscription(group: str) -> str:
@@ -46,32 +91,49 @@ def subscription(group: str) -> str:
     return f"$share/{group}/{TOPIC_PREFIX}/+/result"
 
 
+# Every instance needs the whole fleet's enrollment and liveness, so these are not shared.
+FLEET_TOPICS = (meta_topic("+"), status_topic("+"))
+
+
 class Collector:
     def __init__(self, settings: CollectorSettings, registry: CollectorRegistry) -> None:
         self.settings = settings
         self.metrics = CollectorMetrics(registry)
         self.store = StoreWriter(settings.store_url)
+        database = open_database(Path(settings.state_dir))
+        self.journal = Journal(
+            database,
+            replay_margin_s=settings.replay_margin_s,
+            ledger_ttl_s=settings.ledger_ttl_s,
+        )
+        self.probes = ProbeRegistry(database)
+        self._database = database
         self.subscribed = asyncio.Event()
+        self._client: aiomqtt.Client | None = None
+        # Ids between the replay check and the journal, so a copy arriving meanwhile is a replay.
+        self._in_flight: set[uuid.UUID] = set()
+        self._to_verify: list[Candidate] = []
+        self._accepted: list[Entry] = []
+        self._receipts: list[tuple[str, bytes, str]] = []
+        self._fleet_changed: set[str] = set()
+        self._verify_wake = asyncio.Event()
+        self._write_wake = asyncio.Event()
+        self._receipt_wake = asyncio.Event()
+        self._fleet_wake = asyncio.Event()
+        # After a start or a store outage, lines written since this moment are written again.
+        self._replay_from: float | None = time.time() - settings.replay_margin_s
+        self._store_down_since: float | None = None
+        self._refresh_gauges()
 
-    async def handle(self, client: aiomqtt.Client, topic: str, payload: bytes) -> None:
-        try:
-            result = validate(topic, payload)
-        except ResultRejectedError as rejection:
-            self.metrics.rejected.labels(reason=rejection.reason).inc()
-            log.warning("rejected result on %s: %s", topic, rejection)
-            return
-        try:
-            await self.store.write([result])
-        except ServiceError as exc:
-            # No receipt: the probe keeps the result in its spool and sends it again.
-            self.metrics.write_errors.inc()
-            log.error("result %s not stored: %s", result.id, exc.message)  # noqa: TRY400
-            return
-        self.metrics.accepted.inc()
-        lag = (datetime.now(UTC) - result.finished_at).total_seconds()
-        self.metrics.ingest_lag.observe(max(lag, 0.0))
-        receipt = Receipt(id=result.id, status="stored")
-        await client.publish(receipt_topic(result.probe_id), encode_receipt(receipt), qos=1)
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self.consume(), name="consume")
+            tasks.create_task(self.verify_signatures(), name="verify")
+            tasks.create_task(self.write_to_store(), name="write")
+            tasks.create_task(self.send_receipts(), name="receipts")
+            tasks.create_task(self.keep_fleet_state(), name="fleet")
+
+    # consume ---------------------------------------------------------------------------------
 
     async def consume(self) -> None:
         """Stay subscribed for ever, reconnecting with capped, jittered exponential backoff."""
@@ -79,18 +141,22 @@ class Collector:
         identifier = f"qos-collector-{os.getpid()}-{random.randrange(1 << 32):08x}"  # noqa: S311
         while True:
             try:
-                async with mqtt_client(self.settings.broker, identifier=identifier) as client:
+                client = mqtt_client(self.settings.broker, identifier=identifier)
+                # Receipts are published concurrently by the thousand: that is normal here.
+                client.pending_calls_threshold = 1 << 30
+                async with client:
+                    # Fleet first: the broker sends retained enrollments before any result.
+                    await client.subscribe([(topic, 1) for topic in FLEET_TOPICS])
                     await client.subscribe(subscription(self.settings.group), qos=1)
+                    self._client = client
                     self.metrics.broker_connected.set(1)
                     self.subscribed.set()
                     log.info("subscribed to %s", subscription(self.settings.group))
                     delay = BACKOFF_FIRST_S
                     async for message in client.messages:
-                        if isinstance(message.payload, bytes | bytearray):
-                            await self.handle(client, message.topic.value, bytes(message.payload))
-                        else:
-                            self.metrics.rejected.labels(reason="malformed").inc()
+                        self.on_message(message.topic.value, message.payload)
             except aiomqtt.MqttError as exc:
+                self._client = None
                 self.metrics.broker_connected.set(0)
                 self.subscribed.clear()
                 log.warning(
@@ -99,8 +165,250 @@ class Collector:
                 await asyncio.sleep(delay * random.uniform(0.5, 1.0))  # noqa: S311
                 delay = min(delay * 2, BACKOFF_CAP_S)
 
+    def on_message(self, topic: str, payload: object) -> None:
+        kind = topic.rpartition("/")[2]
+        data = bytes(payload) if isinstance(payload, bytes | bytearray) else b""
+        if kind == "result":
+            self.on_result(topic, data)
+        elif kind in {"meta", "status"}:
+            self.on_fleet_message(kind, topic, data)
+
+    def on_result(self, topic: str, payload: bytes) -> None:
+        try:
+            candidate = check(
+                topic,
+                payload,
+                now=datetime.now(UTC),
+                policy=self.settings.policy,
+                enrollment_of=self.probes.enrollment,
+            )
+        except ResultRejectedError as rejection:
+            self.reject(topic, rejection)
+            return
+        result = candidate.result
+        known = "pending" if result.id in self._in_flight else self.journal.known(result.id)
+        if known is not None:
+            self.metrics.rejected.labels(reason="replay").inc()
+            log.info("result %s of %s again (%s): not stored twice", result.id, topic, known)
+            if known == "written":
+                # The probe missed the receipt: say it again so it can drop the result.
+                self.queue_receipt(result.probe_id, Receipt(id=result.id, status="stored"))
+            return
+        self._in_flight.add(result.id)
+        self._to_verify.append(candidate)
+        self._verify_wake.set()
+
+    def on_fleet_message(self, kind: str, topic: str, payload: bytes) -> None:
+        probe_id = probe_id_of(topic)
+        now = time.time()
+        try:
+            if kind == "meta":
+                self.probes.apply_meta(probe_id, payload, now)
+                changed = True
+            else:
+                changed = self.probes.apply_status(probe_id, payload, now)
+        except FleetMessageRejectedError as rejection:
+            self.metrics.fleet_rejected.labels(kind=kind, reason=rejection.reason).inc()
+            log.warning("refused %s message on %s: %s", kind, topic, rejection)
+            return
+        except ServiceError as exc:
+            log.error("%s of %s not saved: %s", kind, probe_id, exc.message)  # noqa: TRY400
+            return
+        if changed:
+            self._fleet_changed.add(probe_id)
+            self._fleet_wake.set()
+
+    def reject(self, topic: str, rejection: ResultRejectedError) -> None:
+        self.metrics.rejected.labels(reason=rejection.reason).inc()
+        log.warning("rejected result on %s: %s", topic, rejection.message)
+        if rejection.permanent and rejection.result_id is not None:
+            receipt = Receipt(id=rejection.result_id, status="rejected", reason=rejection.message)
+            self.queue_receipt(probe_id_of(topic), receipt)
+
+    # verify ----------------------------------------------------------------------------------
+
+    async def verify_signatures(self) -> None:
+        while True:
+            await self._verify_wake.wait()
+            await asyncio.sleep(VERIFY_LINGER_S)
+            self._verify_wake.clear()
+            batch, self._to_verify = self._to_verify, []
+            if any(c.result.signature and c.enrollment for c in batch):
+                outcomes = await asyncio.to_thread(_verify_all, batch)
+            else:
+                outcomes = [None] * len(batch)
+            now = time.time()
+            for candidate, rejection in zip(batch, outcomes, strict=True):
+                result = candidate.result
+                if rejection is not None:
+                    self._in_flight.discard(result.id)
+                    self.reject(result_topic(result.probe_id), rejection)
+                    continue
+                line = result_line(result, candidate.location)
+                entry = Entry(result.id, result.probe_id, result.finished_at.timestamp(), line)
+                self._accepted.append(entry)
+                self.probes.seen(result.probe_id, now)
+            self._write_wake.set()
+
+    # write -----------------------------------------------------------------------------------
+
+    async def write_to_store(self) -> None:
+        delay = BACKOFF_FIRST_S
+        backlog = True  # results may wait in the journal from before a restart
+        while True:
+            if not backlog:
+                if not self._accepted:
+                    await self._write_wake.wait()
+                await asyncio.sleep(WRITE_LINGER_S)
+            self._write_wake.clear()
+            self._journal_accepted()
+            batch = self.journal.pending(self.settings.batch_size)
+            if not batch:
+                backlog = False
+                self.metrics.buffer_depth.set(0)
+                continue
+            if await self._write(batch):
+                delay = BACKOFF_FIRST_S
+                backlog = len(batch) == self.settings.batch_size
+                self.metrics.buffer_depth.set(self.journal.depth() if backlog else 0)
+                continue
+            backlog = True
+            self.metrics.buffer_depth.set(self.journal.depth())
+            await self._pause(delay * random.uniform(0.5, 1.0))  # noqa: S311
+            delay = min(delay * 2, BACKOFF_CAP_S)
+
+    def _journal_accepted(self) -> None:
+        fresh, self._accepted = self._accepted, []
+        if not fresh:
+            return
+        try:
+            self.journal.append(fresh)
+        except ServiceError as exc:
+            # Not buffered and no receipt: the probes still hold these and will send them again.
+            log.error("%d results not buffered: %s", len(fresh), exc.message)  # noqa: TRY400
+        finally:
+            self._in_flight.difference_update(entry.id for entry in fresh)
+
+    async def _pause(self, seconds: float) -> None:
+        """Wait before retrying the store, buffering what arrives meanwhile."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            with suppress(TimeoutError):
+                async with asyncio.timeout(left):
+                    await self._write_wake.wait()
+            self._write_wake.clear()
+            self._journal_accepted()
+
+    async def _write(self, batch: list[Entry]) -> bool:
+        try:
+            if self._replay_from is not None:
+                await self._replay(self._replay_from)
+            await self.store.write_lines([entry.line for entry in batch])
+        except ServiceError as exc:
+            self.metrics.write_errors.inc()
+            self.metrics.store_up.set(0)
+            if self._store_down_since is None:
+                self._store_down_since = time.time()
+                self._replay_from = self._store_down_since - self.settings.replay_margin_s
+                self.journal.set_durability(fsync_every_commit=True)
+            log.error("%d results wait for the store: %s", len(batch), exc.message)  # noqa: TRY400
+            return False
+        now = time.time()
+        if self._store_down_since is not None:
+            log.info("store back after %.0f s", now - self._store_down_since)
+            self._store_down_since = None
+            self.journal.set_durability(fsync_every_commit=False)
+        self._replay_from = None
+        self.metrics.store_up.set(1)
+        self.journal.mark_written(batch, now)
+        self.metrics.accepted.inc(len(batch))
+        for entry in batch:
+            self.metrics.ingest_lag.observe(max(now - entry.finished_at, 0.0))
+            self.queue_receipt(entry.probe_id, Receipt(id=entry.id, status="stored"))
+        return True
+
+    async def _replay(self, since: float) -> None:
+        lines = self.journal.written_since(since)
+        for start in range(0, len(lines), self.settings.batch_size):
+            await self.store.write_lines(lines[start : start + self.settings.batch_size])
+        if lines:
+            self.metrics.replayed.inc(len(lines))
+            log.info("wrote %d lines again in case the store lost them", len(lines))
+
+    # receipts --------------------------------------------------------------------------------
+
+    def queue_receipt(self, probe_id: str, receipt: Receipt) -> None:
+        self._receipts.append((receipt_topic(probe_id), encode_receipt(receipt), receipt.status))
+        self._receipt_wake.set()
+
+    async def send_receipts(self) -> None:
+        """Publish queued receipts concurrently; one lost is answered again on the re-send."""
+        while True:
+            await self._receipt_wake.wait()
+            self._receipt_wake.clear()
+            batch, self._receipts = self._receipts, []
+            client = self._client
+            if client is None:
+                log.warning("%d receipts not sent: not connected to the broker", len(batch))
+                continue
+            outcomes = await asyncio.gather(
+                *(client.publish(topic, payload, qos=1) for topic, payload, _ in batch),
+                return_exceptions=True,
+            )
+            for (_, _, status), outcome in zip(batch, outcomes, strict=True):
+                if isinstance(outcome, Exception):
+                    log.warning("receipt not sent: %s", outcome)
+                else:
+                    self.metrics.receipts.labels(status=status).inc()
+
+    # fleet -----------------------------------------------------------------------------------
+
+    async def keep_fleet_state(self) -> None:
+        """Housekeeping, and the fleet series: all probes every interval, changes at once."""
+        next_full = time.monotonic()
+        while True:
+            with suppress(TimeoutError):
+                async with asyncio.timeout(max(next_full - time.monotonic(), 0.0)):
+                    await self._fleet_wake.wait()
+            self._fleet_wake.clear()
+            changed, self._fleet_changed = self._fleet_changed, set()
+            full = time.monotonic() >= next_full
+            if full:
+                next_full = time.monotonic() + max(self.settings.fleet_interval_s, 0.1)
+                self._housekeeping()
+            lines = self.probes.fleet_lines(
+                round(time.time() * 1000), only=None if full else changed
+            )
+            if lines:
+                try:
+                    await self.store.write_lines(lines)
+                except ServiceError as exc:
+                    # The next full round writes the current state again.
+                    log.warning("fleet state not written: %s", exc.message)
+
+    def _housekeeping(self) -> None:
+        try:
+            if self._store_down_since is None:
+                self.journal.prune(time.time())
+            self.probes.save_last_seen()
+        except ServiceError as exc:
+            log.error("housekeeping: %s", exc.message)  # noqa: TRY400
+        self._refresh_gauges()
+
+    def _refresh_gauges(self) -> None:
+        self.metrics.probes_online.set(self.probes.online_count())
+        self.metrics.probes_enrolled.set(self.probes.enrolled_count())
+        self.metrics.buffer_depth.set(self.journal.depth())
+
     async def close(self) -> None:
         await self.store.close()
+        with suppress(ServiceError):
+            self.probes.save_last_seen()
+        self._database.close()
+
+
+def _verify_all(batch: list[Candidate]) -> list[ResultRejectedError | None]:
+    return [verify(candidate) for candidate in batch]
 
 
 def metrics_app(registry: CollectorRegistry) -> web.Application:
@@ -114,27 +422,36 @@ def metrics_app(registry: CollectorRegistry) -> web.Application:
     return app
 
 
+async def _start_site(runner: web.AppRunner, host: str, port: int, option: str) -> None:
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError as exc:
+        raise ServiceError(
+            f"cannot listen on {host}:{port}: {exc.strerror}", f"choose a free port with {option}"
+        ) from exc
+
+
 async def serve(settings: CollectorSettings, registry: CollectorRegistry | None = None) -> None:
     """Run the collector until cancelled."""
     registry = registry or CollectorRegistry()
     path = settings.profiles_path
-    profiles = load_profiles(Path(path)) if path else bundled_profiles()
+    profiles: dict[str, Profile] = load_profiles(Path(path)) if path else bundled_profiles()
     collector = Collector(settings, registry)
-    runner = web.AppRunner(metrics_app(registry), access_log=None)
-    await runner.setup()
+    runners = [web.AppRunner(metrics_app(registry), access_log=None)]
+    if settings.api_host is not None:
+        runners.append(web.AppRunner(api_app(settings.store_url, profiles), access_log=None))
     try:
-        site = web.TCPSite(runner, settings.metrics_host, settings.metrics_port)
-        try:
-            await site.start()
-        except OSError as exc:
-            raise ServiceError(
-                f"cannot serve metrics on {settings.metrics_host}:{settings.metrics_port}: "
-                f"{exc.strerror}",
-                "choose a free port with --metrics-listen",
-            ) from exc
+        for runner in runners:
+            await runner.setup()
+        await _start_site(
+            runners[0], settings.metrics_host, settings.metrics_port, "--metrics-listen"
+        )
         log.info("metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port)
+        if settings.api_host is not None:
+            await _start_site(runners[1], settings.api_host, settings.api_port, "--api-listen")
+            log.info("export API on http://%s:%d/api/v1/", settings.api_host, settings.api_port)
         async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(collector.consume(), name="consume")
+            tasks.create_task(collector.run(), name="ingest")
             if settings.verdict_interval_s > 0:
                 tasks.create_task(
                     keep_verdicts_fresh(
@@ -144,4 +461,5 @@ async def serve(settings: CollectorSettings, registry: CollectorRegistry | None 
                 )
     finally:
         await collector.close()
-        await runner.cleanup()
+        for runner in runners:
+            await runner.cleanup()

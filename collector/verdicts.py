@@ -17,10 +17,9 @@ from typing import Literal, NamedTuple
 
 import aiohttp
 import msgspec
-from influxdb_client.client.write.point import Point
 
 from collector.compliance import DEFAULT_WINDOW, QCVN_METHOD, Sample, Verdict, evaluate_areas
-from collector.store import StoreWriter, make_point
+from collector.store import StoreWriter, epoch_ms, make_line
 from contract.errors import ServiceError
 from contract.profiles import Profile, profile_for
 from contract.result import Plan
@@ -141,7 +140,7 @@ def judge_areas(
     )
 
 
-def verdict_point(area: Area, verdict: Verdict, profile: Profile, at: datetime) -> Point:
+def verdict_line(area: Area, verdict: Verdict, profile: Profile, at: datetime) -> str:
     download = profile.download
     # The line a chart draws: the mean target, or the per-sample minimum of a share rule.
     target_line = (download.mean_min_mbps or download.share_min_mbps) if download else None
@@ -163,7 +162,7 @@ def verdict_point(area: Area, verdict: Verdict, profile: Profile, at: datetime) 
         "mean_upload_mbps": verdict.mean_upload_mbps,
         "mean_latency_ms": verdict.mean_latency_ms,
     }
-    return make_point(MEASUREMENT, tags, numbers, at)
+    return make_line(MEASUREMENT, tags, numbers, epoch_ms(at))
 
 
 async def read_samples(
@@ -200,8 +199,8 @@ async def refresh_verdicts(
     samples = await read_samples(session, writer.url, start=now - window, end=now)
     verdicts = judge_areas(samples, profiles, now=now, window=window)
     if verdicts:
-        await writer.write_points(
-            [verdict_point(a, v, profiles[v.profile], now) for a, v in verdicts.items()]
+        await writer.write_lines(
+            [verdict_line(a, v, profiles[v.profile], now) for a, v in verdicts.items()]
         )
     return verdicts
 

@@ -6,6 +6,7 @@ stopped (terminate, then kill) when its context ends, also on error.
 
 from __future__ import annotations
 
+import getpass
 import json
 import shutil
 import socket
@@ -15,7 +16,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -130,21 +131,32 @@ class Mosquitto:
 
 
 @contextmanager
-def mosquitto(workdir: Path, *, port: int | None = None) -> Iterator[Mosquitto]:
-    """A mosquitto broker on loopback with persistence in `workdir` (anonymous access: lab only)."""
+def mosquitto(
+    workdir: Path, *, port: int | None = None, unix_socket: Path | None = None
+) -> Iterator[Mosquitto]:
+    """A mosquitto broker on loopback with persistence in `workdir` (anonymous access: lab only).
+
+    `unix_socket` adds a listener on that path: processes in other network namespaces (the
+    village lab's agents) reach the broker through it.
+    """
     binary = require_binary("mosquitto")
     port = port or free_port()
     workdir.mkdir(parents=True, exist_ok=True)
     config = workdir / "mosquitto.conf"
-    config.write_text(
-        f"listener {port} 127.0.0.1\n"
-        "allow_anonymous true\n"
-        "persistence true\n"
-        f"persistence_location {workdir}/\n"
-        "log_dest stdout\n"
-        "max_queued_messages 100000\n",
-        encoding="utf-8",
-    )
+    lines = [
+        f"listener {port} 127.0.0.1",
+        "allow_anonymous true",
+        "persistence true",
+        f"persistence_location {workdir}/",
+        "log_dest stdout",
+        "max_queued_messages 100000",
+        # Run as whoever started it: mosquitto started as root would otherwise switch to its own
+        # user and could not write persistence or a socket in the caller's private temp dir.
+        f"user {getpass.getuser()}",
+    ]
+    if unix_socket is not None:
+        lines += [f"listener 0 {unix_socket}", "allow_anonymous true"]
+    config.write_text("\n".join(lines) + "\n", encoding="utf-8")
     service = Service("mosquitto", [binary, "-c", str(config)], workdir / "mosquitto.log")
     try:
         service.start(lambda: tcp_answers("127.0.0.1", port))
@@ -161,6 +173,14 @@ class VictoriaMetrics:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        """Stop gracefully (it flushes to disk), keeping the data directory and the port."""
+        self.service.stop()
+
+    def start(self) -> None:
+        """Start again on the same data directory and port (after `stop`, for outage tests)."""
+        self.service.start(lambda: http_ok(f"{self.url}/health"))
 
     def query(self, promql: str, at: float | None = None) -> list[dict[str, Any]]:
         """An instant query; returns the `result` list of the Prometheus API answer."""
@@ -246,9 +266,19 @@ def qos_target(workdir: Path, *, port: int | None = None) -> Iterator[Endpoint]:
 
 @contextmanager
 def qos_collector(
-    workdir: Path, *, broker_url: str, store_url: str, name: str = "qos-collector"
+    workdir: Path,
+    *,
+    broker_url: str,
+    store_url: str,
+    name: str = "qos-collector",
+    extra_args: Sequence[str] = ("--signatures", "optional", "--enrollment", "optional"),
 ) -> Iterator[Endpoint]:
-    """A collector process; ready once its metrics say it is subscribed to the broker."""
+    """A collector process; ready once its metrics say it is subscribed to the broker.
+
+    Its journal and registry live in `<workdir>/<name>-state` (kept across restarts). By default
+    it stores unsigned results of probes it has no enrollment for, as `qos-agent check` sends
+    them; pass `extra_args=()` for the production defaults (signed, enrolled).
+    """
     port = free_port()
     argv = [
         venv_script("qos-collector"),
@@ -259,6 +289,9 @@ def qos_collector(
         store_url,
         "--metrics-listen",
         f"127.0.0.1:{port}",
+        "--state-dir",
+        str(workdir / f"{name}-state"),
+        *extra_args,
     ]
     service = Service(name, argv, workdir / f"{name}.log")
     metrics_url = f"http://127.0.0.1:{port}/metrics"

@@ -1,0 +1,121 @@
+"""The collector's durable buffer and idempotency ledger: one SQLite table of result ids.
+
+A row goes through three states:
+- pending: accepted, its line protocol kept, not yet in the store (the buffer while the store is
+  down; drained oldest first);
+- written: in the store; the line is kept for `replay_margin_s`, because a store that crashes
+  (SIGKILL, power) may lose the last seconds it acknowledged, and those lines are written again
+  when the store comes back;
+- remembered: only the id is kept, until `ledger_ttl_s`, so a re-sent result is recognised and
+  answered with its receipt instead of being written again.
+
+Past the TTL a re-sent result is written again, which the store's deduplication (same labels and
+timestamp, `-dedup.minScrapeInterval`) makes harmless: the ledger saves work, the store keeps
+"stored once" true.
+
+SQLite in WAL mode with `synchronous=NORMAL` survives a killed process; while the store is down the
+journal switches to `synchronous=FULL`, so results waiting for it also survive a power cut. Every
+pending row is also still in its probe's spool until a receipt says "stored".
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from collections.abc import Iterable
+from typing import Literal, NamedTuple
+
+from collector.state import transaction
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS results (
+    seq INTEGER PRIMARY KEY,
+    id BLOB NOT NULL UNIQUE,
+    probe_id TEXT NOT NULL,
+    finished_at REAL NOT NULL,
+    line TEXT,
+    written_at REAL
+);
+CREATE INDEX IF NOT EXISTS results_pending ON results (seq) WHERE written_at IS NULL;
+CREATE INDEX IF NOT EXISTS results_written ON results (written_at) WHERE written_at IS NOT NULL;
+"""
+
+Known = Literal["pending", "written"]
+
+
+class Entry(NamedTuple):
+    """One accepted result on its way to the store."""
+
+    id: uuid.UUID
+    probe_id: str
+    finished_at: float  # seconds since the epoch: the sample's timestamp
+    line: str  # line protocol, rendered once when accepted
+
+
+class Journal:
+    def __init__(
+        self, connection: sqlite3.Connection, *, replay_margin_s: float, ledger_ttl_s: float
+    ) -> None:
+        self._db = connection
+        self._db.executescript(SCHEMA)
+        self.replay_margin_s = replay_margin_s
+        self.ledger_ttl_s = ledger_ttl_s
+
+    def known(self, result_id: uuid.UUID) -> Known | None:
+        """Whether this id is already buffered or stored (None: never seen, or forgotten)."""
+        row = self._db.execute(
+            "SELECT written_at IS NOT NULL FROM results WHERE id = ?", (result_id.bytes,)
+        ).fetchone()
+        if row is None:
+            return None
+        return "written" if row[0] else "pending"
+
+    def append(self, entries: Iterable[Entry]) -> None:
+        """Buffer accepted results; an id already present is left as it is."""
+        with transaction(self._db):
+            self._db.executemany(
+                "INSERT OR IGNORE INTO results (id, probe_id, finished_at, line) VALUES (?,?,?,?)",
+                [(e.id.bytes, e.probe_id, e.finished_at, e.line) for e in entries],
+            )
+
+    def pending(self, limit: int) -> list[Entry]:
+        """The oldest results not yet in the store."""
+        rows = self._db.execute(
+            "SELECT id, probe_id, finished_at, line FROM results "
+            "WHERE written_at IS NULL ORDER BY seq LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [Entry(uuid.UUID(bytes=row[0]), row[1], row[2], row[3]) for row in rows]
+
+    def mark_written(self, entries: Iterable[Entry], at: float) -> None:
+        with transaction(self._db):
+            self._db.executemany(
+                "UPDATE results SET written_at = ? WHERE id = ?",
+                [(at, e.id.bytes) for e in entries],
+            )
+
+    def written_since(self, since: float) -> list[str]:
+        """Lines written since `since` and still kept: what a store crash may have lost."""
+        rows = self._db.execute(
+            "SELECT line FROM results WHERE written_at >= ? AND line IS NOT NULL ORDER BY seq",
+            (since,),
+        ).fetchall()
+        return [row[0] for row in rows]
+
+    def depth(self) -> int:
+        """How many results wait for the store."""
+        row = self._db.execute("SELECT count(*) FROM results WHERE written_at IS NULL").fetchone()
+        return int(row[0])
+
+    def prune(self, now: float) -> None:
+        """Drop lines past the replay margin, and ids past the ledger's TTL."""
+        with transaction(self._db):
+            self._db.execute(
+                "UPDATE results SET line = NULL WHERE written_at < ? AND line IS NOT NULL",
+                (now - self.replay_margin_s,),
+            )
+            self._db.execute("DELETE FROM results WHERE written_at < ?", (now - self.ledger_ttl_s,))
+
+    def set_durability(self, *, fsync_every_commit: bool) -> None:
+        mode = "FULL" if fsync_every_commit else "NORMAL"
+        self._db.execute(f"PRAGMA synchronous={mode}")

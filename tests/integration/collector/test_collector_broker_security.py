@@ -1,0 +1,198 @@
+"""The shipped broker config (deploy/mosquitto) on real mosquitto: accounts, ACL, TLS."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import ipaddress
+import re
+import ssl
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiomqtt
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from contract.mqtt import BrokerConfig, mqtt_client
+from contract.result import receipt_topic, result_topic
+from lab.services import Service, free_port, require_binary, tcp_answers
+
+pytestmark = pytest.mark.integration
+
+DEPLOY = Path(__file__).parents[3] / "deploy" / "mosquitto"
+ACCOUNTS = {"vn-01-probe-a": "secret-a", "vn-01-probe-b": "secret-b", "collector.1": "secret-c"}
+
+
+def _password_file(path: Path) -> Path:
+    """Hashed with mosquitto_passwd, as deploy/mosquitto/README.md tells an operator to."""
+    binary = require_binary("mosquitto_passwd")
+    path.touch(mode=0o600)
+    for username, password in ACCOUNTS.items():
+        subprocess.run([binary, "-b", str(path), username, password], check=True, timeout=10)
+    return path
+
+
+def _certificates(directory: Path) -> tuple[Path, Path, Path]:
+    """A throw-away CA and a server certificate for localhost signed by it (PEM files)."""
+    now = dt.datetime.now(dt.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "qosfleet test CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    server_key = ec.generate_private_key(ec.SECP256R1())
+    server = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+        .issuer_name(ca_name)
+        .public_key(server_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    ca_file, cert_file, key_file = (directory / n for n in ("ca.crt", "server.crt", "server.key"))
+    ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    cert_file.write_bytes(server.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        server_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return ca_file, cert_file, key_file
+
+
+class Broker:
+    def __init__(self, plain_port: int, tls_port: int, ca_file: Path) -> None:
+        self.plain_port = plain_port
+        self.tls_port = tls_port
+        self.ca_file = ca_file
+
+    def config(self, username: str, *, tls: bool = False) -> BrokerConfig:
+        url = f"mqtts://localhost:{self.tls_port}" if tls else f"mqtt://127.0.0.1:{self.plain_port}"
+        return BrokerConfig(
+            url=url,
+            username=username,
+            password=ACCOUNTS[username],
+            ca_file=str(self.ca_file) if tls else None,
+        )
+
+
+@pytest.fixture
+def secured_broker(tmp_path: Path) -> Iterator[Broker]:
+    """mosquitto on deploy/mosquitto/mosquitto.conf and acl, with the test's paths and ports."""
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    ca_file, _, _ = _certificates(etc)
+    _password_file(etc / "passwd")
+    (etc / "acl").write_text((DEPLOY / "acl").read_text(encoding="utf-8"), encoding="utf-8")
+    plain_port, tls_port = free_port(), free_port()
+    config = (DEPLOY / "mosquitto.conf").read_text(encoding="utf-8")
+    config = config.replace("/etc/mosquitto/qosfleet/", f"{etc}/")
+    config = config.replace("/var/lib/mosquitto/", f"{tmp_path}/")
+    for shipped, here in (
+        (r"^listener 8883$", f"listener {tls_port} 127.0.0.1"),
+        (r"^listener 1883 ", f"listener {plain_port} "),
+        (r"^log_dest syslog$", "log_dest stdout"),
+    ):
+        config = re.sub(shipped, here, config, flags=re.MULTILINE)
+    # Run as the user that owns the temp files (mosquitto drops root to `mosquitto` otherwise).
+    config += "user root\n"
+    conf = tmp_path / "mosquitto.conf"
+    conf.write_text(config, encoding="utf-8")
+    service = Service(
+        "mosquitto", [require_binary("mosquitto"), "-c", str(conf)], tmp_path / "mosquitto.log"
+    )
+    try:
+        service.start(
+            lambda: tcp_answers("127.0.0.1", plain_port) and tcp_answers("127.0.0.1", tls_port)
+        )
+        yield Broker(plain_port, tls_port, ca_file)
+    finally:
+        service.stop()
+
+
+async def _next_topic(client: aiomqtt.Client, timeout_s: float) -> str | None:
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for message in client.messages:
+                return message.topic.value
+    except TimeoutError:
+        return None
+    return None
+
+
+async def test_a_probe_cannot_publish_as_another_or_read_its_receipts(
+    secured_broker: Broker,
+) -> None:
+    a, b = "vn-01-probe-a", "vn-01-probe-b"
+    async with (
+        mqtt_client(secured_broker.config("collector.1"), identifier="collector") as collector,
+        mqtt_client(secured_broker.config(a), identifier=a) as probe_a,
+    ):
+        await collector.subscribe("$share/collectors/qos/v1/+/result", qos=1)
+        await probe_a.subscribe(receipt_topic(b), qos=1)  # refused by the ACL
+        await probe_a.subscribe(receipt_topic(a), qos=1)
+
+        await probe_a.publish(result_topic(b), b"forged", qos=1)
+        assert await _next_topic(collector, timeout_s=1.0) is None  # never delivered
+
+        await probe_a.publish(result_topic(a), b"own", qos=1)
+        assert await _next_topic(collector, timeout_s=5.0) == result_topic(a)
+
+        await collector.publish(receipt_topic(b), b"{}", qos=1)
+        assert await _next_topic(probe_a, timeout_s=1.0) is None
+        await collector.publish(receipt_topic(a), b"{}", qos=1)
+        assert await _next_topic(probe_a, timeout_s=5.0) == receipt_topic(a)
+
+
+async def test_wrong_password_and_anonymous_clients_are_refused(secured_broker: Broker) -> None:
+    wrong = BrokerConfig(
+        url=f"mqtt://127.0.0.1:{secured_broker.plain_port}",
+        username="vn-01-probe-a",
+        password="guess",
+    )
+    anonymous = BrokerConfig(url=wrong.url)
+    for config in (wrong, anonymous):
+        with pytest.raises(aiomqtt.MqttError):
+            async with mqtt_client(config, identifier="intruder"):
+                pass
+
+
+async def test_tls_listener_with_the_fleet_ca(secured_broker: Broker) -> None:
+    a = "vn-01-probe-a"
+    async with (
+        mqtt_client(secured_broker.config("collector.1"), identifier="collector") as collector,
+        mqtt_client(secured_broker.config(a, tls=True), identifier=a) as probe,
+    ):
+        await collector.subscribe("$share/collectors/qos/v1/+/result", qos=1)
+        await probe.publish(result_topic(a), b"over tls", qos=1)
+        assert await _next_topic(collector, timeout_s=5.0) == result_topic(a)
+    # Without the fleet CA the server certificate is not trusted.
+    untrusted = BrokerConfig(
+        url=f"mqtts://localhost:{secured_broker.tls_port}", username=a, password=ACCOUNTS[a]
+    )
+    with pytest.raises((aiomqtt.MqttError, ssl.SSLError)):
+        async with mqtt_client(untrusted, identifier=a):
+            pass
