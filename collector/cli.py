@@ -13,7 +13,7 @@ from collector.ingest import IngestPolicy
 from collector.service import CollectorSettings, serve
 from contract.addresses import parse_host_port, parse_url
 from contract.errors import QosfleetError
-from contract.mqtt import BrokerConfig
+from contract.mqtt import BrokerConfig, broker_endpoint
 
 
 def _serve_parser() -> argparse.ArgumentParser:
@@ -90,7 +90,7 @@ def run_serve(argv: Sequence[str]) -> int:
             password=args.broker_password,
             ca_file=args.broker_ca,
         )
-        parse_url(broker.url, option="--broker", schemes=("mqtt", "mqtts"))
+        broker_endpoint(broker.url, option="--broker")
         settings = CollectorSettings(
             broker=broker,
             store_url=args.store,

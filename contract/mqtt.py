@@ -38,7 +38,8 @@ def broker_endpoint(url: str, *, option: str = "broker.url") -> BrokerEndpoint:
         path = url.removeprefix(UNIX_PREFIX)
         if not path.startswith("/"):
             raise ConfigError(option, f"{url!r} needs an absolute socket path: unix:///PATH")
-        return BrokerEndpoint(path, 0, "unix", tls=False)
+        # paho checks the port even for a socket path, then ignores it.
+        return BrokerEndpoint(path, DEFAULT_PORTS["mqtt"], "unix", tls=False)
     scheme, host, port = parse_url(url, option=option, schemes=("mqtt", "mqtts"))
     return BrokerEndpoint(host, port or DEFAULT_PORTS[scheme], "tcp", tls=scheme == "mqtts")
 

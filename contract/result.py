@@ -76,6 +76,8 @@ class Radio(Frozen, frozen=True, kw_only=True):
     sinr_db: float | None = None
     cell: str | None = None
     band: str | None = None
+    # ModemManager's modem state (connected, registered, searching, ...): explains a failed test.
+    modem_state: str | None = None
 
 
 class Link(Frozen, frozen=True, kw_only=True):
@@ -101,6 +103,10 @@ class Throughput(Frozen, frozen=True, kw_only=True):
     duration_s: Seconds
     flows: Annotated[int, msgspec.Meta(ge=1, le=256)] = 1
     warmup_s: Seconds = 0.0
+    # Why this direction stopped, and the relative half-width of its rate's 95 % interval
+    # (provenance carries the download's; these keep the upload's too). Absent in older payloads.
+    stop_reason: StopReason | None = None
+    confidence: Ratio | None = None
 
 
 class LatencyStats(Frozen, frozen=True, kw_only=True):
@@ -129,6 +135,16 @@ class Measurements(Frozen, frozen=True, kw_only=True):
     ipv6: Ipv6 | None = None
 
 
+class HealthSnapshot(Frozen, frozen=True, kw_only=True):
+    """The probe's own state when it measured, so a strange result can be explained later."""
+
+    disk_free_bytes: Count | None = None
+    cpu_temperature_c: float | None = None
+    spool_depth: Count | None = None
+    # Bytes left this month on the measured link's budget (absent: the link has no cap).
+    budget_left_bytes: Count | None = None
+
+
 class Provenance(Frozen, frozen=True, kw_only=True):
     agent_version: Name
     runner: Name
@@ -141,6 +157,7 @@ class Provenance(Frozen, frozen=True, kw_only=True):
     probe_limited: bool = False
     # Relative half-width of the 95 % interval of the download estimate (0.02 = +/- 2 %).
     confidence: Ratio | None = None
+    health: HealthSnapshot | None = None
 
 
 class MeasurementError(Frozen, frozen=True, kw_only=True):

@@ -3,32 +3,58 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from contract.errors import QosfleetError
 from lab.demo import run_demo
+from lab.village import run_village_lab
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="qos-lab", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser("demo", help="run the whole fleet end to end on this machine")
-    demo.add_argument("--rounds", type=int, default=2, help="tests per village (default 2)")
-    demo.add_argument("--duration", type=float, default=2.0, help="seconds per test (default 2)")
-    demo.add_argument("--workdir", type=Path, help="keep services' data and logs here")
-    demo.add_argument("--keep", action="store_true", help="leave the stack up until Ctrl-C")
+    demo = commands.add_parser(
+        "demo",
+        help="the village lab: the whole fleet end to end on this machine (root), "
+        "or the loopback variant (--loopback, no root needed)",
+    )
+    demo.add_argument("--rounds", type=int, default=6, help="tests per link (default 6)")
+    demo.add_argument("--workdir", type=Path, help="keep data, logs and dashboard PNGs here")
+    demo.add_argument("--keep", action="store_true", help="leave everything up until Ctrl-C")
+    demo.add_argument(
+        "--loopback",
+        action="store_true",
+        help="no namespaces: agents and target on loopback (what runs without root)",
+    )
     args = parser.parse_args(argv)
     try:
-        return run_demo(
-            workdir=args.workdir, rounds=args.rounds, duration_s=args.duration, keep=args.keep
-        )
+        if args.loopback or os.geteuid() != 0:
+            if not args.loopback:
+                print(
+                    "qos-lab: the village lab builds network namespaces and shapes links, which "
+                    "needs root (run `sudo bash scripts/demo`). Running the loopback variant: "
+                    "real services, unshaped links.",
+                    file=sys.stderr,
+                )
+            return run_demo(
+                workdir=args.workdir, rounds=args.rounds, duration_s=2.0, keep=args.keep
+            )
+        if args.workdir:
+            args.workdir.mkdir(parents=True, exist_ok=True)
+            return run_village_lab(
+                workdir=args.workdir.resolve(), rounds=args.rounds, keep=args.keep
+            )
+        with tempfile.TemporaryDirectory(prefix="qosfleet-lab-") as workdir:
+            return run_village_lab(workdir=Path(workdir), rounds=args.rounds, keep=args.keep)
     except QosfleetError as exc:
         print(f"qos-lab: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("qos-lab: interrupted; everything started was stopped", file=sys.stderr)
+        print("qos-lab: interrupted; everything started was stopped and removed", file=sys.stderr)
         return 130
 
 

@@ -1,8 +1,10 @@
-"""`qos-target serve --listen HOST:PORT`."""
+"""`qos-target serve [--listen HOST:PORT ...] [--iperf3-port PORT]`."""
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
+import socket
 import sys
 from collections.abc import Sequence
 
@@ -10,6 +12,7 @@ from aiohttp import web
 
 from contract.addresses import parse_host_port
 from contract.errors import QosfleetError
+from target.iperf3 import Iperf3Server
 from target.server import build_app
 
 
@@ -19,22 +22,63 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve = commands.add_parser("serve", help="serve the measurement endpoints")
     serve.add_argument(
         "--listen",
-        default="0.0.0.0:8080",  # a measurement server is meant to be reached
-        help="HOST:PORT to listen on ([::]:PORT for IPv6), default %(default)s",
+        action="append",
+        help="HOST:PORT to listen on ([::]:PORT for IPv6); repeat it to serve IPv4 and IPv6 "
+        "(default 0.0.0.0:8080)",
+    )
+    serve.add_argument(
+        "--iperf3-port",
+        type=int,
+        metavar="PORT",
+        help="also run `iperf3 -s` on PORT (5201 is iperf3's own), restarted if it dies; "
+        "iperf3 serves one test at a time (default: off)",
     )
     args = parser.parse_args(argv)
+    # A measurement server is meant to be reached: all IPv4 addresses by default.
+    listens = args.listen or ["0.0.0.0:8080"]
     try:
-        host, port = parse_host_port(args.listen, option="--listen")
+        addresses = [parse_host_port(text, option="--listen") for text in listens]
+        iperf3 = None
+        if args.iperf3_port is not None:
+            host = addresses[0][0]
+            bind = None if len(addresses) > 1 or _wildcard(host) else host
+            iperf3 = Iperf3Server(args.iperf3_port, bind=bind)
     except QosfleetError as exc:
         print(f"qos-target: {exc}", file=sys.stderr)
         return 2
-    print(f"qos-target serving on http://{args.listen} (/download /upload /echo /health)")
     try:
-        web.run_app(build_app(), host=host, port=port, print=None, access_log=None)
+        sockets = [_listening(host, port) for host, port in addresses]
     except OSError as exc:
-        print(f"qos-target: cannot listen on {args.listen}: {exc.strerror}", file=sys.stderr)
+        print(f"qos-target: cannot listen on {listens}: {exc.strerror}", file=sys.stderr)
         return 1
+    extra = f", iperf3 on port {args.iperf3_port}" if iperf3 else ""
+    where = " ".join(f"http://{text}" for text in listens)
+    print(f"qos-target serving on {where} (/download /upload /echo /health{extra})")
+    web.run_app(build_app(iperf3=iperf3), sock=sockets, print=None, access_log=None)
     return 0
+
+
+def _listening(host: str, port: int) -> socket.socket:
+    """A listening socket; an IPv6 one serves IPv6 only, so [::] and 0.0.0.0 can share a port."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _wildcard(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_unspecified
+    except ValueError:
+        return False  # a name: iperf3 binds to what it resolves to
 
 
 if __name__ == "__main__":

@@ -1,10 +1,54 @@
-"""What every runner gives back: result blocks, how they were obtained, and what went wrong."""
+"""What every runner shares: how a test is bounded, where its sockets start, what it gives back."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Literal
 
 import msgspec
 
 from contract.result import MeasurementError, StopReason, Throughput
+
+Direction = Literal["download", "upload"]
+# A runner reports its live state: the stage it is in and, once known, the current rate.
+Progress = Callable[[str, float | None], None]
+
+
+def no_progress(_stage: str, _mbps: float | None) -> None:
+    """The default Progress: nobody is watching."""
+
+
+class Binding(msgspec.Struct, frozen=True, kw_only=True):
+    """Where a test's sockets start: a named interface and its source addresses.
+
+    A test bound to wwan0 never leaves through eth0: its sockets carry SO_BINDTODEVICE and the
+    interface's own source address (see agent.runners.netif).
+    """
+
+    interface: str | None = None
+    source_v4: str | None = None
+    source_v6: str | None = None
+
+    def source_for(self, version: int) -> str | None:
+        return self.source_v6 if version == 6 else self.source_v4  # noqa: PLR2004
+
+
+class SpeedSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """How one direction of a speed test is bounded; every runner honours what it can."""
+
+    max_duration_s: Annotated[float, msgspec.Meta(gt=0)] = 10.0
+    # Bytes this direction may spend (None: no cap). Mobile data costs money in villages.
+    budget_bytes: Annotated[int, msgspec.Meta(gt=0)] | None = None
+    initial_flows: Annotated[int, msgspec.Meta(ge=1, le=64)] = 2
+    max_flows: Annotated[int, msgspec.Meta(ge=1, le=64)] = 8
+    sample_interval_s: Annotated[float, msgspec.Meta(ge=0.05, le=1.0)] = 0.1
+    # Stop once the 95 % interval of the rate is within +/- this share of it.
+    confidence_target: Annotated[float, msgspec.Meta(gt=0, lt=1)] = 0.02
+    # The shortest measured phase that may stop as "stable".
+    min_measure_s: Annotated[float, msgspec.Meta(gt=0)] = 1.5
+    connect_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 5.0
+    # A transfer that delivers nothing for this long has failed.
+    stall_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 5.0
 
 
 class SpeedOutcome(msgspec.Struct, frozen=True, kw_only=True):
@@ -16,4 +60,26 @@ class SpeedOutcome(msgspec.Struct, frozen=True, kw_only=True):
     bytes_used: int = 0
     stop_reason: StopReason = "duration"
     confidence: float | None = None
+    cpu_peak_percent: float | None = None
+    probe_limited: bool = False
     errors: tuple[MeasurementError, ...] = ()
+
+
+def failed_speed(
+    direction: Direction,
+    runner: str,
+    code: str,
+    message: str,
+    *,
+    bytes_used: int = 0,
+    tool_version: str | None = None,
+) -> SpeedOutcome:
+    """A speed test that produced no rate: the failure is the result."""
+    return SpeedOutcome(
+        throughput=None,
+        runner=runner,
+        tool_version=tool_version,
+        bytes_used=bytes_used,
+        stop_reason="error",
+        errors=(MeasurementError(stage=direction, code=code, message=message[:2000]),),
+    )

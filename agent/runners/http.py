@@ -1,102 +1,186 @@
-"""The native HTTP runner: parallel flows against qos-target, warm-up excluded.
+"""The native HTTP runner: growing multi-flow download and upload against qos-target.
 
-Rate = bytes received in the measured phase / length of that phase (the QCVN per-sample rate).
+Flows start at `initial_flows` and double while throughput still grows (up to `max_flows`); the
+aggregate is sampled every `sample_interval_s`; warm-up is excluded and the test stops early once
+the rate is stable, or at the byte budget or the duration cap (agent.runners.sampling decides).
+Rate = bytes of the measured phase / its length (the QCVN per-sample rate).
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
+import os
+from collections.abc import Callable
+from typing import Final
 
-import aiohttp
+from agent.runners.base import (
+    Binding,
+    Direction,
+    Progress,
+    SpeedOutcome,
+    SpeedSettings,
+    failed_speed,
+    no_progress,
+)
+from agent.runners.cpu import CpuMonitor
+from agent.runners.netif import BindError
+from agent.runners.rawhttp import (
+    READ_BUFFER_BYTES,
+    DownloadFlow,
+    Endpoint,
+    Flow,
+    TargetError,
+    UploadFlow,
+    abort,
+    connect_socket,
+    host_header,
+    resolve,
+)
+from agent.runners.sampling import RateController
+from contract.result import Throughput
 
-from agent.runners.base import SpeedOutcome
-from contract.result import MeasurementError, Throughput
-
-RUNNER = "http"
-READ_CHUNK = 1 << 16
-# Each flow asks for more than it can fetch in the test's time; the client closes it early.
-REQUEST_BYTES = 10 * 1000**3
+RUNNER: Final = "http"
+# qos-target refuses one request beyond 10 GB; a test never gets near it.
+MAX_REQUEST_BYTES: Final = 10 * 1000**3
+PAYLOAD_BYTES: Final = 1 << 20
 
 
-class _Counter:
-    """Bytes received by all flows, read by the clock at phase boundaries."""
-
-    def __init__(self) -> None:
-        self.total = 0
-
-
-async def _flow(session: aiohttp.ClientSession, url: str, counter: _Counter) -> None:
-    async with session.get(url, params={"bytes": str(REQUEST_BYTES)}) as response:
-        response.raise_for_status()
-        while chunk := await response.content.read(READ_CHUNK):
-            counter.total += len(chunk)
-
-
-async def measure_download(
+async def measure(
+    direction: Direction,
     target_url: str,
-    *,
-    duration_s: float = 5.0,
-    warmup_s: float = 1.0,
-    flows: int = 4,
-    local_address: str | None = None,
-    connect_timeout_s: float = 5.0,
+    binding: Binding,
+    settings: SpeedSettings,
+    progress: Progress = no_progress,
 ) -> SpeedOutcome:
-    """Download over `flows` connections for warm-up + `duration_s`; failures become errors."""
-    counter = _Counter()
-    connector = aiohttp.TCPConnector(
-        limit=flows, local_addr=(local_address, 0) if local_address else None
-    )
-    timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout_s)
-    url = target_url.rstrip("/") + "/download"
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-        tasks = [asyncio.create_task(_flow(session, url, counter)) for _ in range(flows)]
-        try:
-            failure = await _run_phases(tasks, warmup_s, duration_s, counter)
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-    if isinstance(failure, MeasurementError):
+    """One direction of a speed test; every failure comes back as an error in the outcome."""
+    try:
+        endpoint = await resolve(target_url)
+    except TargetError as exc:
+        return failed_speed(direction, RUNNER, "resolve-failed", str(exc))
+    return await _Test(direction, endpoint, binding, settings).run(progress)
+
+
+class _Test:
+    def __init__(
+        self, direction: Direction, endpoint: Endpoint, binding: Binding, settings: SpeedSettings
+    ) -> None:
+        self.direction = direction
+        self.endpoint = endpoint
+        self.binding = binding
+        self.settings = settings
+        self.flows: list[Flow] = []
+        self.connecting: set[asyncio.Task[None]] = set()
+        self.connect_failure: str | None = None
+        request_bytes = min(settings.budget_bytes or MAX_REQUEST_BYTES, MAX_REQUEST_BYTES)
+        host = host_header(endpoint)
+        self.new_flow: Callable[[], Flow]
+        if direction == "download":
+            request = f"GET /download?bytes={request_bytes} HTTP/1.1\r\nHost: {host}\r\n\r\n"
+            buffer = bytearray(READ_BUFFER_BYTES)  # shared: flows only count what lands in it
+            self.new_flow = lambda: DownloadFlow(request.encode(), buffer)
+        else:
+            head = (
+                f"POST /upload HTTP/1.1\r\nHost: {host}\r\n"
+                f"Content-Type: application/octet-stream\r\nContent-Length: {request_bytes}\r\n\r\n"
+            )
+            # Random bytes, so a compressing middlebox cannot flatter the rate.
+            payload = memoryview(os.urandom(PAYLOAD_BYTES))
+            self.new_flow = lambda: UploadFlow(head.encode(), request_bytes, payload)
+
+    async def run(self, progress: Progress) -> SpeedOutcome:
+        progress(f"{self.direction}: connecting", None)
+        async with CpuMonitor() as cpu:
+            try:
+                return await self._measure(progress, cpu)
+            finally:
+                for task in self.connecting:
+                    task.cancel()
+                await asyncio.gather(*self.connecting, return_exceptions=True)
+                for flow in self.flows:
+                    if flow.transport is not None:
+                        abort(flow.transport)
+
+    async def _measure(self, progress: Progress, cpu: CpuMonitor) -> SpeedOutcome:
+        loop = asyncio.get_running_loop()
+        self._grow(self.settings.initial_flows)
+        await asyncio.gather(*self.connecting, return_exceptions=True)
+        if self.connect_failure is not None:
+            return self._failed("connect-failed", self.connect_failure)
+        start = loop.time()
+        controller = RateController(self.settings, start=start)
+        next_at, last_change, last_total = start, start, 0
+        while True:
+            next_at += self.settings.sample_interval_s
+            await asyncio.sleep(max(0.0, next_at - loop.time()))
+            now, total = loop.time(), self._total()
+            failure = self.connect_failure or next(
+                (flow.failure for flow in self.flows if flow.failure), None
+            )
+            if failure is not None:
+                code = "connect-failed" if self.connect_failure else "transfer-failed"
+                return self._failed(code, failure, total)
+            if total > last_total:
+                last_change, last_total = now, total
+            elif now - last_change >= self.settings.stall_timeout_s:
+                return self._failed(
+                    "timeout", f"no data moved for {self.settings.stall_timeout_s:g} s", total
+                )
+            action = controller.tick(now, total)
+            stage = "measuring" if controller.measuring else "warm-up"
+            rate = controller.mbps if controller.measuring else controller.recent_mbps
+            progress(f"{self.direction}: {stage}, {controller.flows} flows", rate)
+            if action == "add-flows":
+                self._grow(controller.flows - len(self.flows) - len(self.connecting))
+            elif action == "stop":
+                break
+        throughput = Throughput(
+            mbps=controller.mbps,
+            bytes=controller.measured_bytes,
+            duration_s=controller.measured_s,
+            flows=len(self.flows),
+            warmup_s=controller.warmup_s,
+        )
         return SpeedOutcome(
-            throughput=None,
+            throughput=throughput,
             runner=RUNNER,
-            bytes_used=counter.total,
-            stop_reason="error",
-            errors=(failure,),
+            bytes_used=controller.total_bytes,
+            stop_reason=controller.stop_reason or "duration",
+            confidence=_ratio(controller.confidence),
+            cpu_peak_percent=cpu.peak.peak_percent,
+            probe_limited=cpu.peak.probe_limited,
         )
-    measured_bytes, measured_s = failure
-    throughput = Throughput(
-        mbps=measured_bytes * 8 / measured_s / 1e6,
-        bytes=measured_bytes,
-        duration_s=measured_s,
-        flows=flows,
-        warmup_s=warmup_s,
-    )
-    return SpeedOutcome(throughput=throughput, runner=RUNNER, bytes_used=counter.total)
+
+    def _total(self) -> int:
+        return sum(flow.counted() for flow in self.flows)
+
+    def _grow(self, count: int) -> None:
+        for _ in range(count):
+            task = asyncio.create_task(self._connect(), name=f"{self.direction}-flow")
+            self.connecting.add(task)
+            task.add_done_callback(self.connecting.discard)
+
+    async def _connect(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            sock = await connect_socket(
+                self.endpoint, self.binding, self.settings.connect_timeout_s
+            )
+            _transport, flow = await loop.create_connection(self.new_flow, sock=sock)
+        except BindError as exc:
+            self.connect_failure = exc.message
+        except TimeoutError:
+            self.connect_failure = (
+                f"no connection to {host_header(self.endpoint)} "
+                f"within {self.settings.connect_timeout_s:g} s"
+            )
+        except OSError as exc:
+            self.connect_failure = f"cannot connect to {host_header(self.endpoint)}: {exc.strerror}"
+        else:
+            self.flows.append(flow)
+
+    def _failed(self, code: str, message: str, bytes_used: int = 0) -> SpeedOutcome:
+        return failed_speed(self.direction, RUNNER, code, message, bytes_used=bytes_used)
 
 
-async def _run_phases(
-    tasks: list[asyncio.Task[None]], warmup_s: float, duration_s: float, counter: _Counter
-) -> tuple[int, float] | MeasurementError:
-    """Wait out the warm-up, then measure; a flow that dies early fails the test."""
-    done, _ = await asyncio.wait(tasks, timeout=warmup_s, return_when=asyncio.FIRST_EXCEPTION)
-    if done:
-        return _flow_error(done)
-    start_bytes, start = counter.total, time.perf_counter()
-    done, _ = await asyncio.wait(tasks, timeout=duration_s, return_when=asyncio.FIRST_EXCEPTION)
-    end_bytes, end = counter.total, time.perf_counter()
-    if done:
-        return _flow_error(done)
-    return end_bytes - start_bytes, end - start
-
-
-def _flow_error(done: set[asyncio.Task[None]]) -> MeasurementError:
-    task = next(iter(done))
-    exc = task.exception()
-    if exc is None:
-        return MeasurementError(
-            stage="download", code="short-stream", message="the target closed a flow early"
-        )
-    code = "connect-failed" if isinstance(exc, aiohttp.ClientConnectorError) else "transfer-failed"
-    return MeasurementError(stage="download", code=code, message=f"{type(exc).__name__}: {exc}")
+def _ratio(value: float | None) -> float | None:
+    return None if value is None else min(1.0, value)

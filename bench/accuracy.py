@@ -1,0 +1,154 @@
+"""Accuracy and data cost of the speed runners on shaped lab links (needs root).
+
+For each shaped rate, one probe namespace with a tbf-shaped link; qos-target (with its iperf3
+server) in the target namespace. Each runner measures the download `--repeats` times through the
+real `qos-agent check --json --tests download`; the truth is TCP goodput through tbf, 0.956 x the
+shaped rate (DESIGN.md, measured on these machines). Prints, per runner and rate: median and P95
+absolute error, median bytes used, and bytes relative to a fixed 10 s test at that goodput.
+
+    sudo .venv/bin/python bench/accuracy.py [--rates 10,40,100,300,1000] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import NamedTuple
+
+from lab.netns import NEEDS_ROOT, ROOT_HINT, Lab, LinkSpec, ProbeSpec
+from lab.services import require_binary, venv_script
+
+GOODPUT = 0.956
+HTTP_PORT = 8080
+IPERF3_PORT = 5201
+FIXED_TEST_S = 10.0
+# name -> extra `qos-agent check` options. iperf3 runs 1 s omitted + 4 s measured; speedtest-cli
+# gets 5 s per direction instead of its usual 10 s, to keep the benchmark short.
+RUNNERS: dict[str, tuple[str, ...]] = {
+    "http": ("--runner", "http"),
+    "iperf3 -P1": ("--runner", "iperf3", "--max-flows", "1", "--duration", "5"),
+    "iperf3 -P4": ("--runner", "iperf3", "--max-flows", "4", "--duration", "5"),
+    "speedtest-cli": ("--runner", "speedtest", "--duration", "5"),
+}
+
+
+class Sample(NamedTuple):
+    runner: str
+    rate_mbps: float
+    mbps: float | None  # None: the run failed
+    bytes_used: int
+    probe_limited: bool
+    stop_reason: str
+
+    @property
+    def error(self) -> float:
+        truth = GOODPUT * self.rate_mbps
+        return math.inf if self.mbps is None else abs(self.mbps - truth) / truth
+
+    @property
+    def bytes_ratio(self) -> float:
+        return self.bytes_used / (FIXED_TEST_S * GOODPUT * self.rate_mbps * 1e6 / 8)
+
+
+def probe_name(rate: float) -> str:
+    return f"rate-{rate:g}".replace(".", "-")
+
+
+def measure(lab: Lab, runner: str, rate: float) -> Sample:
+    argv = [
+        venv_script("qos-agent"), "check", "--json", "--tests", "download",
+        "--target", f"http://{lab.target_address(4)}:{HTTP_PORT}", *RUNNERS[runner],
+    ]  # fmt: skip
+    done = lab.run(probe_name(rate), argv, check=False, timeout=120)
+    result = json.loads(done.stdout)
+    download = result["measurements"].get("download")
+    provenance = result["provenance"]
+    return Sample(
+        runner=runner,
+        rate_mbps=rate,
+        mbps=download["mbps"] if download else None,
+        bytes_used=provenance["bytes_used"],
+        probe_limited=provenance.get("probe_limited", False),
+        stop_reason=provenance.get("stop_reason", "duration"),
+    )
+
+
+def p95(values: Sequence[float]) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
+
+
+def summary_row(label: str, samples: Sequence[Sample]) -> str:
+    errors = [sample.error for sample in samples]
+    ratios = [sample.bytes_ratio for sample in samples]
+    used = statistics.median(sample.bytes_used for sample in samples)
+    limited = sum(sample.probe_limited for sample in samples)
+    failed = sum(sample.mbps is None for sample in samples)
+    rates = [f"{sample.mbps:.1f}" if sample.mbps else "fail" for sample in samples]
+    return (
+        f"| {label} | {len(samples)} | {statistics.median(errors):.1%} | {p95(errors):.1%} "
+        f"| {used / 1e6:,.1f} MB | {statistics.median(ratios):.2f} | {limited} | {failed} "
+        f"| {' '.join(rates)} |"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rates", default="10,40,100,300,1000", help="shaped Mb/s, comma list")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--runners", default=",".join(RUNNERS), help="comma list of runners")
+    args = parser.parse_args(argv)
+    if os.geteuid() != 0:
+        print(f"accuracy: {NEEDS_ROOT}\n  -> {ROOT_HINT}", file=sys.stderr)
+        return 2
+    require_binary("iperf3")
+    rates = [float(rate) for rate in args.rates.split(",")]
+    runners = [name.strip() for name in args.runners.split(",")]
+    probes = [
+        ProbeSpec(name=probe_name(rate), links=(LinkSpec(down_mbps=rate, up_mbps=rate),))
+        for rate in rates
+    ]
+    samples: list[Sample] = []
+    with Lab(probes) as lab:
+        lab.popen(
+            "target",
+            [
+                venv_script("qos-target"), "serve", "--listen", f"0.0.0.0:{HTTP_PORT}",
+                "--iperf3-port", str(IPERF3_PORT),
+            ],
+        )  # fmt: skip
+        lab.wait_listening("target", HTTP_PORT)
+        lab.wait_listening("target", IPERF3_PORT)
+        for rate in rates:
+            for _ in range(args.repeats):
+                for runner in runners:  # interleaved, so a busy moment hits every runner alike
+                    sample = measure(lab, runner, rate)
+                    samples.append(sample)
+                    print(f"  {rate:g} Mb/s {runner}: {sample.mbps} Mb/s", file=sys.stderr)
+    print(f"\n{datetime.now(UTC):%Y-%m-%d}, {platform.node()}, {os.cpu_count()} cores, "
+          f"Python {platform.python_version()}; truth = {GOODPUT} x shaped rate; "
+          f"bytes x10s = bytes used / a fixed 10 s test at that goodput\n")  # fmt: skip
+    header = (
+        "| runner @ shaped rate | n | median error | P95 error | median bytes | bytes x10s "
+        "| probe-limited | failed | Mb/s measured |"
+    )
+    print(header)
+    print("|" + "---|" * (header.count("|") - 1))
+    for runner in runners:
+        for rate in rates:
+            chosen = [s for s in samples if s.runner == runner and s.rate_mbps == rate]
+            print(summary_row(f"{runner} @ {rate:g}", chosen))
+    for runner in runners:
+        print(summary_row(f"**{runner}, all rates**", [s for s in samples if s.runner == runner]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
