@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from contract.errors import QosfleetError
+from lab import stack
 from lab.demo import run_demo
 from lab.village import run_village_lab
 
@@ -30,8 +31,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="no namespaces: agents and target on loopback (what runs without root)",
     )
+    stack.add_parser(commands)
     args = parser.parse_args(argv)
     try:
+        if args.command == "stack":
+            return int(args.run(args))
         if args.loopback or os.geteuid() != 0:
             if not args.loopback:
                 print(
