@@ -107,8 +107,8 @@ async def run_check(
 ) -> Result:
     """Measure one link against one target and wrap it in an (unsigned) result envelope.
 
-    interface: the link to bind every test to (None: no binding, the kernel routes; the link's
-    metadata then comes from the config's first link). budget_bytes: what the whole check may
+    interface: the link to bind every test to (None: the config's first link; with no config,
+    no binding and the kernel routes). budget_bytes: what the whole check may
     spend (None: no cap). duration_s / flows: shorthands for the longest a speed direction may
     take and its most parallel flows (options.speed holds the rest).
     """
@@ -125,9 +125,11 @@ async def run_check(
     link = config.link(interface) if config else UNENROLLED_LINK
     if config is None and interface is not None:
         link = Link(interface=interface, access="fixed", technology="unknown", operator="unknown")
+    # A result labelled with a link must have travelled over it: never let the kernel choose.
+    bind_to = link.interface if config else interface
     started_at = datetime.now(UTC)
     outcome = await measure_link(
-        target_url, interface, runner=runner, budget_bytes=budget_bytes, options=options,
+        target_url, bind_to, runner=runner, budget_bytes=budget_bytes, options=options,
         progress=progress,
     )  # fmt: skip
     finished_at = datetime.now(UTC)

@@ -26,7 +26,7 @@ lat = 21.03
 lon = 105.85
 
 [[links]]
-interface = "eth0"
+interface = "lo"
 access = "fixed"
 technology = "ftth"
 operator = "VNPT"
