@@ -3,28 +3,38 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 
-from rich.console import Console
-
-from agent.commands import check
 from contract.errors import QosfleetError
 
-# Each subcommand module adds its parser and sets `run`; add new ones here.
-COMMANDS = (check,)
+# Subcommand -> its module (with add_parser() and run()); add new ones here. Only the module of
+# the chosen subcommand is imported, so the daemon never loads the technician's display or the
+# measurement engine's HTTP stack before it needs them.
+COMMANDS = {
+    "check": "agent.commands.check",
+    "enroll": "agent.commands.enroll",
+    "status": "agent.commands.status",
+    "run": "agent.commands.run",
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="qos-agent", description="qosfleet probe agent")
     commands = parser.add_subparsers(dest="command", required=True)
-    for command in COMMANDS:
-        command.add_parser(commands)
-    args = parser.parse_args(argv)
+    chosen = next((word for word in arguments if not word.startswith("-")), None)
+    for name in [chosen] if chosen in COMMANDS else COMMANDS:
+        importlib.import_module(COMMANDS[name]).add_parser(commands)
+    args = parser.parse_args(arguments)
     try:
         code: int = args.run(args)
     except QosfleetError as exc:
-        Console(stderr=True).print(f"[bold red]qos-agent:[/] {exc}", highlight=False)
+        from rich.console import Console  # noqa: PLC0415 - the error path alone needs colour
+        from rich.markup import escape  # noqa: PLC0415
+
+        Console(stderr=True).print(f"[bold red]qos-agent:[/] {escape(str(exc))}", highlight=False)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -9,12 +10,60 @@ import msgspec
 
 from contract.addresses import parse_url
 from contract.errors import ConfigError
-from contract.mqtt import BrokerConfig
-from contract.result import Link, Location, ProbeId
+from contract.mqtt import BrokerConfig, broker_endpoint
+from contract.result import Access, Link, Location, Name, Plan, ProbeId, Radio, Technology
 from contract.typed import Strict, load_toml
 
 DEFAULT_PATH = Path("/etc/qosfleet/agent.toml")
 DEFAULT_STATE_DIR = Path("/var/lib/qosfleet")
+HINT = "see deploy/agent.example.toml, or run `qos-agent enroll`"
+# Mobile data costs money in villages: a mobile link with no stated budget gets this one.
+DEFAULT_MOBILE_BUDGET_BYTES = 2 * 1000**3
+
+Seconds = Annotated[float, msgspec.Meta(ge=0.0)]
+PositiveSeconds = Annotated[float, msgspec.Meta(gt=0.0)]
+Bytes = Annotated[int, msgspec.Meta(ge=0)]
+PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
+
+
+class PlanConfig(Plan, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The wire's Plan as people write it: a mistyped key is refused, not ignored."""
+
+
+class LocationConfig(Location, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The wire's Location as people write it: a mistyped key is refused, not ignored."""
+
+
+class LinkConfig(Strict, frozen=True, kw_only=True):
+    interface: Annotated[str, msgspec.Meta(min_length=1, max_length=15)]
+    access: Access
+    technology: Technology
+    operator: Name
+    plan: PlanConfig | None = None
+    # Monthly byte cap of the tests on this link (default: 2 GB on mobile, none on fixed).
+    monthly_budget_bytes: Bytes | None = None
+    # ModemManager modem index; by default the modem whose network port is `interface`.
+    modem: str | None = None
+
+    @property
+    def budget_bytes(self) -> int | None:
+        if self.monthly_budget_bytes is not None:
+            return self.monthly_budget_bytes
+        return DEFAULT_MOBILE_BUDGET_BYTES if self.access == "mobile" else None
+
+    def as_link(self, radio: Radio | None = None) -> Link:
+        """The link as it travels in a result."""
+        plan = self.plan
+        return Link(
+            interface=self.interface,
+            access=self.access,
+            technology=self.technology,
+            operator=self.operator,
+            plan=Plan(download_mbps=plan.download_mbps, upload_mbps=plan.upload_mbps)
+            if plan
+            else None,
+            radio=radio,
+        )
 
 
 class TargetConfig(Strict, frozen=True, kw_only=True):
@@ -22,16 +71,71 @@ class TargetConfig(Strict, frozen=True, kw_only=True):
     url: str
 
 
+class ScheduleConfig(Strict, frozen=True, kw_only=True):
+    """Gaps between tests on one link: a floor plus an exponential draw, so the mean is `*_mean_s`.
+
+    Random gaps sample every hour of the day and keep a fleet from testing in step. Small values
+    (an "accelerated" schedule) let tests and the lab run many tests quickly.
+    """
+
+    speed_mean_s: PositiveSeconds = 6 * 3600.0
+    speed_floor_s: Seconds = 30 * 60.0
+    # Latency and IPv6 checks cost little, so they run more often than speed tests.
+    light_mean_s: PositiveSeconds = 3600.0
+    light_floor_s: Seconds = 5 * 60.0
+    speed_duration_s: PositiveSeconds = 10.0
+    flows: Annotated[int, msgspec.Meta(ge=1, le=64)] = 4
+
+
+class BudgetConfig(Strict, frozen=True, kw_only=True):
+    """What a test is assumed to spend before its link has a history to estimate from."""
+
+    speed_test_estimate_bytes: Bytes = 100 * 1000**2
+    light_test_estimate_bytes: Bytes = 1000**2
+
+
+class SpoolConfig(Strict, frozen=True, kw_only=True):
+    """Caps of the local spool; beyond them the oldest results are dropped, counted and reported."""
+
+    max_results: PositiveInt = 100_000
+    max_bytes: PositiveInt = 200 * 1000**2
+
+
+class PublishConfig(Strict, frozen=True, kw_only=True):
+    # A result with no receipt after this long is sent again (the wait doubles up to the cap).
+    receipt_timeout_s: PositiveSeconds = 60.0
+    resend_cap_s: PositiveSeconds = 1800.0
+    # Results sent and awaiting a receipt at once: flow control towards broker and collector.
+    window: PositiveInt = 50
+    reconnect_first_s: PositiveSeconds = 1.0
+    reconnect_cap_s: PositiveSeconds = 120.0
+    # How often the retained status (health, spool, budgets) is refreshed.
+    status_interval_s: PositiveSeconds = 300.0
+
+
 class AgentConfig(Strict, frozen=True, kw_only=True):
     probe_id: ProbeId
-    location: Location
-    links: Annotated[tuple[Link, ...], msgspec.Meta(min_length=1)]
+    location: LocationConfig
+    links: Annotated[tuple[LinkConfig, ...], msgspec.Meta(min_length=1)]
     targets: Annotated[tuple[TargetConfig, ...], msgspec.Meta(min_length=1)]
     broker: BrokerConfig = BrokerConfig()
     state_dir: str = str(DEFAULT_STATE_DIR)
+    # The probe's Ed25519 key (default: probe.key in state_dir), made by `qos-agent enroll`.
+    key_file: str | None = None
+    schedule: ScheduleConfig = ScheduleConfig()
+    budget: BudgetConfig = BudgetConfig()
+    spool: SpoolConfig = SpoolConfig()
+    publish: PublishConfig = PublishConfig()
+
+    @property
+    def key_path(self) -> Path:
+        return Path(self.key_file) if self.key_file else Path(self.state_dir) / "probe.key"
 
     def link(self, interface: str | None) -> Link:
         """The configured link on `interface`, or the first one when none is named."""
+        return self.link_config(interface).as_link()
+
+    def link_config(self, interface: str | None) -> LinkConfig:
         if interface is None:
             return self.links[0]
         for link in self.links:
@@ -43,10 +147,45 @@ class AgentConfig(Strict, frozen=True, kw_only=True):
 
 def load_config(path: Path) -> AgentConfig:
     """Read and validate the agent's TOML; a bad key raises ConfigError naming it."""
-    config = load_toml(
-        path, AgentConfig, hint="see deploy/agent.example.toml, or run `qos-agent enroll`"
-    )
-    parse_url(config.broker.url, option=f"{path}: broker.url", schemes=("mqtt", "mqtts"))
-    for index, target in enumerate(config.targets):
-        parse_url(target.url, option=f"{path}: targets[{index}].url", schemes=("http", "https"))
+    config = load_toml(path, AgentConfig, hint=HINT)
+    check_config(config, where=f"{path}: ")
     return config
+
+
+def check_config(config: AgentConfig, *, where: str = "") -> None:
+    """Rules across keys that the types cannot express."""
+    broker_endpoint(config.broker.url, option=f"{where}broker.url")
+    ca_file = config.broker.ca_file
+    if ca_file is not None and not os.access(ca_file, os.R_OK):
+        raise ConfigError(
+            f"{where}broker.ca_file",
+            f"cannot read {ca_file}",
+            "give the PEM file of the CA that signed the broker's certificate",
+        )
+    for index, target in enumerate(config.targets):
+        parse_url(target.url, option=f"{where}targets[{index}].url", schemes=("http", "https"))
+    interfaces = [link.interface for link in config.links]
+    for index, interface in enumerate(interfaces):
+        if interface in interfaces[:index]:
+            raise ConfigError(
+                f"{where}links[{index}].interface",
+                f"{interface!r} is configured twice",
+                "one [[links]] table per interface",
+            )
+    schedule = config.schedule
+    for kind in ("speed", "light"):
+        floor: float = getattr(schedule, f"{kind}_floor_s")
+        mean: float = getattr(schedule, f"{kind}_mean_s")
+        if floor > mean:
+            raise ConfigError(
+                f"{where}schedule.{kind}_floor_s",
+                f"{floor:g} s is above {kind}_mean_s ({mean:g} s)",
+                "the floor is the shortest gap; make it at most the mean",
+            )
+    publish = config.publish
+    if publish.reconnect_first_s > publish.reconnect_cap_s:
+        raise ConfigError(
+            f"{where}publish.reconnect_first_s",
+            "is above reconnect_cap_s",
+            "the first reconnect delay must not exceed the cap",
+        )

@@ -45,6 +45,8 @@ class LinkBudget(Frozen, frozen=True, kw_only=True):
     interface: str
     used_bytes: Annotated[int, msgspec.Meta(ge=0)]
     cap_bytes: Annotated[int, msgspec.Meta(ge=0)]
+    # Tests skipped this month because their estimated bytes exceeded what was left.
+    skipped_tests: Annotated[int, msgspec.Meta(ge=0)] = 0
 
 
 class ProbeHealth(Frozen, frozen=True, kw_only=True):
@@ -53,6 +55,12 @@ class ProbeHealth(Frozen, frozen=True, kw_only=True):
     cpu_temperature_c: float | None = None
     spool_depth: Annotated[int, msgspec.Meta(ge=0)] = 0
     budgets: tuple[LinkBudget, ...] = ()
+    spool_bytes: Annotated[int, msgspec.Meta(ge=0)] = 0
+    # Age of the oldest result still waiting for its receipt.
+    spool_oldest_s: Annotated[float, msgspec.Meta(ge=0.0)] | None = None
+    # Since enrollment: results dropped unsent (spool cap or disk full), and refused by a collector.
+    results_lost: Annotated[int, msgspec.Meta(ge=0)] = 0
+    results_rejected: Annotated[int, msgspec.Meta(ge=0)] = 0
 
 
 class ProbeStatus(Frozen, frozen=True, kw_only=True):

@@ -45,9 +45,13 @@ def broker_endpoint(url: str, *, option: str = "broker.url") -> BrokerEndpoint:
 
 
 def mqtt_client(
-    broker: BrokerConfig, *, identifier: str, will: aiomqtt.Will | None = None
+    broker: BrokerConfig,
+    *,
+    identifier: str,
+    will: aiomqtt.Will | None = None,
+    protocol: aiomqtt.ProtocolVersion = aiomqtt.ProtocolVersion.V5,
 ) -> aiomqtt.Client:
-    """An MQTT v5 client for `broker` (TLS when the URL says mqtts://)."""
+    """An MQTT client for `broker` (TLS when the URL says mqtts://), v5 unless told otherwise."""
     endpoint = broker_endpoint(broker.url)
     return aiomqtt.Client(
         endpoint.host,
@@ -56,7 +60,7 @@ def mqtt_client(
         identifier=identifier,
         username=broker.username,
         password=broker.password,
-        protocol=aiomqtt.ProtocolVersion.V5,
+        protocol=protocol,
         tls_context=ssl.create_default_context(cafile=broker.ca_file) if endpoint.tls else None,
         will=will,
         timeout=10,

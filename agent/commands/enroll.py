@@ -1,0 +1,229 @@
+"""`qos-agent enroll`: write the probe's config and key, and say what to register centrally."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pwd
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from agent.config import DEFAULT_PATH, DEFAULT_STATE_DIR, HINT, AgentConfig, check_config
+from agent.daemon import probe_meta
+from agent.keys import create_key, load_key
+from contract.errors import ConfigError
+from contract.fleet import encode
+from contract.typed import convert
+
+SERVICE_USER = "qosfleet"
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    enroll = commands.add_parser(
+        "enroll", help="write this probe's config and signing key (once, at installation)"
+    )
+    enroll.set_defaults(run=run)
+    enroll.add_argument("--probe-id", required=True, help="e.g. vn-11-ban-na-hin")
+    enroll.add_argument("--province", required=True, help="two-digit province code, e.g. 11")
+    enroll.add_argument("--commune", required=True, help="five-digit commune code")
+    enroll.add_argument("--village", required=True, help="village (thôn/bản) name")
+    enroll.add_argument("--lat", type=float, required=True)
+    enroll.add_argument("--lon", type=float, required=True)
+    enroll.add_argument(
+        "--link",
+        action="append",
+        required=True,
+        metavar="IF:ACCESS:TECH:OPERATOR[:VD/VU]",
+        help="a link to measure, e.g. wwan0:mobile:4g:Viettel or eth0:fixed:ftth:VNPT:300/300 "
+        "(repeat for each link)",
+    )
+    enroll.add_argument(
+        "--target",
+        action="append",
+        required=True,
+        metavar="ID=URL",
+        help="a measurement target, e.g. hn1=http://198.18.0.1:8080 (repeatable)",
+    )
+    enroll.add_argument("--broker", required=True, help="broker URL, e.g. mqtts://HOST:8883")
+    enroll.add_argument("--username", help="the probe's MQTT account (default: the probe id)")
+    enroll.add_argument("--password", help="the probe's MQTT password")
+    enroll.add_argument("--ca-file", help="CA certificate of the broker (private CA)")
+    enroll.add_argument(
+        "--config", type=Path, default=DEFAULT_PATH, help=f"where to write (default {DEFAULT_PATH})"
+    )
+    enroll.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
+    enroll.add_argument("--force", action="store_true", help="replace an existing config")
+    enroll.add_argument(
+        "--new-key", action="store_true", help="replace the signing key (a new identity)"
+    )
+    enroll.add_argument(
+        "--owner",
+        help=f"user the daemon runs as, given the key and state (default {SERVICE_USER} "
+        "when it exists and enroll runs as root)",
+    )
+    enroll.add_argument("--json", action="store_true", help="print the enrollment (meta) as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    table = config_table(args)
+    config = convert(table, AgentConfig, where="", hint="check the enroll options; " + HINT)
+    check_config(config)
+    if args.config.exists() and not args.force:
+        raise ConfigError(
+            str(args.config), "already exists", "pass --force to replace it (the key is kept)"
+        )
+    key_path = config.key_path
+    if args.new_key:
+        key_path.unlink(missing_ok=True)
+    key = load_key(key_path) if key_path.exists() else create_key(key_path)
+    owner = _owner(args.owner)
+    _write_private(args.config, render_toml(table), owner=owner)
+    if owner is not None:
+        args.state_dir.mkdir(parents=True, exist_ok=True)
+        shutil.chown(args.state_dir, owner.pw_name, owner.pw_gid)
+        shutil.chown(key_path, owner.pw_name, owner.pw_gid)
+    meta = probe_meta(config, key)
+    if args.json:
+        sys.stdout.write(encode(meta).decode() + "\n")
+        return 0
+    console = Console()
+    summary = Table(title=f"enrolled probe {config.probe_id}", show_header=False)
+    summary.add_column(style="bold")
+    summary.add_column()
+    where = config.location
+    summary.add_row("config", f"{args.config} (mode 0640)")
+    summary.add_row("signing key", f"{key_path} (mode 0600)")
+    summary.add_row(
+        "location",
+        f"{escape(where.village)}, commune {where.commune_code}, province "
+        f"{where.province_code} ({where.lat}, {where.lon})",
+    )
+    for link in config.links:
+        kind = f"{link.interface} · {link.access} · {link.technology}"
+        summary.add_row("link", f"{kind} · {escape(link.operator)}")
+    console.print(summary)
+    console.print(
+        "[bold]Register centrally[/] (the collector also learns it from the retained meta):"
+    )
+    console.print(f"  MQTT account   {config.broker.username or config.probe_id}")
+    console.print(f"  public key     [bold]{meta.public_key}[/]")
+    console.print("Then: [bold]systemctl enable --now qos-agent[/] and [bold]qos-agent status[/].")
+    return 0
+
+
+def config_table(args: argparse.Namespace) -> dict[str, Any]:
+    """The options as the TOML tables they become (only what was given: defaults stay defaults)."""
+    broker: dict[str, Any] = {"url": args.broker, "username": args.username or args.probe_id}
+    if args.password:
+        broker["password"] = args.password
+    if args.ca_file:
+        broker["ca_file"] = args.ca_file
+    table: dict[str, Any] = {
+        "probe_id": args.probe_id,
+        "state_dir": str(args.state_dir),
+        "location": {
+            "province_code": args.province,
+            "commune_code": args.commune,
+            "village": args.village,
+            "lat": args.lat,
+            "lon": args.lon,
+        },
+        "links": [_link(spec, index) for index, spec in enumerate(args.link)],
+        "targets": [_target(spec, index) for index, spec in enumerate(args.target)],
+        "broker": broker,
+    }
+    return table
+
+
+def _link(spec: str, index: int) -> dict[str, Any]:
+    parts = spec.split(":")
+    if len(parts) not in (4, 5):
+        raise ConfigError(
+            f"--link {spec!r}",
+            "is not IF:ACCESS:TECH:OPERATOR[:VD/VU]",
+            "e.g. --link wwan0:mobile:4g:Viettel or --link eth0:fixed:ftth:VNPT:300/300",
+        )
+    fields = ("interface", "access", "technology", "operator")
+    link: dict[str, Any] = dict(zip(fields, parts[:4], strict=True))
+    if len(parts) == 5:  # noqa: PLR2004 - the optional plan
+        download, _, upload = parts[4].partition("/")
+        try:
+            link["plan"] = {"download_mbps": float(download), "upload_mbps": float(upload)}
+        except ValueError:
+            raise ConfigError(
+                f"links[{index}].plan", f"{parts[4]!r} is not VD/VU in Mb/s", "e.g. 300/300"
+            ) from None
+    return link
+
+
+def _target(spec: str, index: int) -> dict[str, str]:
+    target_id, sep, url = spec.partition("=")
+    if not sep:
+        raise ConfigError(f"targets[{index}]", f"{spec!r} is not ID=URL", "e.g. hn1=http://...")
+    return {"id": target_id, "url": url}
+
+
+def _owner(name: str | None) -> pwd.struct_passwd | None:
+    """The daemon's user, when enroll runs as root and can hand the files over."""
+    if os.geteuid() != 0:
+        if name is not None:
+            raise ConfigError("--owner", "needs root", "run enroll with sudo")
+        return None
+    try:
+        return pwd.getpwnam(name or SERVICE_USER)
+    except KeyError:
+        if name is None:
+            return None  # no service user on this machine: the files stay root's
+        raise ConfigError(
+            "--owner", f"no user {name!r}", "create it, or leave --owner out"
+        ) from None
+
+
+def _write_private(path: Path, text: str, *, owner: pwd.struct_passwd | None) -> None:
+    """Write atomically, readable by its owner and the daemon's group only (it holds a password)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+    try:
+        os.fchmod(handle, 0o640)
+        if owner is not None:
+            os.fchown(handle, 0, owner.pw_gid)
+        os.write(handle, text.encode())
+        os.fsync(handle)
+    finally:
+        os.close(handle)
+    temporary.replace(path)
+
+
+def render_toml(table: dict[str, Any]) -> str:
+    """The config tables as TOML: scalars, then [tables], then [[arrays of tables]]."""
+    lines = ["# qos-agent configuration, written by `qos-agent enroll`. See agent.example.toml."]
+    scalars = {k: v for k, v in table.items() if not isinstance(v, dict | list)}
+    lines += [f"{key} = {_toml_value(value)}" for key, value in scalars.items()]
+    for key, value in table.items():
+        if isinstance(value, dict):
+            lines += ["", f"[{key}]"]
+            lines += [f"{k} = {_toml_value(v)}" for k, v in value.items()]
+        elif isinstance(value, list):
+            for item in value:
+                lines += ["", f"[[{key}]]"]
+                lines += [f"{k} = {_toml_value(v)}" for k, v in item.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    # A JSON string is a TOML basic string: the same quotes and escapes.
+    return json.dumps(str(value), ensure_ascii=False)

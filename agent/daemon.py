@@ -1,0 +1,208 @@
+"""The probe's daemon: schedule, budget, measure, add radio + health, sign, spool, publish."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import time
+from collections.abc import Awaitable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal, Protocol
+
+import msgspec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from agent import __version__
+from agent.budget import Budget, TestKind
+from agent.config import AgentConfig, TargetConfig
+from agent.health import clock_status, cpu_temperature_c, disk_free_bytes
+from agent.publish import Publisher
+from agent.radio import Mmcli, read_radio, run_mmcli
+from agent.schedule import Job, Scheduler
+from agent.spool import Spool
+from agent.state import DaemonState, open_state_db, record_daemon_state
+from contract.fleet import ProbeHealth, ProbeMeta, ProbeStatus
+from contract.result import HealthSnapshot, Location, Radio, Result, encode_result
+from contract.signing import public_key_text, sign_result
+
+log = logging.getLogger("qosfleet.agent")
+
+
+class Measure(Protocol):
+    """The measurement engine as the daemon sees it: one test of a kind on a link -> a result.
+
+    `budget_bytes` is what the link's monthly budget has left (None: no cap); the engine stops a
+    transfer there.
+    """
+
+    kinds: frozenset[TestKind]
+
+    def __call__(
+        self, config: AgentConfig, job: Job, target: TargetConfig, budget_bytes: int | None
+    ) -> Awaitable[Result]: ...
+
+
+def probe_meta(config: AgentConfig, key: Ed25519PrivateKey) -> ProbeMeta:
+    """The enrollment published (retained) on every connection, and printed by `enroll`."""
+    where = config.location
+    return ProbeMeta(
+        probe_id=config.probe_id,
+        location=Location(
+            province_code=where.province_code,
+            commune_code=where.commune_code,
+            village=where.village,
+            lat=where.lat,
+            lon=where.lon,
+        ),
+        links=tuple(link.as_link() for link in config.links),
+        public_key=public_key_text(key),
+        agent_version=__version__,
+    )
+
+
+class Daemon:
+    def __init__(
+        self,
+        config: AgentConfig,
+        key: Ed25519PrivateKey,
+        *,
+        measure: Measure,
+        mmcli: Mmcli = run_mmcli,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self.key = key
+        self.measure = measure
+        self.mmcli = mmcli
+        self.rng = rng or random.Random()  # noqa: S311 - choosing targets, not secrets
+        self.state_dir = Path(config.state_dir)
+        self.db = open_state_db(self.state_dir)
+        self.spool = Spool(
+            self.db, max_results=config.spool.max_results, max_bytes=config.spool.max_bytes
+        )
+        self.budget = Budget(
+            self.db,
+            caps={link.interface: link.budget_bytes for link in config.links},
+            first_estimates={
+                "speed": config.budget.speed_test_estimate_bytes,
+                "light": config.budget.light_test_estimate_bytes,
+            },
+        )
+        self.publisher = Publisher(
+            config,
+            self.spool,
+            meta=probe_meta(config, key),
+            status=self.status,
+            on_connection=self._on_connection,
+        )
+        self.scheduler = Scheduler(
+            [link.interface for link in config.links],
+            config.schedule,
+            self.run_test,
+            kinds=tuple(self.measure.kinds),
+            rng=self.rng,
+        )
+        now = datetime.now(UTC)
+        self.state = DaemonState(
+            pid=os.getpid(), started_at=now, updated_at=now, broker_url=config.broker.url
+        )
+
+    async def run(self) -> None:
+        """Measure and publish until cancelled."""
+        self._record()
+        log.info(
+            "probe %s: %d links, %d results spooled, broker %s",
+            self.config.probe_id,
+            len(self.config.links),
+            self.spool.depth,
+            self.config.broker.url,
+        )
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(self.scheduler.run(), name="scheduler")
+                tasks.create_task(self.publisher.run(), name="publisher")
+        finally:
+            self.db.close()
+
+    async def run_test(self, job: Job) -> None:
+        """One scheduled test; whatever happens is spooled or counted, and nothing escapes."""
+        try:
+            await self._run_test(job)
+        except Exception:
+            # A fault of the agent (a link's faults are errors in a result): log, count, go on.
+            log.exception("%s test on %s could not run", job.kind, job.interface)
+            self._update(tests_failed=self.state.tests_failed + 1)
+
+    async def _run_test(self, job: Job) -> None:
+        link = self.config.link_config(job.interface)
+        if not self.budget.allows(job.interface, job.kind, datetime.now(UTC)):
+            self._update(tests_skipped_budget=self.state.tests_skipped_budget + 1)
+            log.warning(
+                "%s test on %s skipped: it would need ~%d bytes, %s left this month",
+                job.kind,
+                job.interface,
+                self.budget.estimate(job.interface, job.kind),
+                self.budget.left(job.interface, datetime.now(UTC)),
+            )
+            return
+        target = self.rng.choice(self.config.targets)
+        radio = await read_radio(link.interface, modem=link.modem, mmcli=self.mmcli)
+        left = self.budget.left(job.interface, datetime.now(UTC))
+        result = await self.measure(self.config, job, target, left)
+        self.budget.charge(job.interface, job.kind, result.provenance.bytes_used, datetime.now(UTC))
+        signed = sign_result(self._with_context(result, radio), self.key)
+        if self.spool.add(str(signed.id), signed.seq, encode_result(signed), now=time.time()):
+            self.publisher.wake.set()
+        self._update(tests_run=self.state.tests_run + 1)
+
+    def _with_context(self, result: Result, radio: Radio | None) -> Result:
+        interface = result.link.interface
+        health = HealthSnapshot(
+            disk_free_bytes=disk_free_bytes(self.state_dir),
+            cpu_temperature_c=cpu_temperature_c(),
+            spool_depth=self.spool.depth,
+            budget_left_bytes=self.budget.left(interface, datetime.now(UTC)),
+        )
+        link = msgspec.structs.replace(result.link, radio=radio) if radio else result.link
+        provenance = msgspec.structs.replace(result.provenance, health=health)
+        return msgspec.structs.replace(result, link=link, provenance=provenance)
+
+    async def status(self, state: Literal["online", "offline"]) -> ProbeStatus:
+        """The retained status message; building it also records the daemon's state locally."""
+        health = await self.health()
+        self._update(health=health)
+        return ProbeStatus(
+            probe_id=self.config.probe_id, state=state, at=datetime.now(UTC), health=health
+        )
+
+    async def health(self) -> ProbeHealth:
+        spool = self.spool.report()
+        now = datetime.now(UTC)
+        return ProbeHealth(
+            clock=await asyncio.to_thread(clock_status),
+            disk_free_bytes=disk_free_bytes(self.state_dir),
+            cpu_temperature_c=cpu_temperature_c(),
+            spool_depth=spool.depth,
+            spool_bytes=spool.bytes,
+            spool_oldest_s=max(time.time() - spool.oldest_created, 0.0)
+            if spool.oldest_created is not None
+            else None,
+            results_lost=spool.lost,
+            results_rejected=spool.rejected,
+            budgets=self.budget.report(now),
+        )
+
+    def _on_connection(self, up: bool, error: str | None) -> None:
+        unchanged = up == self.state.broker_connected and self.state.broker_since is not None
+        since = self.state.broker_since if unchanged else datetime.now(UTC)
+        self._update(broker_connected=up, broker_since=since, broker_error=error)
+
+    def _update(self, **changes: object) -> None:
+        self.state = msgspec.structs.replace(self.state, updated_at=datetime.now(UTC), **changes)
+        self._record()
+
+    def _record(self) -> None:
+        record_daemon_state(self.db, self.state)

@@ -1,0 +1,117 @@
+"""A scheduled test, run by the measurement engine (agent/check.py) in a child process.
+
+The engine's HTTP stack and scapy more than double the daemon's memory, and Python never gives
+imported modules back: in a child, all of it is returned to the system when the test ends, so the
+daemon idles small for years, and a fault in the engine cannot take the daemon down with it.
+
+    python -m agent.measure --config AGENT.toml --interface IF --kind speed|light --target ID
+        [--budget BYTES]      -> the unsigned result envelope (JSON) on stdout
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+
+from agent.budget import TestKind
+from agent.config import AgentConfig, TargetConfig, load_config
+from agent.schedule import Job
+from contract.errors import ServiceError
+from contract.result import Result, encode_result
+
+# What a light test runs: checks of a few kB each, cheap enough to run far more often.
+LIGHT_TESTS: tuple[Literal["latency", "ipv6"], ...] = ("latency", "ipv6")
+# Beyond its speed directions' own limits, how long a test may take before it is called hung.
+HUNG_AFTER_S = 120.0
+ERROR_TAIL = 2000
+
+
+class EngineMeasure:
+    """The engine in this process: a speed test is its full check, a light one latency + IPv6."""
+
+    kinds: frozenset[TestKind] = frozenset({"speed", "light"})
+
+    async def __call__(
+        self, config: AgentConfig, job: Job, target: TargetConfig, budget_bytes: int | None
+    ) -> Result:
+        from agent.check import CheckOptions, run_check  # noqa: PLC0415 - the heavy engine
+
+        return await run_check(
+            target_url=target.url,
+            config=config,
+            interface=job.interface,
+            budget_bytes=budget_bytes,
+            options=CheckOptions(tests=LIGHT_TESTS) if job.kind == "light" else None,
+            duration_s=config.schedule.speed_duration_s,
+            flows=config.schedule.flows,
+        )
+
+
+class ChildMeasure:
+    """The daemon's side: run one test in `python -m agent.measure` and read its result."""
+
+    kinds: frozenset[TestKind] = EngineMeasure.kinds
+
+    def __init__(self, config_path: Path) -> None:
+        self.config_path = config_path
+
+    async def __call__(
+        self, config: AgentConfig, job: Job, target: TargetConfig, budget_bytes: int | None
+    ) -> Result:
+        argv = [
+            sys.executable, "-m", "agent.measure", "--config", str(self.config_path),
+            "--interface", job.interface, "--kind", job.kind, "--target", target.id,
+        ]  # fmt: skip
+        if budget_bytes is not None:
+            argv += ["--budget", str(budget_bytes)]
+        child = await asyncio.create_subprocess_exec(
+            *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        )
+        # Both directions at their longest, then some: beyond that the child is stuck.
+        timeout_s = 2 * config.schedule.speed_duration_s + HUNG_AFTER_S
+        try:
+            async with asyncio.timeout(timeout_s):
+                stdout, stderr = await child.communicate()
+        except BaseException:
+            # Hung, or the daemon is stopping: the test must not outlive it.
+            if child.returncode is None:
+                child.kill()
+                await child.wait()
+            raise
+        if child.returncode != 0:
+            raise ServiceError(
+                f"the measurement child exited with {child.returncode}: "
+                + stderr.decode(errors="replace")[-ERROR_TAIL:],
+                "see the daemon's log (journalctl -u qos-agent)",
+            )
+        if stderr:
+            sys.stderr.write(stderr.decode(errors="replace"))
+        return msgspec.json.decode(stdout, type=Result)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m agent.measure", description=__doc__)
+    parser.add_argument("--config", type=Path, required=True)
+    parser.add_argument("--interface", required=True)
+    parser.add_argument("--kind", choices=("speed", "light"), required=True)
+    parser.add_argument("--target", required=True, help="a target id of the config")
+    parser.add_argument("--budget", type=int, help="bytes the link's monthly budget has left")
+    args = parser.parse_args(argv)
+    config = load_config(args.config)
+    target = next((t for t in config.targets if t.id == args.target), None)
+    if target is None:
+        parser.error(f"no target {args.target!r} in {args.config}")
+    kind: TestKind = args.kind
+    job = Job(config.link_config(args.interface).interface, kind)
+    result = asyncio.run(EngineMeasure()(config, job, target, args.budget))
+    sys.stdout.buffer.write(encode_result(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
