@@ -272,8 +272,12 @@ def test_paths_are_the_agents_own() -> None:
 
 @pytest.mark.parametrize("hostname", probe_hosts())
 def test_the_config_renders_and_the_agent_loads_it(tmp_path: Path, hostname: str) -> None:
+    assert 'ca_file = "/etc/qosfleet/ca.crt"' in render_config(hostname)
+    # The agent refuses a CA file it cannot read: stand one in where the playbook puts it.
+    ca_file = tmp_path / "ca.crt"
+    ca_file.write_text("-----BEGIN CERTIFICATE-----\n", encoding="utf-8")
     path = tmp_path / "agent.toml"
-    path.write_text(render_config(hostname), encoding="utf-8")
+    path.write_text(render_config(hostname, qosfleet_broker_ca_dest=str(ca_file)), encoding="utf-8")
     config = load_config(path)
     entry = inventory_groups()["probes"]["hosts"][hostname]
     assert config.probe_id == hostname
@@ -285,7 +289,7 @@ def test_the_config_renders_and_the_agent_loads_it(tmp_path: Path, hostname: str
     assert config.broker.username == hostname
     assert config.broker.password == FAKE_PASSWORD
     assert config.broker.url.startswith("mqtts://")
-    assert config.broker.ca_file == "/etc/qosfleet/ca.crt"
+    assert config.broker.ca_file == str(ca_file)
     assert config.key_path == DEFAULT_STATE_DIR / "probe.key"
     assert len(config.targets) == len(inventory_groups()["probes"]["vars"]["qosfleet_targets"])
 
@@ -316,10 +320,13 @@ def test_the_template_task_validates_with_the_agent(tmp_path: Path) -> None:
     assert template["mode"] == "0640"
     venv = str(Path(venv_script("qos-agent")).parent.parent)
     variables = host_vars(probe_hosts()[0], qosfleet_venv=venv)
+    ca_file = tmp_path / "ca.crt"  # the playbook installs the CA before it writes the config
+    ca_file.write_text("-----BEGIN CERTIFICATE-----\n", encoding="utf-8")
+    rendered = render_config(probe_hosts()[0], qosfleet_broker_ca_dest=str(ca_file))
     good = tmp_path / "good.toml"
-    good.write_text(render_config(probe_hosts()[0]), encoding="utf-8")
+    good.write_text(rendered, encoding="utf-8")
     bad = tmp_path / "bad.toml"
-    bad.write_text(render_config(probe_hosts()[0]).replace("probe_id", "probe_name"))
+    bad.write_text(rendered.replace("probe_id", "probe_name"))
     validate = render(template["validate"], variables)
     for path, code in ((good, 0), (bad, 1)):
         argv = shlex.split(validate.replace("%s", shlex.quote(str(path))))
