@@ -76,7 +76,11 @@ def fields(result: Result, location: Location | None = None) -> dict[str, float]
         "bytes_used": float(result.provenance.bytes_used),
         "probe_limited": float(result.provenance.probe_limited),
         "errors": float(len(result.errors)),
-        "attempt_failed": float(measurements.download is None and bool(result.errors)),
+        # QCVN access failure: a download attempted that could not run. A light test (latency,
+        # IPv6) or a probe-side problem (interface missing) is not an attempt on the link.
+        "attempt_failed": float(
+            measurements.download is None and any(e.stage == "download" for e in result.errors)
+        ),
         "seq": float(result.seq),
     }
     optional: dict[str, float | None] = {

@@ -90,6 +90,10 @@ def samples_from_export(series: Iterable[ExportedSeries]) -> list[StoredSample]:
     for key, by_time in results.items():
         labels = dict(key)
         for timestamp, values in by_time.items():
+            if not {"download_mbps", "upload_mbps"} & values.keys() and not values.get(
+                "attempt_failed"
+            ):
+                continue  # a light test (latency, IPv6): no speed attempt to count
             status: Literal["ok", "failed", "probe_limited"] = "ok"
             if values.get("attempt_failed") == 1.0:
                 status = "failed"

@@ -91,3 +91,14 @@ def test_plan_is_used_only_where_one_plan_applies() -> None:
 def test_technology_without_a_profile_is_left_out() -> None:
     samples = _stored(VILLAGE_A | {"technology": "unknown"}, [10.0] * 5)
     assert judge_areas(samples, bundled_profiles(), now=NOW) == {}
+
+
+def test_a_light_test_is_not_an_attempt_and_a_failed_download_is() -> None:
+    labels = {"probe": "p1", **VILLAGE_A}
+    light, failed = 1_795_000_000_000, 1_795_000_600_000
+    series = [
+        ExportedSeries({"__name__": "qos_latency_idle_median_ms", **labels}, [23.0], [light]),
+        ExportedSeries({"__name__": "qos_attempt_failed", **labels}, [0.0, 1.0], [light, failed]),
+    ]
+    samples = samples_from_export(series)
+    assert [s.sample.status for s in samples] == ["failed"]

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import msgspec
 from hypothesis import given
 
 from collector.store import FIELD_NAMES, LABEL_NAMES, fields, labels, make_line, result_line
-from contract.result import Result
+from contract.result import MeasurementError, Result
 from tests.strategies import results, sample_result
 
 
@@ -32,3 +33,19 @@ def test_an_enrollment_location_labels_a_result_without_one() -> None:
     bare = Result(**{f: getattr(located, f) for f in located.__struct_fields__ if f != "location"})
     line = result_line(bare, located.location)
     assert line == result_line(located)
+
+
+def test_only_a_download_that_could_not_run_is_an_access_failure() -> None:
+    base = sample_result()
+    no_download = msgspec.structs.replace(
+        base, measurements=msgspec.structs.replace(base.measurements, download=None)
+    )
+
+    def failed(stage: str) -> float:
+        error = MeasurementError(stage=stage, code="connect-failed", message="refused")
+        return fields(msgspec.structs.replace(no_download, errors=(error,)))["attempt_failed"]
+
+    assert failed("download") == 1.0
+    assert failed("latency-idle") == 0.0  # a light test is no attempt on the link
+    assert failed("bind") == 0.0  # the probe's own interface was missing
+    assert fields(base)["attempt_failed"] == 0.0
