@@ -39,7 +39,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     check.add_argument(
         "--interface",
         help="bind every test to this interface and its address, e.g. wwan0 "
-        "(default: no binding, the kernel routes)",
+        "(default: the config's first link; without a config, no binding)",
     )
     check.add_argument(
         "--runner",
