@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
-import ipaddress
 import re
 import ssl
 import subprocess
@@ -13,14 +11,11 @@ from pathlib import Path
 
 import aiomqtt
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from contract.mqtt import BrokerConfig, mqtt_client
 from contract.result import receipt_topic, result_topic
 from lab.services import Service, free_port, require_binary, tcp_answers
+from tests.certificates import make_certificates
 
 pytestmark = pytest.mark.integration
 
@@ -35,52 +30,6 @@ def _password_file(path: Path) -> Path:
     for username, password in ACCOUNTS.items():
         subprocess.run([binary, "-b", str(path), username, password], check=True, timeout=10)
     return path
-
-
-def _certificates(directory: Path) -> tuple[Path, Path, Path]:
-    """A throw-away CA and a server certificate for localhost signed by it (PEM files)."""
-    now = dt.datetime.now(dt.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "qosfleet test CA")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
-    server_key = ec.generate_private_key(ec.SECP256R1())
-    server = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
-        .issuer_name(ca_name)
-        .public_key(server_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    ca_file, cert_file, key_file = (directory / n for n in ("ca.crt", "server.crt", "server.key"))
-    ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    cert_file.write_bytes(server.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        server_key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return ca_file, cert_file, key_file
 
 
 class Broker:
@@ -104,7 +53,7 @@ def secured_broker(tmp_path: Path) -> Iterator[Broker]:
     """mosquitto on deploy/mosquitto/mosquitto.conf and acl, with the test's paths and ports."""
     etc = tmp_path / "etc"
     etc.mkdir()
-    ca_file, _, _ = _certificates(etc)
+    ca_file, _, _ = make_certificates(etc)
     _password_file(etc / "passwd")
     (etc / "acl").write_text((DEPLOY / "acl").read_text(encoding="utf-8"), encoding="utf-8")
     plain_port, tls_port = free_port(), free_port()
