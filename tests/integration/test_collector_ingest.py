@@ -9,7 +9,6 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import aiomqtt
 import msgspec
 import pytest
 from prometheus_client import CollectorRegistry
@@ -20,12 +19,12 @@ from collector.service import CollectorSettings, serve
 from contract.mqtt import BrokerConfig, mqtt_client
 from contract.result import (
     Receipt,
-    decode_receipt,
     encode_result,
     receipt_topic,
     result_topic,
 )
 from lab.services import Mosquitto, VictoriaMetrics, free_port
+from tests.integration.collector.support import receipts
 from tests.strategies import sample_result
 
 pytestmark = pytest.mark.integration
@@ -56,20 +55,6 @@ async def running_collector(
             await task
 
 
-async def _receipts(client: aiomqtt.Client, wanted: int, timeout_s: float) -> list[Receipt]:
-    received: list[Receipt] = []
-    try:
-        async with asyncio.timeout(timeout_s):
-            async for message in client.messages:
-                assert isinstance(message.payload, bytes)
-                received.append(decode_receipt(message.payload))
-                if len(received) == wanted:
-                    break
-    except TimeoutError:
-        pass
-    return received
-
-
 async def test_bad_results_are_counted_by_reason_and_good_ones_stored(
     tmp_path: Path, broker: Mosquitto, store: VictoriaMetrics
 ) -> None:
@@ -87,7 +72,7 @@ async def test_bad_results_are_counted_by_reason_and_good_ones_stored(
             await client.publish(topic, encode_result(impostor), qos=1)
             await client.publish(topic, encode_result(unlocated), qos=1)
             await client.publish(topic, encode_result(good), qos=1)
-            receipts = await _receipts(client, 2, timeout_s=10)
+            receipts = await receipts(client, 2, timeout_s=10)
         # A result that can never be accepted is refused for good, so the probe can drop it.
         assert {(r.id, r.status) for r in receipts} == {
             (good.id, "stored"),
@@ -120,7 +105,7 @@ async def test_store_down_means_no_receipt_and_no_crash(tmp_path: Path, broker: 
         async with mqtt_client(BrokerConfig(url=broker.url), identifier="test-probe") as client:
             await client.subscribe(receipt_topic(result.probe_id), qos=1)
             await client.publish(result_topic(result.probe_id), encode_result(result), qos=1)
-            receipts = await _receipts(client, 1, timeout_s=3)
+            receipts = await receipts(client, 1, timeout_s=3)
         assert receipts == []
         assert (registry.get_sample_value("qos_collector_store_write_errors_total") or 0) >= 1
         assert registry.get_sample_value("qos_collector_results_accepted_total") == 0.0
