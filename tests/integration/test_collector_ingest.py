@@ -72,9 +72,9 @@ async def test_bad_results_are_counted_by_reason_and_good_ones_stored(
             await client.publish(topic, encode_result(impostor), qos=1)
             await client.publish(topic, encode_result(unlocated), qos=1)
             await client.publish(topic, encode_result(good), qos=1)
-            receipts = await receipts(client, 2, timeout_s=10)
+            got = await receipts(client, 2, timeout_s=10)
         # A result that can never be accepted is refused for good, so the probe can drop it.
-        assert {(r.id, r.status) for r in receipts} == {
+        assert {(r.id, r.status) for r in got} == {
             (good.id, "stored"),
             (future.id, "rejected"),
         }
@@ -105,8 +105,8 @@ async def test_store_down_means_no_receipt_and_no_crash(tmp_path: Path, broker: 
         async with mqtt_client(BrokerConfig(url=broker.url), identifier="test-probe") as client:
             await client.subscribe(receipt_topic(result.probe_id), qos=1)
             await client.publish(result_topic(result.probe_id), encode_result(result), qos=1)
-            receipts = await receipts(client, 1, timeout_s=3)
-        assert receipts == []
+            got = await receipts(client, 1, timeout_s=3)
+        assert got == []
         assert (registry.get_sample_value("qos_collector_store_write_errors_total") or 0) >= 1
         assert registry.get_sample_value("qos_collector_results_accepted_total") == 0.0
         assert registry.get_sample_value("qos_collector_broker_connected") == 1.0
