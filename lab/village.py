@@ -263,7 +263,8 @@ def _alert_lines(alerts: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def run_village_lab(*, workdir: Path, rounds: int, keep: bool) -> int:
+def run_village_lab(*, workdir: Path, rounds: int, keep: bool, pictures_dir: Path) -> int:
+    """Run the lab in `workdir`; the dashboard PNGs go to `pictures_dir`, which outlives it."""
     console = Console()
     villages = VILLAGES
     with _sigterm_as_exit(), ExitStack() as stack:
@@ -303,10 +304,11 @@ def run_village_lab(*, workdir: Path, rounds: int, keep: bool) -> int:
         console.print("[bold]Alerts in Alertmanager:[/]")
         for line in _alert_lines(alerts) or ["  (none)"]:
             console.print("  " + line, highlight=False)
-        pictures = _render(store, workdir / "dashboards", console)
+        pictures = _render(store, pictures_dir, console)
         console.print("[bold]Where to look:[/]")
-        console.print(f"  VictoriaMetrics UI   {store.url}/vmui")
-        console.print(f"  Alertmanager         {manager.url}")
+        live = "" if keep else "  (live until the lab ends: --keep holds it open)"
+        console.print(f"  VictoriaMetrics UI   {store.url}/vmui{live}")
+        console.print(f"  Alertmanager         {manager.url}{live}")
         for picture in pictures:
             console.print(f"  dashboard            {picture}")
         console.print(f"  logs and data        {workdir}")
