@@ -6,8 +6,7 @@ import asyncio
 import logging
 import os
 import random
-import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal, Protocol
@@ -45,6 +44,10 @@ class Measure(Protocol):
     ) -> Awaitable[Result]: ...
 
 
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 def probe_meta(config: AgentConfig, key: Ed25519PrivateKey) -> ProbeMeta:
     """The enrollment published (retained) on every connection, and printed by `enroll`."""
     where = config.location
@@ -72,12 +75,16 @@ class Daemon:
         measure: Measure,
         mmcli: Mmcli = run_mmcli,
         rng: random.Random | None = None,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.config = config
         self.key = key
         self.measure = measure
         self.mmcli = mmcli
         self.rng = rng or random.Random()  # noqa: S311 - choosing targets, not secrets
+        # The wall clock (budget months, spool and status times); it may step (NTP). Deadlines
+        # never use it: the schedule and the receipt timeouts run on the monotonic clock.
+        self.clock = clock
         self.state_dir = Path(config.state_dir)
         self.db = open_state_db(self.state_dir)
         self.spool = Spool(
@@ -105,7 +112,7 @@ class Daemon:
             kinds=tuple(self.measure.kinds),
             rng=self.rng,
         )
-        now = datetime.now(UTC)
+        now = clock()
         self.state = DaemonState(
             pid=os.getpid(), started_at=now, updated_at=now, broker_url=config.broker.url
         )
@@ -138,23 +145,24 @@ class Daemon:
 
     async def _run_test(self, job: Job) -> None:
         link = self.config.link_config(job.interface)
-        if not self.budget.allows(job.interface, job.kind, datetime.now(UTC)):
+        if not self.budget.allows(job.interface, job.kind, self.clock()):
             self._update(tests_skipped_budget=self.state.tests_skipped_budget + 1)
             log.warning(
                 "%s test on %s skipped: it would need ~%d bytes, %s left this month",
                 job.kind,
                 job.interface,
                 self.budget.estimate(job.interface, job.kind),
-                self.budget.left(job.interface, datetime.now(UTC)),
+                self.budget.left(job.interface, self.clock()),
             )
             return
         target = self.rng.choice(self.config.targets)
         radio = await read_radio(link.interface, modem=link.modem, mmcli=self.mmcli)
-        left = self.budget.left(job.interface, datetime.now(UTC))
+        left = self.budget.left(job.interface, self.clock())
         result = await self.measure(self.config, job, target, left)
-        self.budget.charge(job.interface, job.kind, result.provenance.bytes_used, datetime.now(UTC))
+        now = self.clock()
+        self.budget.charge(job.interface, job.kind, result.provenance.bytes_used, now)
         signed = sign_result(self._with_context(result, radio), self.key)
-        if self.spool.add(str(signed.id), signed.seq, encode_result(signed), now=time.time()):
+        if self.spool.add(str(signed.id), signed.seq, encode_result(signed), now=now.timestamp()):
             self.publisher.wake.set()
         self._update(tests_run=self.state.tests_run + 1)
 
@@ -164,7 +172,7 @@ class Daemon:
             disk_free_bytes=disk_free_bytes(self.state_dir),
             cpu_temperature_c=cpu_temperature_c(),
             spool_depth=self.spool.depth,
-            budget_left_bytes=self.budget.left(interface, datetime.now(UTC)),
+            budget_left_bytes=self.budget.left(interface, self.clock()),
         )
         link = msgspec.structs.replace(result.link, radio=radio) if radio else result.link
         provenance = msgspec.structs.replace(result.provenance, health=health)
@@ -175,19 +183,19 @@ class Daemon:
         health = await self.health()
         self._update(health=health)
         return ProbeStatus(
-            probe_id=self.config.probe_id, state=state, at=datetime.now(UTC), health=health
+            probe_id=self.config.probe_id, state=state, at=self.clock(), health=health
         )
 
     async def health(self) -> ProbeHealth:
         spool = self.spool.report()
-        now = datetime.now(UTC)
+        now = self.clock()
         return ProbeHealth(
             clock=await asyncio.to_thread(clock_status),
             disk_free_bytes=disk_free_bytes(self.state_dir),
             cpu_temperature_c=cpu_temperature_c(),
             spool_depth=spool.depth,
             spool_bytes=spool.bytes,
-            spool_oldest_s=max(time.time() - spool.oldest_created, 0.0)
+            spool_oldest_s=max(now.timestamp() - spool.oldest_created, 0.0)
             if spool.oldest_created is not None
             else None,
             results_lost=spool.lost,
@@ -197,11 +205,11 @@ class Daemon:
 
     def _on_connection(self, up: bool, error: str | None) -> None:
         unchanged = up == self.state.broker_connected and self.state.broker_since is not None
-        since = self.state.broker_since if unchanged else datetime.now(UTC)
+        since = self.state.broker_since if unchanged else self.clock()
         self._update(broker_connected=up, broker_since=since, broker_error=error)
 
     def _update(self, **changes: object) -> None:
-        self.state = msgspec.structs.replace(self.state, updated_at=datetime.now(UTC), **changes)
+        self.state = msgspec.structs.replace(self.state, updated_at=self.clock(), **changes)
         self._record()
 
     def _record(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import logging
 import os
@@ -61,16 +62,37 @@ def next_seq(state_dir: Path) -> int:
         except FileNotFoundError:
             current = -1
         except ValueError:
-            # A torn write cannot happen (rename is atomic); a hand-edited file can. Never go back.
-            current = int(path.stat().st_mtime_ns)
+            # A hand-edited (or, after an in-place write, torn) file. Never go back: microseconds
+            # since the epoch exceed any count so far and stay below 2**53, the collector's limit.
+            current = path.stat().st_mtime_ns // 1000
         value = current + 1
-        temporary = path.with_suffix(".tmp")
-        with temporary.open("w", encoding="ascii") as handle:
-            handle.write(str(value))
-            handle.flush()
-            os.fsync(handle.fileno())
-        temporary.replace(path)
+        try:
+            _replace(path, value)
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC:
+                raise
+            # A full disk has no block for a new file, but the old file has one: overwrite it in
+            # place, so a result measured now still reaches the spool (kept, or counted lost).
+            _overwrite(path, value)
     return value
+
+
+def _replace(path: Path, value: int) -> None:
+    """Write, fsync, rename: the file holds the old number or the new one, never a torn one."""
+    temporary = path.with_suffix(".tmp")
+    with temporary.open("w", encoding="ascii") as handle:
+        handle.write(str(value))
+        handle.flush()
+        os.fsync(handle.fileno())
+    temporary.replace(path)
+
+
+def _overwrite(path: Path, value: int) -> None:
+    with path.open("r+", encoding="ascii") as handle:
+        handle.write(str(value))
+        handle.truncate()
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def open_state_db(state_dir: Path, *, read_only: bool = False) -> sqlite3.Connection:
