@@ -14,7 +14,7 @@ import logging
 import random
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Literal
 
 import aiomqtt
@@ -25,12 +25,15 @@ from contract.errors import ServiceError, WireError
 from contract.fleet import ProbeMeta, ProbeStatus, encode, meta_topic, status_topic
 from contract.mqtt import BrokerConfig, mqtt_client
 from contract.result import (
+    MAX_BATCH,
     Receipt,
     Result,
     decode_receipt,
+    encode_batch_payloads,
     encode_result,
     receipt_topic,
     result_topic,
+    results_topic,
 )
 
 log = logging.getLogger("qosfleet.agent")
@@ -40,6 +43,9 @@ GOODBYE_TIMEOUT_S = 2.0
 # Calls in flight beyond a full window of results: status, meta, subscribe.
 PENDING_MARGIN = 8
 STABLE_SESSION_S = 30.0
+# The shipped broker drops a client that sends a packet over 256 KiB (deploy/mosquitto,
+# max_packet_size): a batch stays well below, whatever the results weigh.
+MAX_BATCH_BYTES = 128 * 1024
 
 
 async def publish_result(
@@ -198,7 +204,8 @@ class Publisher:
                 continue
             if receipt.status == "rejected":
                 log.warning("collector refused result %s: %s", receipt.id, receipt.reason)
-            self._receipts.put_nowait((str(receipt.id), receipt.status))
+            for result_id in receipt.ids():
+                self._receipts.put_nowait((str(result_id), receipt.status))
 
     async def _settle(self) -> None:
         """Forget receipted results, in batches: one disk sync for all receipts that are waiting."""
@@ -234,10 +241,9 @@ class Publisher:
                 batch = []
             if batch:
                 self._track(batch, now)
-                topic = result_topic(self.probe_id)
                 async with asyncio.TaskGroup() as sends:
-                    for row in batch:
-                        sends.create_task(client.publish(topic, row.payload, qos=1))
+                    for topic, payload in messages(self.probe_id, batch):
+                        sends.create_task(client.publish(topic, payload, qos=1))
             deadlines = [sent.deadline for sent in self._sent.values() if not sent.overdue]
             timeout = max(min(deadlines) - time.monotonic(), 0.0) if deadlines else None
             with contextlib.suppress(TimeoutError):
@@ -259,6 +265,28 @@ class Publisher:
             await asyncio.sleep(self.config.publish.status_interval_s)
             online = encode(await self.status("online"))
             await client.publish(status_topic(self.probe_id), online, qos=1, retain=True)
+
+
+def messages(probe_id: str, rows: Sequence[SpooledResult]) -> list[tuple[str, bytes]]:
+    """(topic, payload) for results due: batches when draining, a lone result on its own topic.
+
+    Each message costs the collector far more than a result's checks, so a backlog goes in
+    batches of up to MAX_BATCH (and MAX_BATCH_BYTES), in spool order.
+    """
+    chunks: list[list[bytes]] = []
+    size = 0
+    for row in rows:
+        if not chunks or len(chunks[-1]) >= MAX_BATCH or size + len(row.payload) > MAX_BATCH_BYTES:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(row.payload)
+        size += len(row.payload)
+    return [
+        (result_topic(probe_id), chunk[0])
+        if len(chunk) == 1
+        else (results_topic(probe_id), encode_batch_payloads(chunk))
+        for chunk in chunks
+    ]
 
 
 def _first(errors: BaseExceptionGroup[aiomqtt.MqttError]) -> BaseException:

@@ -4,6 +4,7 @@ and then 2 collector processes and a real VictoriaMetrics, all on this machine.
     .venv/bin/python bench/ingest.py                      # 30,000 results at 5,000/s, 1 and 2
     .venv/bin/python bench/ingest.py --rate 0             # as fast as the broker takes them
     .venv/bin/python bench/ingest.py --results 60000 --probes 2000 --collectors 1
+    .venv/bin/python bench/ingest.py --batch 50           # spool drains: 50 results a message
 
 Prints, per run: results/s offered and sustained (published to queryable), p50/p95
 publish-to-queryable latency, and CPU (% of one core) and peak RSS of every process.
@@ -16,6 +17,9 @@ measuring, so the series exist as they would for a fleet that has reported befor
 new series costs VictoriaMetrics far more than a sample). "Queryable" is observed by polling
 VictoriaMetrics every 100 ms for each probe's highest stored `seq`; a probe publishes its
 results in `seq` order, so a result counts as queryable when its probe's maximum reaches it.
+
+With `--batch N` each probe sends its results N at a time in one ResultBatch on its batch topic,
+as a probe draining its spool after an outage does; the offered rate still counts results.
 """
 
 from __future__ import annotations
@@ -38,7 +42,15 @@ import aiohttp
 import msgspec
 
 from contract.fleet import ProbeMeta, encode, meta_topic
-from contract.result import Link, encode_result, result_topic
+from contract.result import (
+    BATCH_SCHEMA,
+    Link,
+    ResultBatch,
+    encode_batch,
+    encode_result,
+    result_topic,
+    results_topic,
+)
 from contract.signing import new_private_key, public_key_text, sign_result
 from lab.services import Service, mosquitto, qos_collector, victoria_metrics
 from tests.strategies import sample_result
@@ -143,9 +155,11 @@ class Workload:
     warmup: list[tuple[str, bytes]]
     # (probe id, seq, topic, payload) in publishing order: round-robin over probes, seq rising.
     results: list[tuple[str, int, str, bytes]]
+    # What goes on the wire: (topic, payload, indexes into `results` it carries).
+    messages: list[tuple[str, bytes, list[int]]]
 
 
-def build_workload(total: int, probes: int) -> Workload:
+def build_workload(total: int, probes: int, batch: int = 1) -> Workload:
     link = Link(interface="wwan0", access="mobile", technology="4g", operator="Viettel")
     keys = [new_private_key() for _ in range(probes)]
     ids = [f"{PROBE_PREFIX}{n:05d}" for n in range(probes)]
@@ -169,14 +183,30 @@ def build_workload(total: int, probes: int) -> Workload:
         signed = sign_result(msgspec.structs.replace(first, seq=0), key)
         warmup.append((result_topic(probe_id), encode_result(signed)))
     results = []
+    signed_results = []
     for n in range(total):
         probe, seq = n % probes, n // probes + 1
         # Distinct timestamps per probe: one link cannot finish two tests in the same millisecond.
         finished = start + timedelta(milliseconds=n)
         result = sample_result(ids[probe], finished_at=finished, village=f"Thôn {ids[probe][-3:]}")
         signed = sign_result(msgspec.structs.replace(result, seq=seq), keys[probe])
+        signed_results.append(signed)
         results.append((ids[probe], seq, result_topic(ids[probe]), encode_result(signed)))
-    return Workload(metas, warmup, results)
+    if batch <= 1:
+        messages = [(topic, payload, [n]) for n, (_, _, topic, payload) in enumerate(results)]
+        return Workload(metas, warmup, results, messages)
+    # Round-robin over probes as before, each turn a probe's next `batch` results in one message.
+    per_probe = [list(range(p, total, probes)) for p in range(probes)]
+    messages = []
+    for turn in range(0, max(map(len, per_probe), default=0), batch):
+        for probe, indexes in enumerate(per_probe):
+            chunk = indexes[turn : turn + batch]
+            if chunk:
+                envelope = ResultBatch(
+                    schema=BATCH_SCHEMA, results=tuple(signed_results[n] for n in chunk)
+                )
+                messages.append((results_topic(ids[probe]), encode_batch(envelope), chunk))
+    return Workload(metas, warmup, results, messages)
 
 
 # measuring ------------------------------------------------------------------------------------
@@ -255,19 +285,23 @@ async def publish(
 ) -> None:
     publisher = await RawPublisher.open(host, port, "bench-load")
     run.first_publish = time.time()
-    index = 0
+    index = 0  # into workload.messages
+    published = 0  # results in the messages sent so far
     total = len(workload.results)
-    while index < total:
+    while index < len(workload.messages):
         elapsed = time.time() - run.first_publish
         due = total if rate <= 0 else min(total, int(elapsed * rate) + 1)
-        packets = []
+        packets: list[bytes] = []
         now = time.time()
-        for offset, (_, _, topic, payload) in enumerate(workload.results[index:due]):
-            packets.append(publish_packet(topic, payload, publisher.packet_id(offset)))
-            sent_at[index + offset] = now
+        while index < len(workload.messages) and published < due:
+            topic, payload, carried = workload.messages[index]
+            packets.append(publish_packet(topic, payload, publisher.packet_id(len(packets))))
+            for n in carried:
+                sent_at[n] = now
+            published += len(carried)
+            index += 1
         if packets:
             await publisher.send(packets)
-            index = due
         if rate > 0:
             await asyncio.sleep(TICK_S)
     run.last_publish = time.time()
@@ -382,10 +416,10 @@ def _pid(service: Service) -> int:
     return service.process.pid
 
 
-def report(runs: list[Run], rate: float) -> Iterator[str]:
+def report(runs: list[Run], rate: float, batch: int) -> Iterator[str]:
     offered = "as fast as possible" if rate <= 0 else f"{rate:,.0f}/s"
     yield f"machine: {platform.node()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    yield f"offered load: {offered}"
+    yield f"offered load: {offered}, results per message: up to {batch}"
     yield ""
     yield "| collectors | results | offered/s | sustained/s | p50 s | p95 s | stored |"
     yield "|---|---|---|---|---|---|---|"
@@ -413,14 +447,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=5_000, help="results/s offered; 0: flood")
     parser.add_argument("--collectors", default="1,2", help="comma-separated instance counts")
     parser.add_argument("--timeout", type=float, default=180, help="seconds to wait per run")
+    parser.add_argument(
+        "--batch", type=int, default=1, help="results per message (a spool drain); 1: one each"
+    )
     args = parser.parse_args(argv)
     print(f"signing {args.results:,} results of {args.probes:,} probes ...", file=sys.stderr)
-    workload = build_workload(args.results, args.probes)
+    workload = build_workload(args.results, args.probes, args.batch)
     runs = []
     for count in (int(n) for n in args.collectors.split(",")):
         print(f"run with {count} collector(s) ...", file=sys.stderr)
         runs.append(run_once(workload, count, args.rate, args.timeout))
-    print("\n".join(report(runs, args.rate)))
+    print("\n".join(report(runs, args.rate, args.batch)))
     return 0 if all(len(run.latencies) == args.results for run in runs) else 1
 
 

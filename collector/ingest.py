@@ -18,7 +18,7 @@ import msgspec
 
 from collector.registry import Enrollment
 from contract.errors import QosfleetError, WireError
-from contract.result import MAX_FUTURE_SKEW, Location, Result, check_result
+from contract.result import MAX_BATCH, MAX_FUTURE_SKEW, Location, Result, check_result, split_batch
 from contract.signing import verify_result
 from contract.typed import split_validation_error
 
@@ -139,6 +139,21 @@ def check(
     if enrollment is None and policy.signatures == "required":
         raise ResultRejectedError("not-enrolled", f"no public key known for {result.probe_id}")
     return Candidate(result, enrollment)
+
+
+def split(payload: bytes, policy: IngestPolicy) -> tuple[bytes, ...]:
+    """A batch message's results, each for `check`; refused whole only when its envelope is bad.
+
+    No result in a refused envelope can be told apart, so none gets a receipt: the probe sends
+    them again (and the log tells its operator why).
+    """
+    cap = policy.max_payload_bytes * MAX_BATCH
+    if len(payload) > cap:
+        raise ResultRejectedError("too-large", f"batch of {len(payload)} bytes > {cap}")
+    try:
+        return split_batch(payload)
+    except WireError as exc:
+        raise ResultRejectedError("malformed", f"batch {exc.message}") from exc
 
 
 def verify(candidate: Candidate) -> ResultRejectedError | None:

@@ -36,6 +36,7 @@ from collector.ingest import (
     ResultRejectedError,
     check,
     probe_id_of,
+    split,
     verify,
 )
 from collector.journal import Entry, Journal
@@ -48,7 +49,14 @@ from contract.errors import ServiceError
 from contract.fleet import meta_topic, status_topic
 from contract.mqtt import BrokerConfig, mqtt_client
 from contract.profiles import Profile, bundled_profiles, load_profiles
-from contract.result import TOPIC_PREFIX, Receipt, encode_receipt, receipt_topic, result_topic
+from contract.result import (
+    MAX_BATCH,
+    TOPIC_PREFIX,
+    Receipt,
+    encode_receipt,
+    receipt_topic,
+    result_topic,
+)
 
 log = logging.getLogger("qosfleet.collector")
 
@@ -86,9 +94,13 @@ class CollectorSettings(msgspec.Struct, frozen=True, kw_only=True):
     ledger_ttl_s: float = timedelta(days=2).total_seconds()
 
 
-def subscription(group: str) -> str:
+def subscription(group: str, kind: str = "result") -> str:
     """MQTT v5 shared subscription: the broker splits results across a group's collectors."""
-    return f"$share/{group}/{TOPIC_PREFIX}/+/result"
+    return f"$share/{group}/{TOPIC_PREFIX}/+/{kind}"
+
+
+# Single results, and batches of them (a probe draining its spool).
+RESULT_KINDS = ("result", "results")
 
 
 # Every instance needs the whole fleet's enrollment and liveness, so these are not shared.
@@ -113,6 +125,8 @@ class Collector:
         # Ids between the replay check and the journal, so a copy arriving meanwhile is a replay.
         self._in_flight: set[uuid.UUID] = set()
         self._to_verify: list[Candidate] = []
+        # Ids that came in a batch: their "stored" receipts go grouped, as the probe can read them.
+        self._batched: set[uuid.UUID] = set()
         self._accepted: list[Entry] = []
         self._receipts: list[tuple[str, bytes, str]] = []
         self._fleet_changed: set[str] = set()
@@ -153,11 +167,12 @@ class Collector:
                 async with client:
                     # Fleet first: the broker sends retained enrollments before any result.
                     await client.subscribe([(topic, 1) for topic in FLEET_TOPICS])
-                    await client.subscribe(subscription(self.settings.group), qos=1)
+                    shared = [subscription(self.settings.group, kind) for kind in RESULT_KINDS]
+                    await client.subscribe([(topic, 1) for topic in shared])
                     self._client = client
                     self.metrics.broker_connected.set(1)
                     self.subscribed.set()
-                    log.info("subscribed to %s", subscription(self.settings.group))
+                    log.info("subscribed to %s", ", ".join(shared))
                     delay = BACKOFF_FIRST_S
                     async for message in client.messages:
                         self.on_message(message.topic.value, message.payload)
@@ -176,33 +191,63 @@ class Collector:
         data = bytes(payload) if isinstance(payload, bytes | bytearray) else b""
         if kind == "result":
             self.on_result(topic, data)
+        elif kind == "results":
+            self.on_batch(topic, data)
         elif kind in {"meta", "status"}:
             self.on_fleet_message(kind, topic, data)
 
     def on_result(self, topic: str, payload: bytes) -> None:
+        stored = self._admit(topic, payload, now=datetime.now(UTC))
+        if stored is not None:
+            self.queue_receipt(probe_id_of(topic), Receipt(id=stored, status="stored"))
+
+    def on_batch(self, topic: str, payload: bytes) -> None:
+        """Each result of a batch as if it came alone; receipts for stored ones grouped."""
+        try:
+            elements = split(payload, self.settings.policy)
+        except ResultRejectedError as rejection:
+            self.reject(topic, rejection)
+            return
+        now = datetime.now(UTC)
+        said_again: list[uuid.UUID] = []
+        for element in elements:
+            stored = self._admit(topic, element, now=now, batched=True)
+            if stored is not None:
+                said_again.append(stored)
+        if said_again:
+            first, *rest = said_again
+            self.queue_receipt(
+                probe_id_of(topic), Receipt(id=first, status="stored", also=tuple(rest))
+            )
+
+    def _admit(
+        self, topic: str, payload: bytes, *, now: datetime, batched: bool = False
+    ) -> uuid.UUID | None:
+        """Queue one result for its signature check; return its id when it is already stored."""
         try:
             candidate = check(
                 topic,
                 payload,
-                now=datetime.now(UTC),
+                now=now,
                 policy=self.settings.policy,
                 enrollment_of=self.probes.enrollment,
             )
         except ResultRejectedError as rejection:
             self.reject(topic, rejection)
-            return
+            return None
         result = candidate.result
         known = "pending" if result.id in self._in_flight else self.journal.known(result.id)
         if known is not None:
             self.metrics.rejected.labels(reason="replay").inc()
             log.info("result %s of %s again (%s): not stored twice", result.id, topic, known)
-            if known == "written":
-                # The probe missed the receipt: say it again so it can drop the result.
-                self.queue_receipt(result.probe_id, Receipt(id=result.id, status="stored"))
-            return
+            # The probe missed the receipt of a written one: say it again so it drops the result.
+            return result.id if known == "written" else None
         self._in_flight.add(result.id)
+        if batched:
+            self._batched.add(result.id)
         self._to_verify.append(candidate)
         self._verify_wake.set()
+        return None
 
     def on_fleet_message(self, kind: str, topic: str, payload: bytes) -> None:
         probe_id = probe_id_of(topic)
@@ -248,6 +293,7 @@ class Collector:
                 result = candidate.result
                 if rejection is not None:
                     self._in_flight.discard(result.id)
+                    self._batched.discard(result.id)
                     self.reject(result_topic(result.probe_id), rejection)
                     continue
                 line = result_line(result, candidate.location)
@@ -292,6 +338,7 @@ class Collector:
         except ServiceError as exc:
             # Not buffered and no receipt: the probes still hold these and will send them again.
             log.error("%d results not buffered: %s", len(fresh), exc.message)  # noqa: TRY400
+            self._batched.difference_update(entry.id for entry in fresh)
         finally:
             self._in_flight.difference_update(entry.id for entry in fresh)
 
@@ -328,9 +375,20 @@ class Collector:
         self.metrics.store_up.set(1)
         self.journal.mark_written(batch, now)
         self.metrics.accepted.inc(len(batch))
+        grouped: dict[str, list[uuid.UUID]] = {}
         for entry in batch:
             self.metrics.ingest_lag.observe(max(now - entry.finished_at, 0.0))
-            self.queue_receipt(entry.probe_id, Receipt(id=entry.id, status="stored"))
+            if entry.id in self._batched:
+                self._batched.discard(entry.id)
+                grouped.setdefault(entry.probe_id, []).append(entry.id)
+            else:
+                # Sent alone, perhaps by a probe that reads only `id`: answered alone.
+                self.queue_receipt(entry.probe_id, Receipt(id=entry.id, status="stored"))
+        for probe_id, ids in grouped.items():
+            for start in range(0, len(ids), MAX_BATCH):
+                first, *rest = ids[start : start + MAX_BATCH]
+                receipt = Receipt(id=first, status="stored", also=tuple(rest))
+                self.queue_receipt(probe_id, receipt)
         return True
 
     async def _replay(self, since: float) -> None:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Literal, NamedTuple
 
 import msgspec
 
@@ -17,7 +18,11 @@ from contract.errors import WireError
 from contract.typed import split_validation_error
 
 SCHEMA = "qosfleet.result/1"
+BATCH_SCHEMA = "qosfleet.batch/1"
 TOPIC_PREFIX = "qos/v1"
+# Results per batch message: enough to cut the per-message cost of a spool drain fifty-fold, few
+# enough that one batch of ordinary results (~2 KB each) stays far below the broker's packet cap.
+MAX_BATCH = 50
 
 # The fastest link anyone will measure this decade is far below 100 Gb/s; beyond is a bug or a lie.
 MAX_MBPS = 100_000.0
@@ -189,6 +194,11 @@ def result_topic(probe_id: str) -> str:
     return f"{TOPIC_PREFIX}/{probe_id}/result"
 
 
+def results_topic(probe_id: str) -> str:
+    """Where a probe publishes a ResultBatch: the same checks per result, one message for many."""
+    return f"{TOPIC_PREFIX}/{probe_id}/results"
+
+
 def receipt_topic(probe_id: str) -> str:
     return f"{TOPIC_PREFIX}/{probe_id}/receipt"
 
@@ -246,12 +256,102 @@ def check_result(result: Result, *, now: datetime) -> None:
         raise WireError("$.started_at", f"{result.started_at.isoformat()} predates the fleet")
 
 
+class ResultBatch(Frozen, frozen=True, kw_only=True):
+    """Results of one probe in one message (a spool drain): 1 to MAX_BATCH of them.
+
+    Each result is validated on its own, so one bad result refuses only itself; that the
+    results belong to the topic's probe is checked per result by the collector.
+    """
+
+    schema: str
+    results: tuple[Result, ...]
+
+
+class _RawBatch(msgspec.Struct, frozen=True):
+    """A batch with its results left as bytes: each goes through the single-result checks."""
+
+    schema: str
+    results: tuple[msgspec.Raw, ...]
+
+
+_raw_batch_decoder = msgspec.json.Decoder(_RawBatch)
+
+
+def encode_batch(batch: ResultBatch) -> bytes:
+    _check_count(len(batch.results))
+    if len({result.probe_id for result in batch.results}) > 1:
+        raise ValueError("a batch carries the results of one probe")
+    return _encoder.encode(batch)
+
+
+def encode_batch_payloads(payloads: Sequence[bytes]) -> bytes:
+    """A batch of results already encoded (a probe's spool keeps them so), without re-encoding."""
+    _check_count(len(payloads))
+    return _encoder.encode(_RawBatch(BATCH_SCHEMA, tuple(msgspec.Raw(p) for p in payloads)))
+
+
+def _check_count(count: int) -> None:
+    if not 1 <= count <= MAX_BATCH:
+        raise ValueError(f"a batch holds 1 to {MAX_BATCH} results, not {count}")
+
+
+def split_batch(data: bytes | str) -> tuple[bytes, ...]:
+    """The envelope's checks; each result's bytes, for the single-result checks one by one."""
+    try:
+        envelope = _raw_batch_decoder.decode(data)
+    except msgspec.ValidationError as exc:
+        path, reason = split_validation_error(exc)
+        raise WireError(
+            f"$.{path}", reason, f"fix the sender to follow schema {BATCH_SCHEMA}"
+        ) from exc
+    except msgspec.DecodeError as exc:
+        raise WireError("$", f"not valid JSON ({exc})", "send one UTF-8 JSON object") from exc
+    if envelope.schema != BATCH_SCHEMA:
+        raise WireError(
+            "$.schema", f"unsupported schema {envelope.schema!r}, expected {BATCH_SCHEMA!r}"
+        )
+    if not 1 <= len(envelope.results) <= MAX_BATCH:
+        raise WireError(
+            "$.results", f"holds {len(envelope.results)} results, expected 1 to {MAX_BATCH}"
+        )
+    return tuple(bytes(raw) for raw in envelope.results)
+
+
+class DecodedBatch(NamedTuple):
+    """The valid results of a batch, and a WireError for each invalid one (path names its index)."""
+
+    results: tuple[Result, ...]
+    errors: tuple[WireError, ...]
+
+
+def decode_batch(data: bytes | str, *, now: datetime | None = None) -> DecodedBatch:
+    """Decode a batch; raise WireError only for the envelope, never for one result in it."""
+    now = now or datetime.now(UTC)
+    results: list[Result] = []
+    errors: list[WireError] = []
+    for index, element in enumerate(split_batch(data)):
+        try:
+            results.append(decode_result(element, now=now))
+        except WireError as exc:
+            field = f"$.results[{index}]{exc.field.removeprefix('$')}"
+            errors.append(WireError(field, exc.reason, exc.hint))
+    return DecodedBatch(tuple(results), tuple(errors))
+
+
 class Receipt(Frozen, frozen=True, kw_only=True):
-    """The collector's word that a result is durably stored (or refused for good)."""
+    """The collector's word that a result is durably stored (or refused for good).
+
+    `also` lists more results with the same status: one receipt answers a whole batch. Left off
+    the wire when empty, so a receipt for one result reads as it always did.
+    """
 
     id: uuid.UUID
     status: Literal["stored", "rejected"]
     reason: str | None = None
+    also: tuple[uuid.UUID, ...] = ()
+
+    def ids(self) -> tuple[uuid.UUID, ...]:
+        return (self.id, *self.also)
 
 
 _receipt_decoder = msgspec.json.Decoder(Receipt)

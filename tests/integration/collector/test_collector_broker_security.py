@@ -13,7 +13,7 @@ import aiomqtt
 import pytest
 
 from contract.mqtt import BrokerConfig, mqtt_client
-from contract.result import receipt_topic, result_topic
+from contract.result import receipt_topic, result_topic, results_topic
 from lab.services import Service, free_port, require_binary, tcp_answers
 from tests.certificates import make_certificates
 
@@ -101,14 +101,20 @@ async def test_a_probe_cannot_publish_as_another_or_read_its_receipts(
         mqtt_client(secured_broker.config(a), identifier=a) as probe_a,
     ):
         await collector.subscribe("$share/collectors/qos/v1/+/result", qos=1)
+        await collector.subscribe("$share/collectors/qos/v1/+/results", qos=1)
         await probe_a.subscribe(receipt_topic(b), qos=1)  # refused by the ACL
         await probe_a.subscribe(receipt_topic(a), qos=1)
 
         await probe_a.publish(result_topic(b), b"forged", qos=1)
         assert await _next_topic(collector, timeout_s=1.0) is None  # never delivered
 
+        await probe_a.publish(results_topic(b), b"forged batch", qos=1)
+        assert await _next_topic(collector, timeout_s=1.0) is None
+
         await probe_a.publish(result_topic(a), b"own", qos=1)
         assert await _next_topic(collector, timeout_s=5.0) == result_topic(a)
+        await probe_a.publish(results_topic(a), b"own batch", qos=1)
+        assert await _next_topic(collector, timeout_s=5.0) == results_topic(a)
 
         await collector.publish(receipt_topic(b), b"{}", qos=1)
         assert await _next_topic(probe_a, timeout_s=1.0) is None
