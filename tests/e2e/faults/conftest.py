@@ -121,6 +121,20 @@ def delivered(agent: Agent) -> int:
     return report.delivered if report else 0
 
 
+def wait_for_more_delivered(
+    agents: Sequence[Agent], since: Sequence[int], *, at_least: int, what: str
+) -> None:
+    """Until every probe has delivered `at_least` more results than it had at `since`."""
+    wait_until(
+        lambda: all(
+            delivered(agent) >= before + at_least
+            for agent, before in zip(agents, since, strict=True)
+        ),
+        timeout_s=30,
+        what=what,
+    )
+
+
 @contextmanager
 def daemons(agents: Sequence[Agent]) -> Iterator[list[subprocess.Popen[bytes]]]:
     """Every agent's daemon running; all stopped (SIGTERM, then SIGKILL) when the block ends."""

@@ -25,6 +25,7 @@ from tests.e2e.faults.conftest import (
     journal,
     metric,
     stop_all,
+    wait_for_more_delivered,
     written,
 )
 from tests.integration.agent.conftest import wait_until
@@ -51,13 +52,8 @@ def test_collector_killed_mid_run_and_restarted(
         time.sleep(DOWN_S)  # the probes go on measuring; the broker has no one to give results to
 
         second = stack.enter_context(collector(tmp_path, broker.url, store.url, "collector"))
-        wait_until(
-            lambda: all(
-                delivered(agent) >= before + 30
-                for agent, before in zip(agents, stored_at_kill, strict=True)
-            ),
-            timeout_s=30,
-            what="the probes' backlog stored after the restart",
+        wait_for_more_delivered(
+            agents, stored_at_kill, at_least=30, what="the probes' backlog stored after the restart"
         )
         stop_all(processes)
         tally = count_exactly_once(agents, store)

@@ -29,6 +29,7 @@ from tests.e2e.faults.conftest import (
     journal,
     stop_all,
     unwritten,
+    wait_for_more_delivered,
     written,
 )
 from tests.integration.agent.conftest import wait_until
@@ -56,13 +57,8 @@ def test_two_collectors_one_killed_mid_run(
         doomed.service.kill()
         by_doomed = journal(tmp_path, "collector-a")
         stored_at_kill = [delivered(agent) for agent in agents]
-        wait_until(
-            lambda: all(
-                delivered(agent) >= before + 30
-                for agent, before in zip(agents, stored_at_kill, strict=True)
-            ),
-            timeout_s=30,
-            what="the survivor storing every probe's results",
+        wait_for_more_delivered(
+            agents, stored_at_kill, at_least=30, what="the survivor storing every probe's results"
         )
         stop_all(processes)
         tally = count_exactly_once(agents, store)
@@ -123,13 +119,8 @@ def test_collector_killed_while_the_store_is_down_then_restarted(
         held_by_doomed = unwritten(journal(tmp_path, "collector-a"))
         store.start()
         stored_at_restart = [delivered(agent) for agent in agents]
-        wait_until(
-            lambda: all(
-                delivered(agent) >= before + 30
-                for agent, before in zip(agents, stored_at_restart, strict=True)
-            ),
-            timeout_s=30,
-            what="the survivor storing the probes' backlog",
+        wait_for_more_delivered(
+            agents, stored_at_restart, at_least=30, what="the survivor storing the probes' backlog"
         )
         restarted_at = time.time()
         stack.enter_context(collector(tmp_path, broker.url, store.url, "collector-a"))
