@@ -7,6 +7,7 @@ shaped rate (DESIGN.md, measured on these machines). Prints, per runner and rate
 absolute error, median bytes used, and bytes relative to a fixed 10 s test at that goodput.
 
     sudo .venv/bin/python bench/accuracy.py [--rates 10,40,100,300,1000] [--repeats 3]
+        [--runners "http,iperf3 -P1,iperf3 -P4,speedtest-cli"]
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import os
 import platform
 import statistics
 import sys
+from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import NamedTuple
@@ -36,7 +38,10 @@ RUNNERS: dict[str, tuple[str, ...]] = {
     "iperf3 -P1": ("--runner", "iperf3", "--max-flows", "1", "--duration", "5"),
     "iperf3 -P4": ("--runner", "iperf3", "--max-flows", "4", "--duration", "5"),
     "speedtest-cli": ("--runner", "speedtest", "--duration", "5"),
+    # Not run by default: the http runner held to 2 flows, to show what flow growth costs.
+    "http -P2": ("--runner", "http", "--max-flows", "2"),
 }
+DEFAULT_RUNNERS = ("http", "iperf3 -P1", "iperf3 -P4", "speedtest-cli")
 
 
 class Sample(NamedTuple):
@@ -46,6 +51,7 @@ class Sample(NamedTuple):
     bytes_used: int
     probe_limited: bool
     stop_reason: str
+    flows: int | None
 
     @property
     def error(self) -> float:
@@ -77,6 +83,7 @@ def measure(lab: Lab, runner: str, rate: float) -> Sample:
         bytes_used=provenance["bytes_used"],
         probe_limited=provenance.get("probe_limited", False),
         stop_reason=provenance.get("stop_reason", "duration"),
+        flows=provenance.get("flows"),
     )
 
 
@@ -92,25 +99,39 @@ def summary_row(label: str, samples: Sequence[Sample]) -> str:
     limited = sum(sample.probe_limited for sample in samples)
     failed = sum(sample.mbps is None for sample in samples)
     rates = [f"{sample.mbps:.1f}" if sample.mbps else "fail" for sample in samples]
+    stops = Counter(sample.stop_reason for sample in samples)
+    flows = Counter(sample.flows for sample in samples if sample.flows is not None)
     return (
         f"| {label} | {len(samples)} | {statistics.median(errors):.1%} | {p95(errors):.1%} "
-        f"| {used / 1e6:,.1f} MB | {statistics.median(ratios):.2f} | {limited} | {failed} "
-        f"| {' '.join(rates)} |"
+        f"| {used / 1e6:,.1f} MB | {statistics.median(ratios):.2f} | {max(ratios):.2f} "
+        f"| {limited} | {failed} | {_counts(stops)} | {_counts(flows)} | {' '.join(rates)} |"
     )
+
+
+def _counts(counter: Counter[str] | Counter[int]) -> str:
+    """E.g. "stable 3, duration 1", most common first."""
+    return ", ".join(f"{key} x{count}" for key, count in counter.most_common())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rates", default="10,40,100,300,1000", help="shaped Mb/s, comma list")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--runners", default=",".join(RUNNERS), help="comma list of runners")
+    parser.add_argument(
+        "--runners",
+        default=",".join(DEFAULT_RUNNERS),
+        help=f"comma list of runners, from: {', '.join(RUNNERS)}",
+    )
     args = parser.parse_args(argv)
+    rates = [float(rate) for rate in args.rates.split(",")]
+    runners = [name.strip() for name in args.runners.split(",")]
+    unknown = [name for name in runners if name not in RUNNERS]
+    if unknown:
+        parser.error(f"unknown runners {unknown}; known: {', '.join(RUNNERS)}")
     if os.geteuid() != 0:
         print(f"accuracy: {NEEDS_ROOT}\n  -> {ROOT_HINT}", file=sys.stderr)
         return 2
     require_binary("iperf3")
-    rates = [float(rate) for rate in args.rates.split(",")]
-    runners = [name.strip() for name in args.runners.split(",")]
     probes = [
         ProbeSpec(name=probe_name(rate), links=(LinkSpec(down_mbps=rate, up_mbps=rate),))
         for rate in rates
@@ -131,13 +152,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for runner in runners:  # interleaved, so a busy moment hits every runner alike
                     sample = measure(lab, runner, rate)
                     samples.append(sample)
-                    print(f"  {rate:g} Mb/s {runner}: {sample.mbps} Mb/s", file=sys.stderr)
+                    print(
+                        f"  {rate:g} Mb/s {runner}: {sample.mbps} Mb/s, {sample.stop_reason}, "
+                        f"{sample.flows} flows, bytes x10s {sample.bytes_ratio:.2f}",
+                        file=sys.stderr,
+                    )
     print(f"\n{datetime.now(UTC):%Y-%m-%d}, {platform.node()}, {os.cpu_count()} cores, "
           f"Python {platform.python_version()}; truth = {GOODPUT} x shaped rate; "
           f"bytes x10s = bytes used / a fixed 10 s test at that goodput\n")  # fmt: skip
     header = (
         "| runner @ shaped rate | n | median error | P95 error | median bytes | bytes x10s "
-        "| probe-limited | failed | Mb/s measured |"
+        "| max bytes x10s | probe-limited | failed | stop reasons | flows | Mb/s measured |"
     )
     print(header)
     print("|" + "---|" * (header.count("|") - 1))

@@ -4,20 +4,38 @@ The runner feeds it the cumulative bytes of all flows at short intervals (ticks)
 "continue", "add-flows" or "stop". Nothing here does I/O or reads a clock, so every decision can be
 replayed from a recorded series.
 
+Bytes reach the reader in lumps: a lost packet holds its flow's later data back until the
+retransmission fills the hole, then the reader gets them all at once. On a 10 Mb/s tbf link with
+4 flows a lump is tens of kB, a large share of a 0.1 s tick (ticks scatter by 15-40 %); from
+100 Mb/s up the same lumps are a fraction of a percent. The rules keep lumps from adding flows,
+from leaving a start-up transient in the measured phase, and from hiding a stable rate:
+
 - Warm-up (slow start, and the ramp of flows added later) is cut in stages of STAGE_TICKS ticks.
-  A stage whose rate is less than GROWTH above the one before is a plateau.
-- At a plateau the flows double (up to max_flows) as long as the previous doubling raised the
-  plateau by GROWTH or more; otherwise the measured phase starts there. The warm-up never takes
-  more than MAX_WARMUP_SHARE of the allowed duration.
-- The measured phase stops as "stable" once it lasted min_measure_s and the 95 % interval of its
-  rate, from batch means of BATCH_TICKS ticks (batches tame the correlation of adjacent ticks),
-  is within confidence_target; as "budget" when the byte budget is spent; as "duration" at
+  A stage whose rate is less than GROWTH above the one before ends a plateau of two stages.
+- At a plateau the flows double (up to max_flows) as long as the previous doubling helped: it
+  raised the plateau by GROWTH, and by more than the stage-to-stage scatter of both plateaus (a
+  gain the scatter alone can produce is no evidence). Otherwise the warm-up ends there. It never
+  takes more than MAX_WARMUP_SHARE of the allowed duration.
+- The measured phase starts where the warm-up ended, or later if its first batches of BATCH_TICKS
+  ticks are a start-up transient: those, within its first half, whose rate is off the median of
+  them all by more than OUTLIER_MADS robust standard deviations and by more than GROWTH.
+- The 95 % interval of its rate comes from batch means (batches tame the correlation of adjacent
+  ticks), by the ratio estimator since the rate is total bytes / total time (the QCVN per-sample
+  rate), not a mean of batch rates. A batch holds BATCH_TICKS ticks and BATCH_BYTES at the
+  observed rate (but at most MAX_BASE_BATCH_S), so it spans many lumps at any rate; once there
+  are 2 x MIN_BATCHES batches, they merge in pairs. Batches thus grow with the measured phase: a
+  lump at a batch's edge weighs less and less, where fixed 0.2 s batches kept weighing it the
+  same, and a rate that drifts over longer spans is still caught. The interval remains
+  conservative for lumps, as it cannot tell them from a drifting rate.
+- The test stops as "stable" when a batch closes, the measured phase lasted min_measure_s and the
+  interval's half-width is within confidence_target of the rate (the rate then covers exactly the
+  batches of the interval); as "budget" when the byte budget is spent; as "duration" at
   max_duration_s.
-- The rate is bytes / time of the measured phase (the QCVN per-sample rate), not a mean of ticks.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import statistics
 from collections.abc import Sequence
@@ -30,8 +48,14 @@ Action = Literal["continue", "add-flows", "stop"]
 
 GROWTH: Final = 0.05
 STAGE_TICKS: Final = 3
-BATCH_TICKS: Final = 2
 MAX_WARMUP_SHARE: Final = 0.4
+BATCH_TICKS: Final = 2
+BATCH_BYTES: Final = 250_000
+MAX_BASE_BATCH_S: Final = 0.5
+MIN_BATCHES: Final = 8
+OUTLIER_MADS: Final = 4.0
+MAD_TO_SIGMA: Final = 1.4826  # sigma = this x the median absolute deviation, for a normal law
+SETTLE_MIN_BATCHES: Final = 6  # fewer batches than this cannot show a transient
 # Student's t, 0.975 quantile, for 1 to 30 degrees of freedom.
 _T975: Final = (
     *(12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228),
@@ -47,19 +71,39 @@ def t975(dof: int) -> float:
     return _T975[dof - 1] if dof <= len(_T975) else 1.96 + 2.4 / dof
 
 
-def relative_half_width(rates: Sequence[float]) -> float | None:
-    """Half-width of the 95 % t interval of the mean of rates, relative to that mean."""
+def relative_half_width(
+    rates: Sequence[float], weights: Sequence[float] | None = None
+) -> float | None:
+    """Half-width of the 95 % t interval of a rate from batch rates, relative to that rate.
+
+    With weights (the batches' durations) the rate is the weighted mean, sum(bytes) / sum(time),
+    and the interval that of the ratio estimator: its variance is n / (n - 1) * sum(e**2) /
+    sum(weights)**2 with e = weight * (rate - mean). Equal weights give the plain t interval.
+    """
     if len(rates) < 2:  # noqa: PLR2004 - a spread needs two
         return None
-    mean = statistics.fmean(rates)
+    spans = [1.0] * len(rates) if weights is None else list(weights)
+    if len(spans) != len(rates):
+        raise ValueError("needs one weight per rate")
+    total = math.fsum(spans)
+    if total <= 0:
+        return None
+    mean = math.fsum(w * r for w, r in zip(spans, rates, strict=True)) / total
     if mean <= 0:
         return None
-    return t975(len(rates) - 1) * statistics.stdev(rates) / math.sqrt(len(rates)) / mean
+    n = len(rates)
+    squares = math.fsum((w * (r - mean)) ** 2 for w, r in zip(spans, rates, strict=True))
+    return t975(n - 1) * math.sqrt(n / (n - 1) * squares) / total / mean
 
 
 class Tick(NamedTuple):
     at: float  # seconds, on any monotonic clock
     total_bytes: int  # cumulative, all flows
+
+
+class _Plateau(NamedTuple):
+    rate: float  # bytes/s over its last two stages together
+    scatter: float  # bytes/s, the difference of those two stages' rates
 
 
 class RateController:
@@ -70,10 +114,10 @@ class RateController:
         self.stop_reason: StopReason | None = None
         self._settings = settings
         self._ticks = [Tick(start, 0)]
-        self._stage_start = 0
-        self._stage_rates: list[float] = []
-        self._plateau: float | None = None
-        self._measure_from: int | None = None
+        self._stage_starts = [0]
+        self._plateau: _Plateau | None = None
+        self._warmup_end: int | None = None  # where the warm-up rule ended it
+        self._measure_from: int | None = None  # there, or later past a start-up transient
         self._max_warmup_s = settings.max_duration_s * MAX_WARMUP_SHARE
 
     @property
@@ -110,14 +154,14 @@ class RateController:
 
     @property
     def confidence(self) -> float | None:
-        if self._measure_from is None:
+        """Relative half-width of the 95 % interval of the rate over the closed batches."""
+        ends = self._batch_ends()
+        if len(ends) < 3:  # noqa: PLR2004 - two batches at least
             return None
-        measured = self._ticks[self._measure_from :]
-        batches = [
-            _rate(measured[i], measured[i + BATCH_TICKS])
-            for i in range(0, len(measured) - BATCH_TICKS, BATCH_TICKS)
-        ]
-        return relative_half_width(batches)
+        pairs = list(itertools.pairwise(ends))
+        rates = [_rate(self._ticks[a], self._ticks[b]) for a, b in pairs]
+        spans = [self._ticks[b].at - self._ticks[a].at for a, b in pairs]
+        return relative_half_width(rates, spans)
 
     def tick(self, at: float, total_bytes: int) -> Action:
         """Record the cumulative bytes at `at` and say what to do next."""
@@ -125,14 +169,16 @@ class RateController:
             return "stop"
         self._ticks.append(Tick(at, total_bytes))
         elapsed = at - self._ticks[0].at
-        if self._measure_from is None and self._ramp(elapsed) == "add-flows":
+        if self._warmup_end is None and self._ramp(elapsed) == "add-flows":
             return "add-flows"
+        if self._warmup_end is not None:
+            self._measure_from = self._settled_start(self._warmup_end)
         budget = self._settings.budget_bytes
         if budget is not None and total_bytes >= budget:
             return self._stop("budget")
         if elapsed >= self._settings.max_duration_s:
             return self._stop("duration")
-        if self.measured_s >= self._settings.min_measure_s:
+        if self.measured_s >= self._settings.min_measure_s and self._batch_closed():
             confidence = self.confidence
             if confidence is not None and confidence <= self._settings.confidence_target:
                 return self._stop("stable")
@@ -142,30 +188,84 @@ class RateController:
     def _measure_index(self) -> int:
         return self._measure_from if self._measure_from is not None else len(self._ticks) - 1
 
+    def _settled_start(self, first: int) -> int:
+        """first, or just past the last batch of a start-up transient after it (see above)."""
+        count = (len(self._ticks) - 1 - first) // BATCH_TICKS
+        if count < SETTLE_MIN_BATCHES:
+            return first
+        ends = [self._ticks[first + i * BATCH_TICKS] for i in range(count + 1)]
+        rates = [_rate(a, b) for a, b in itertools.pairwise(ends)]
+        median = statistics.median(rates)
+        spread = MAD_TO_SIGMA * statistics.median(abs(rate - median) for rate in rates)
+        bound = max(OUTLIER_MADS * spread, GROWTH * median)
+        outliers = [i for i in range(count // 2) if abs(rates[i] - median) > bound]
+        return first + (outliers[-1] + 1) * BATCH_TICKS if outliers else first
+
+    def _batch_ends(self) -> list[int]:
+        """Tick indices that bound the measured phase's closed batches, its start first."""
+        if self._measure_from is None:
+            return []
+        size = self._batch_ticks()
+        count = (len(self._ticks) - 1 - self._measure_from) // size
+        return [self._measure_from + i * size for i in range(count + 1)]
+
+    def _batch_ticks(self) -> int:
+        """How many ticks a batch holds now: the base size, doubled while batches are many."""
+        assert self._measure_from is not None
+        ticks = len(self._ticks) - 1 - self._measure_from
+        size = BATCH_TICKS
+        if ticks > 0 and self.measured_bytes > 0:
+            per_tick_bytes, per_tick_s = self.measured_bytes / ticks, self.measured_s / ticks
+            by_bytes = math.ceil(BATCH_BYTES / per_tick_bytes)
+            size = max(size, min(by_bytes, round(MAX_BASE_BATCH_S / per_tick_s)))
+        while ticks // size >= 2 * MIN_BATCHES:
+            size *= 2
+        return size
+
+    def _batch_closed(self) -> bool:
+        ends = self._batch_ends()
+        return len(ends) > 1 and ends[-1] == len(self._ticks) - 1
+
     def _ramp(self, elapsed: float) -> Action:
         last = len(self._ticks) - 1
-        if last - self._stage_start >= STAGE_TICKS:
-            self._stage_rates.append(_rate(self._ticks[self._stage_start], self._ticks[last]))
-            self._stage_start = last
-            rates = self._stage_rates
-            if len(rates) >= 2 and rates[-1] < rates[-2] * (1 + GROWTH):  # noqa: PLR2004
-                helped = self._plateau is None or rates[-1] >= self._plateau * (1 + GROWTH)
-                if helped and self.flows < self._settings.max_flows:
-                    self._plateau = rates[-1]
+        if last - self._stage_starts[-1] >= STAGE_TICKS:
+            self._stage_starts.append(last)
+            plateau = self._at_plateau()
+            if plateau is not None:
+                if self._helped(plateau) and self.flows < self._settings.max_flows:
+                    self._plateau = plateau
                     self.flows = min(self._settings.max_flows, self.flows * 2)
-                    self._stage_rates = []
+                    self._stage_starts = [last]
                     return "add-flows"
-                self._measure_from = last
+                self._warmup_end = last
                 return "continue"
         if elapsed >= self._max_warmup_s:
-            self._measure_from = last
+            self._warmup_end = last
         return "continue"
+
+    def _at_plateau(self) -> _Plateau | None:
+        """The plateau the last two stages (at this many flows) form, if they form one."""
+        if len(self._stage_starts) < 3:  # noqa: PLR2004 - two stages make a plateau
+            return None
+        a, b, c = (self._ticks[i] for i in self._stage_starts[-3:])
+        before, after = _rate(a, b), _rate(b, c)
+        if after >= before * (1 + GROWTH):
+            return None
+        return _Plateau(rate=_rate(a, c), scatter=abs(after - before))
+
+    def _helped(self, plateau: _Plateau) -> bool:
+        """Did the previous doubling raise the plateau beyond what the scatter can explain?"""
+        if self._plateau is None:  # no doubling yet: whether more flows help is to be seen
+            return True
+        gain = plateau.rate - self._plateau.rate
+        scatter = plateau.scatter + self._plateau.scatter
+        return gain >= self._plateau.rate * GROWTH and gain > scatter
 
     def _stop(self, reason: StopReason) -> Action:
         last = len(self._ticks) - 1
         if self._measure_from is None or self._measure_from == last:
             # Stopped before a measured phase had any length: the last stage stands in for it.
-            self._measure_from = max(0, last - STAGE_TICKS)
+            self._warmup_end = self._measure_from = max(0, last - STAGE_TICKS)
         self.stop_reason = reason
         return "stop"
 
