@@ -90,11 +90,8 @@ def vmalert(
     if remote_write_url is not None:
         argv.append(f"-remoteWrite.url={remote_write_url}")
     service = Service("vmalert", argv, workdir / "vmalert.log")
-    try:
-        service.start(lambda: http_ok(f"{url}/health"))
+    with service.running(lambda: http_ok(f"{url}/health")):
         yield Endpoint(service, url)
-    finally:
-        service.stop()
 
 
 @contextmanager
@@ -117,8 +114,5 @@ def alertmanager(workdir: Path, *, config: Path | None = None) -> Iterator[Alert
         "--cluster.listen-address=",
     ]
     service = Service("alertmanager", argv, workdir / "alertmanager.log")
-    try:
-        service.start(lambda: http_ok(f"{url}/-/ready"))
+    with service.running(lambda: http_ok(f"{url}/-/ready")):
         yield Alertmanager(service, url)
-    finally:
-        service.stop()

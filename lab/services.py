@@ -94,6 +94,17 @@ class Service:
             f"see {self.log_path}",
         )
 
+    @contextmanager
+    def running(
+        self, ready: Callable[[], bool], timeout_s: float = READY_TIMEOUT_S
+    ) -> Iterator[Service]:
+        """Started and ready inside the block; stopped when it ends, also on error."""
+        try:
+            self.start(ready, timeout_s)
+            yield self
+        finally:
+            self.stop()
+
     def tail(self, lines: int = 5) -> str:
         try:
             text = self.log_path.read_text(errors="replace").strip().splitlines()
@@ -158,11 +169,8 @@ def mosquitto(
         lines += [f"listener 0 {unix_socket}", "allow_anonymous true"]
     config.write_text("\n".join(lines) + "\n", encoding="utf-8")
     service = Service("mosquitto", [binary, "-c", str(config)], workdir / "mosquitto.log")
-    try:
-        service.start(lambda: tcp_answers("127.0.0.1", port))
+    with service.running(lambda: tcp_answers("127.0.0.1", port)):
         yield Mosquitto(service, "127.0.0.1", port)
-    finally:
-        service.stop()
 
 
 @dataclass
@@ -239,11 +247,8 @@ def victoria_metrics(workdir: Path, *, port: int | None = None) -> Iterator[Vict
         "-loggerLevel=WARN",
     ]
     service = Service("victoria-metrics", argv, workdir / "victoria-metrics.log")
-    try:
-        service.start(lambda: http_ok(f"http://127.0.0.1:{port}/health"))
+    with service.running(lambda: http_ok(f"http://127.0.0.1:{port}/health")):
         yield VictoriaMetrics(service, port)
-    finally:
-        service.stop()
 
 
 @dataclass
@@ -257,11 +262,8 @@ def qos_target(workdir: Path, *, port: int | None = None) -> Iterator[Endpoint]:
     port = port or free_port()
     argv = [venv_script("qos-target"), "serve", "--listen", f"127.0.0.1:{port}"]
     service = Service("qos-target", argv, workdir / "qos-target.log")
-    try:
-        service.start(lambda: http_ok(f"http://127.0.0.1:{port}/health"))
+    with service.running(lambda: http_ok(f"http://127.0.0.1:{port}/health")):
         yield Endpoint(service, f"http://127.0.0.1:{port}")
-    finally:
-        service.stop()
 
 
 @contextmanager
@@ -304,8 +306,5 @@ def qos_collector(
             return False
         return "qos_collector_broker_connected 1.0" in text
 
-    try:
-        service.start(subscribed)
+    with service.running(subscribed):
         yield Endpoint(service, metrics_url)
-    finally:
-        service.stop()

@@ -120,11 +120,8 @@ def vmagent(
         "-loggerLevel=WARN",
     ]
     service = Service("vmagent", argv, workdir / "vmagent.log")
-    try:
-        service.start(lambda: http_ok(f"{url}/health"))
+    with service.running(lambda: http_ok(f"{url}/health")):
         yield Endpoint(service, url)
-    finally:
-        service.stop()
 
 
 def _host_port(url: str) -> str:
