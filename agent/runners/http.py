@@ -1,8 +1,9 @@
 """The native HTTP runner: growing multi-flow download and upload against qos-target.
 
-Flows start at `initial_flows` and double while throughput still grows (up to `max_flows`); the
-aggregate is sampled every `sample_interval_s`; warm-up is excluded and the test stops early once
-the rate is stable, or at the byte budget or the duration cap (agent.runners.sampling decides).
+Flows start at `initial_flows` and double while throughput still grows and the path holds no
+standing queue (the flows' RTT from TCP_INFO), up to `max_flows`; the aggregate is sampled every
+`sample_interval_s`; warm-up is excluded and the test stops early once the rate is stable, or at
+the byte budget or the duration cap (agent.runners.sampling decides).
 Rate = bytes of the measured phase / its length (the QCVN per-sample rate).
 """
 
@@ -10,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import statistics
 from collections.abc import Callable
 from typing import Final
 
+from agent.runners import tcpinfo
 from agent.runners.base import (
     Binding,
     Direction,
@@ -36,7 +39,7 @@ from agent.runners.rawhttp import (
     host_header,
     resolve,
 )
-from agent.runners.sampling import RateController
+from agent.runners.sampling import PathRtt, RateController
 from contract.result import Throughput
 
 RUNNER: Final = "http"
@@ -125,7 +128,7 @@ class _Test:
                 return self._failed(
                     "timeout", f"no data moved for {self.settings.stall_timeout_s:g} s", total
                 )
-            action = controller.tick(now, total)
+            action = controller.tick(now, total, self._path_rtt())
             stage = "measuring" if controller.measuring else "warm-up"
             rate = controller.mbps if controller.measuring else controller.recent_mbps
             progress(f"{self.direction}: {stage}, {controller.flows} flows", rate)
@@ -152,6 +155,23 @@ class _Test:
 
     def _total(self) -> int:
         return sum(flow.counted() for flow in self.flows)
+
+    def _path_rtt(self) -> PathRtt | None:
+        """The flows' RTT as the kernel sees it: of the data received (download) or sent."""
+        rtts, least = [], []
+        for flow in self.flows:
+            sock = None if flow.transport is None else flow.transport.get_extra_info("socket")
+            info = None if sock is None else tcpinfo.read(sock)
+            if info is None:
+                continue
+            rtt = info.rcv_rtt_s if self.direction == "download" else info.rtt_s
+            if rtt is not None:
+                rtts.append(rtt)
+            if info.min_rtt_s is not None:
+                least.append(info.min_rtt_s)
+        if not rtts or not least:
+            return None
+        return PathRtt(rtt_s=statistics.median(rtts), min_rtt_s=min(least))
 
     def _grow(self, count: int) -> None:
         for _ in range(count):

@@ -12,10 +12,18 @@ from leaving a start-up transient in the measured phase, and from hiding a stabl
 
 - Warm-up (slow start, and the ramp of flows added later) is cut in stages of STAGE_TICKS ticks.
   A stage whose rate is less than GROWTH above the one before ends a plateau of two stages.
-- At a plateau the flows double (up to max_flows) as long as the previous doubling helped: it
-  raised the plateau by GROWTH, and by more than the stage-to-stage scatter of both plateaus (a
-  gain the scatter alone can produce is no evidence). Otherwise the warm-up ends there. It never
-  takes more than MAX_WARMUP_SHARE of the allowed duration.
+- At a plateau the flows double (up to max_flows) as long as the path does not queue and the
+  previous doubling helped: it raised the plateau by GROWTH, and by more than the stage-to-stage
+  scatter of both plateaus (a gain the scatter alone can produce is no evidence). Otherwise the
+  warm-up ends there. It never takes more than MAX_WARMUP_SHARE of the allowed duration.
+- The path queues when the flows' round-trip time over the plateau (median; the runner reads it
+  from the kernel, TCP_INFO) exceeds the least RTT seen by QUEUE_SHARE of it and by at least
+  QUEUE_MIN_S. A standing queue at the bottleneck means the link already carries all it can, so
+  more flows would only lengthen the queue and, on a tail-drop queue, make the flows lose in
+  bursts (at 10 Mb/s doubling 2 flows to 4 made the bytes arrive in lumps that kept the interval
+  wide for the whole 10 s). A flow that is window-limited (a long fat pipe, a middlebox that strips
+  window scaling) or limited by random loss shows no queue, so there flows still double. Without
+  RTT readings (another OS) the rule is the gain alone.
 - The measured phase starts where the warm-up ended, or later if its first batches of BATCH_TICKS
   ticks are a start-up transient: those, within its first half, whose rate is off the median of
   them all by more than OUTLIER_MADS robust standard deviations and by more than GROWTH.
@@ -27,10 +35,14 @@ from leaving a start-up transient in the measured phase, and from hiding a stabl
   lump at a batch's edge weighs less and less, where fixed 0.2 s batches kept weighing it the
   same, and a rate that drifts over longer spans is still caught. The interval remains
   conservative for lumps, as it cannot tell them from a drifting rate.
-- The test stops as "stable" when a batch closes, the measured phase lasted min_measure_s and the
+- The test stops as "stable" when a batch closes, the measured phase lasted min_measure_s, the
   interval's half-width is within confidence_target of the rate (the rate then covers exactly the
-  batches of the interval); as "budget" when the byte budget is spent; as "duration" at
-  max_duration_s.
+  batches of the interval) and the rate does not drift. It drifts when the batches' rates follow
+  a trend that a least-squares line shows beyond chance (its slope's t statistic above the 0.975
+  quantile) and that moves the rate by more than confidence_target over the measured phase: an
+  interval from batch means assumes a steady rate, and a rate still climbing or falling (a mobile
+  link) would stop on an interval that describes only its beginning. It stops as "budget" when the
+  byte budget  is spent and as "duration" at max_duration_s.
 """
 
 from __future__ import annotations
@@ -56,6 +68,9 @@ MIN_BATCHES: Final = 8
 OUTLIER_MADS: Final = 4.0
 MAD_TO_SIGMA: Final = 1.4826  # sigma = this x the median absolute deviation, for a normal law
 SETTLE_MIN_BATCHES: Final = 6  # fewer batches than this cannot show a transient
+QUEUE_SHARE: Final = 0.5
+QUEUE_MIN_S: Final = 0.005
+DRIFT_MIN_BATCHES: Final = 4  # a trend needs a few points and two degrees of freedom
 # Student's t, 0.975 quantile, for 1 to 30 degrees of freedom.
 _T975: Final = (
     *(12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228),
@@ -101,6 +116,13 @@ class Tick(NamedTuple):
     total_bytes: int  # cumulative, all flows
 
 
+class PathRtt(NamedTuple):
+    """The flows' round-trip times at a tick, as the kernel estimates them (seconds)."""
+
+    rtt_s: float  # now: the median over the flows
+    min_rtt_s: float  # the least any flow has seen: the RTT of the empty path
+
+
 class _Plateau(NamedTuple):
     rate: float  # bytes/s over its last two stages together
     scatter: float  # bytes/s, the difference of those two stages' rates
@@ -114,6 +136,8 @@ class RateController:
         self.stop_reason: StopReason | None = None
         self._settings = settings
         self._ticks = [Tick(start, 0)]
+        self._rtts: list[float | None] = [None]  # one per tick
+        self._base_rtt_s: float | None = None
         self._stage_starts = [0]
         self._plateau: _Plateau | None = None
         self._warmup_end: int | None = None  # where the warm-up rule ended it
@@ -163,11 +187,15 @@ class RateController:
         spans = [self._ticks[b].at - self._ticks[a].at for a, b in pairs]
         return relative_half_width(rates, spans)
 
-    def tick(self, at: float, total_bytes: int) -> Action:
-        """Record the cumulative bytes at `at` and say what to do next."""
+    def tick(self, at: float, total_bytes: int, path: PathRtt | None = None) -> Action:
+        """Record the cumulative bytes (and the flows' RTT) at `at`; say what to do next."""
         if self.stop_reason is not None:
             return "stop"
         self._ticks.append(Tick(at, total_bytes))
+        self._rtts.append(None if path is None else path.rtt_s)
+        if path is not None:
+            base = self._base_rtt_s
+            self._base_rtt_s = path.min_rtt_s if base is None else min(base, path.min_rtt_s)
         elapsed = at - self._ticks[0].at
         if self._warmup_end is None and self._ramp(elapsed) == "add-flows":
             return "add-flows"
@@ -180,9 +208,21 @@ class RateController:
             return self._stop("duration")
         if self.measured_s >= self._settings.min_measure_s and self._batch_closed():
             confidence = self.confidence
-            if confidence is not None and confidence <= self._settings.confidence_target:
+            narrow = confidence is not None and confidence <= self._settings.confidence_target
+            if narrow and not self._drifting():
                 return self._stop("stable")
         return "continue"
+
+    @property
+    def queued(self) -> bool:
+        """Does the path hold a standing queue over the last two stages (see the rules)?"""
+        if self._base_rtt_s is None or len(self._stage_starts) < 3:  # noqa: PLR2004
+            return False
+        rtts = [rtt for rtt in self._rtts[self._stage_starts[-3] :] if rtt is not None]
+        if not rtts:
+            return False
+        base = self._base_rtt_s
+        return statistics.median(rtts) > base + max(QUEUE_MIN_S, QUEUE_SHARE * base)
 
     @property
     def _measure_index(self) -> int:
@@ -222,6 +262,20 @@ class RateController:
             size *= 2
         return size
 
+    def _drifting(self) -> bool:
+        """Do the closed batches' rates follow a trend (see the module docstring)?"""
+        ends = self._batch_ends()
+        if len(ends) < DRIFT_MIN_BATCHES + 1:
+            return False
+        pairs = list(itertools.pairwise(ends))
+        middles = [(self._ticks[a].at + self._ticks[b].at) / 2 for a, b in pairs]
+        rates = [_rate(self._ticks[a], self._ticks[b]) for a, b in pairs]
+        slope, t_value = _trend(middles, rates)
+        span = self._ticks[ends[-1]].at - self._ticks[ends[0]].at
+        whole = _rate(self._ticks[ends[0]], self._ticks[ends[-1]])
+        change = abs(slope) * span
+        return change > self._settings.confidence_target * whole and t_value > t975(len(rates) - 2)
+
     def _batch_closed(self) -> bool:
         ends = self._batch_ends()
         return len(ends) > 1 and ends[-1] == len(self._ticks) - 1
@@ -232,7 +286,8 @@ class RateController:
             self._stage_starts.append(last)
             plateau = self._at_plateau()
             if plateau is not None:
-                if self._helped(plateau) and self.flows < self._settings.max_flows:
+                growing = self._helped(plateau) and not self.queued
+                if growing and self.flows < self._settings.max_flows:
                     self._plateau = plateau
                     self.flows = min(self._settings.max_flows, self.flows * 2)
                     self._stage_starts = [last]
@@ -268,6 +323,21 @@ class RateController:
             self._warmup_end = self._measure_from = max(0, last - STAGE_TICKS)
         self.stop_reason = reason
         return "stop"
+
+
+def _trend(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float]:
+    """The least-squares slope of ys over xs and its t statistic (|slope| / standard error)."""
+    n = len(xs)
+    mean_x, mean_y = statistics.fmean(xs), statistics.fmean(ys)
+    sxx = math.fsum((x - mean_x) ** 2 for x in xs)
+    if sxx <= 0:
+        return 0.0, 0.0
+    slope = math.fsum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / sxx
+    residuals = math.fsum(
+        (y - mean_y - slope * (x - mean_x)) ** 2 for x, y in zip(xs, ys, strict=True)
+    )
+    error = math.sqrt(residuals / (n - 2) / sxx)
+    return slope, (math.inf if error == 0 else abs(slope) / error)
 
 
 def _rate(first: Tick, last: Tick) -> float:
