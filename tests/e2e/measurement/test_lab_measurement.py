@@ -37,6 +37,7 @@ PROBES = (
     ProbeSpec(name="village-b", links=(LinkSpec(down_mbps=300, up_mbps=100),)),
     ProbeSpec(name="village-e", links=(LinkSpec(down_mbps=100, up_mbps=40, ipv6=False),)),
     ProbeSpec(name="village-f", links=(LinkSpec(down_mbps=50, up_mbps=50, pmtud_blackhole=True),)),
+    ProbeSpec(name="village-g", links=(LinkSpec(down_mbps=10, up_mbps=5),)),
     ProbeSpec(
         name="village-c",
         links=(
@@ -98,6 +99,20 @@ def test_http_check_is_accurate_frugal_and_complete(
     assert latency["loaded"]["median_ms"] > latency["idle"]["median_ms"]
     assert measured["ipv6"]["status"] == "works"
     assert measured["ipv6"]["evidence"]["ula"] is True
+
+
+def test_a_slow_link_that_queues_keeps_its_two_flows_and_stops_early(lab: Lab) -> None:
+    # At 10 Mb/s tbf's queue stands as soon as two flows run: doubling them only made the bytes
+    # arrive in lumps, and the test ran to its 10 s cap (bench/RESULTS.md).
+    code, result = check(lab, "village-g", "--tests", "download,upload")
+    assert code == 0, result["errors"]
+    measured, provenance = result["measurements"], result["provenance"]
+    assert measured["download"]["flows"] == 2
+    assert measured["upload"]["flows"] == 2
+    assert measured["download"]["mbps"] == pytest.approx(GOODPUT * 10, rel=TOLERANCE)
+    assert measured["upload"]["mbps"] == pytest.approx(GOODPUT * 5, rel=TOLERANCE)
+    fixed_test_bytes = FIXED_TEST_S * (10 + 5) * GOODPUT * 1e6 / 8
+    assert provenance["bytes_used"] <= 0.6 * fixed_test_bytes
 
 
 def test_ipv4_only_link_is_no_v6_and_still_measured(lab: Lab) -> None:
