@@ -7,12 +7,13 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from collector.evaluate import run_evaluate
 from collector.ingest import IngestPolicy
 from collector.service import CollectorSettings, serve
 from contract.addresses import parse_host_port, parse_url
-from contract.errors import QosfleetError
+from contract.errors import ConfigError, QosfleetError
 from contract.mqtt import BrokerConfig, broker_endpoint
 
 
@@ -20,7 +21,13 @@ def _serve_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="qos-collector serve", description="ingest results")
     parser.add_argument("--broker", default="mqtt://127.0.0.1:1883", help="default %(default)s")
     parser.add_argument("--broker-username")
-    parser.add_argument("--broker-password")
+    password = parser.add_mutually_exclusive_group()
+    password.add_argument(
+        "--broker-password-file",
+        help="file whose first line is the broker password (e.g. a compose secret); "
+        "keeps it out of the process list",
+    )
+    password.add_argument("--broker-password", help="the broker password itself (visible in ps)")
     parser.add_argument("--broker-ca", help="CA file that signed the broker's certificate (mqtts)")
     parser.add_argument(
         "--store", default="http://127.0.0.1:8428", help="VictoriaMetrics URL, default %(default)s"
@@ -71,6 +78,28 @@ def _serve_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _broker_password(given: str | None, path: str | None) -> str | None:
+    """The password from --broker-password, or the first line of --broker-password-file."""
+    if path is None:
+        return given
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "it is not UTF-8 text"
+        raise ConfigError(
+            "--broker-password-file",
+            f"cannot read {path}: {reason}",
+            "give a file this user can read, holding the password on its first line",
+        ) from exc
+    if not lines or not lines[0]:
+        raise ConfigError(
+            "--broker-password-file",
+            f"{path} is empty or its first line is",
+            "write the collector's broker password on the file's first line",
+        )
+    return lines[0]
+
+
 def run_serve(argv: Sequence[str]) -> int:
     args = _serve_parser().parse_args(argv)
     logging.basicConfig(
@@ -87,7 +116,7 @@ def run_serve(argv: Sequence[str]) -> int:
         broker = BrokerConfig(
             url=args.broker,
             username=args.broker_username,
-            password=args.broker_password,
+            password=_broker_password(args.broker_password, args.broker_password_file),
             ca_file=args.broker_ca,
         )
         broker_endpoint(broker.url, option="--broker")

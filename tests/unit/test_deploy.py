@@ -247,6 +247,14 @@ def test_secrets_and_configs_are_declared_and_live_outside_the_repository() -> N
         assert str(secret["file"]).startswith("${QOSFLEET_SECRETS_DIR"), name
 
 
+def mounted_secrets(service: str) -> set[str]:
+    """Where compose mounts the service's secrets (short or long syntax)."""
+    return {
+        f"/run/secrets/{secret if isinstance(secret, str) else secret['source']}"
+        for secret in services()[service].get("secrets", [])
+    }
+
+
 def test_no_secret_is_written_inline() -> None:
     environment = {
         key: str(value)
@@ -256,8 +264,11 @@ def test_no_secret_is_written_inline() -> None:
     for key, value in environment.items():
         if re.search("PASSWORD|SECRET|TOKEN", key) and not key.endswith("__FILE"):
             assert value.startswith("${"), f"{key} is written inline"
-    password = flags(command("collector"))["broker-password"]
-    assert password.startswith("${"), "the collector's password comes from deploy/.env"
+    collector = flags(command("collector"))
+    assert "broker-password" not in collector, "a password on the command line shows in ps"
+    password_file = collector["broker-password-file"]
+    assert password_file.startswith("/run/secrets/")
+    assert password_file in mounted_secrets("collector")
 
 
 def test_every_variable_is_in_the_env_example() -> None:
@@ -320,9 +331,7 @@ def test_the_collector_reaches_broker_and_store_by_service_name() -> None:
     broker_port = urllib.parse.urlsplit(options["broker"]).port
     assert broker_port is not None
     assert mosquitto_listeners()[broker_port], "the collector's listener must have TLS"
-    assert options["broker-ca"] in {
-        f"/run/secrets/{secret}" for secret in services()["collector"]["secrets"]
-    }
+    assert options["broker-ca"] in mounted_secrets("collector")
     assert_points_at(options["store"], "victoria-metrics")
 
 
