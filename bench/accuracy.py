@@ -1,13 +1,14 @@
 """Accuracy and data cost of the speed runners on shaped lab links (needs root).
 
-For each shaped rate, one probe namespace with a tbf-shaped link; qos-target (with its iperf3
-server) in the target namespace. Each runner measures the download `--repeats` times through the
+For each shaped rate (and added round-trip time, through the lab's userspace delay line), one
+probe namespace with a tbf-shaped link; qos-target (with its iperf3 server) in the target
+namespace. Each runner measures the download `--repeats` times through the
 real `qos-agent check --json --tests download`; the truth is TCP goodput through tbf, 0.956 x the
 shaped rate (DESIGN.md, measured on these machines). Prints, per runner and rate: median and P95
 absolute error, median bytes used, and bytes relative to a fixed 10 s test at that goodput.
 
-    sudo .venv/bin/python bench/accuracy.py [--rates 10,40,100,300,1000] [--repeats 3]
-        [--runners "http,iperf3 -P1,iperf3 -P4,speedtest-cli"]
+    sudo .venv/bin/python bench/accuracy.py [--rates 10,40,100,300,1000] [--rtts 0]
+        [--repeats 3] [--runners "http,iperf3 -P1,iperf3 -P4,speedtest-cli"]
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ DEFAULT_RUNNERS = ("http", "iperf3 -P1", "iperf3 -P4", "speedtest-cli")
 class Sample(NamedTuple):
     runner: str
     rate_mbps: float
+    rtt_ms: float
     mbps: float | None  # None: the run failed
     bytes_used: int
     probe_limited: bool
@@ -63,22 +65,27 @@ class Sample(NamedTuple):
         return self.bytes_used / (FIXED_TEST_S * GOODPUT * self.rate_mbps * 1e6 / 8)
 
 
-def probe_name(rate: float) -> str:
-    return f"rate-{rate:g}".replace(".", "-")
+def probe_name(rate: float, rtt: float) -> str:
+    return f"rate-{rate:g}-rtt-{rtt:g}".replace(".", "-")
 
 
-def measure(lab: Lab, runner: str, rate: float) -> Sample:
+def link_label(rate: float, rtt: float) -> str:
+    return f"{rate:g}" if rtt == 0 else f"{rate:g}, +{rtt:g} ms"
+
+
+def measure(lab: Lab, runner: str, rate: float, rtt: float) -> Sample:
     argv = [
         venv_script("qos-agent"), "check", "--json", "--tests", "download",
         "--target", f"http://{lab.target_address(4)}:{HTTP_PORT}", *RUNNERS[runner],
     ]  # fmt: skip
-    done = lab.run(probe_name(rate), argv, check=False, timeout=120)
+    done = lab.run(probe_name(rate, rtt), argv, check=False, timeout=120)
     result = json.loads(done.stdout)
     download = result["measurements"].get("download")
     provenance = result["provenance"]
     return Sample(
         runner=runner,
         rate_mbps=rate,
+        rtt_ms=rtt,
         mbps=download["mbps"] if download else None,
         bytes_used=provenance["bytes_used"],
         probe_limited=provenance.get("probe_limited", False),
@@ -116,6 +123,9 @@ def _counts(counter: Counter[str] | Counter[int]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rates", default="10,40,100,300,1000", help="shaped Mb/s, comma list")
+    parser.add_argument(
+        "--rtts", default="0", help="round-trip times added by the delay line, ms, comma list"
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(
         "--runners",
@@ -124,6 +134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     rates = [float(rate) for rate in args.rates.split(",")]
+    rtts = [float(rtt) for rtt in args.rtts.split(",")]
+    links = [(rate, rtt) for rate in rates for rtt in rtts]
     runners = [name.strip() for name in args.runners.split(",")]
     unknown = [name for name in runners if name not in RUNNERS]
     if unknown:
@@ -133,8 +145,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     require_binary("iperf3")
     probes = [
-        ProbeSpec(name=probe_name(rate), links=(LinkSpec(down_mbps=rate, up_mbps=rate),))
-        for rate in rates
+        ProbeSpec(
+            name=probe_name(rate, rtt),
+            links=(LinkSpec(down_mbps=rate, up_mbps=rate, rtt_ms=rtt),),
+        )
+        for rate, rtt in links
     ]
     samples: list[Sample] = []
     with Lab(probes) as lab:
@@ -147,13 +162,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         )  # fmt: skip
         lab.wait_listening("target", HTTP_PORT)
         lab.wait_listening("target", IPERF3_PORT)
-        for rate in rates:
+        for rate, rtt in links:
             for _ in range(args.repeats):
                 for runner in runners:  # interleaved, so a busy moment hits every runner alike
-                    sample = measure(lab, runner, rate)
+                    sample = measure(lab, runner, rate, rtt)
                     samples.append(sample)
                     print(
-                        f"  {rate:g} Mb/s {runner}: {sample.mbps} Mb/s, {sample.stop_reason}, "
+                        f"  {link_label(rate, rtt)} Mb/s {runner}: {sample.mbps} Mb/s, "
+                        f"{sample.stop_reason}, "
                         f"{sample.flows} flows, bytes x10s {sample.bytes_ratio:.2f}",
                         file=sys.stderr,
                     )
@@ -167,11 +183,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(header)
     print("|" + "---|" * (header.count("|") - 1))
     for runner in runners:
-        for rate in rates:
-            chosen = [s for s in samples if s.runner == runner and s.rate_mbps == rate]
-            print(summary_row(f"{runner} @ {rate:g}", chosen))
+        for rate, rtt in links:
+            chosen = [
+                s for s in samples if s.runner == runner and (s.rate_mbps, s.rtt_ms) == (rate, rtt)
+            ]
+            print(summary_row(f"{runner} @ {link_label(rate, rtt)}", chosen))
     for runner in runners:
-        print(summary_row(f"**{runner}, all rates**", [s for s in samples if s.runner == runner]))
+        print(summary_row(f"**{runner}, all links**", [s for s in samples if s.runner == runner]))
     return 0
 
 

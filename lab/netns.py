@@ -3,13 +3,22 @@
 Topology (one lab; every name starts with the lab's id, e.g. ``qf3a9c1e``)::
 
     target ─ core ─┬─ probe village-a (eth0)                 one shaped veth per link
-                   ├─ probe village-c (eth0, wwan0)           a probe may hold several links
-                   └─ hop2 ═ hop1 ─ probe village-f (eth0)    pmtud_blackhole: path MTU 1400 in
-                                                              the middle, Packet Too Big dropped
+             │     ├─ probe village-c (eth0, wwan0)           a probe may hold several links
+             │     ├─ hop2 ═ hop1 ─ probe village-f (eth0)    pmtud_blackhole: path MTU 1400 in
+             │     │                                          the middle, Packet Too Big dropped
+             │     └─ probe village-b (eth0)                  rtt_ms > 0: the link's packets,
+             │                                                both ways, detour through
+           TUN d<k> ⇄ python -m lab.delayline                 a delay line in the core
 
 Every veth is created directly inside lab namespaces, so the root namespace never gains an
 interface, address or route; deleting the namespaces removes everything. Download is shaped with
 ``tc tbf`` on the core's end of a link (egress toward the probe), upload on the probe's end.
+
+Delay (these kernels have no netem): for link k with rtt_ms > 0, policy routing in the core sends
+packets arriving from the link, and packets toward the link's subnets from anywhere else, to
+table 200+k, whose default route is TUN device d<k>. The delay line (lab/delayline.py, started by
+open() and stopped by close()) holds each packet for rtt_ms / 2 and writes it back; arriving from
+d<k>, it follows the main table on. Each detour costs one more hop of TTL.
 
 Addresses: IPv4 from 198.18.0.0/15 (198.18.<k>.0/24 per link k, 198.18.0.0/24 for the target,
 198.19.<k>.0/30 and .4/30 inside a blackhole path); IPv6 ULA under fd00:7166::/48 ("qf" in ASCII:
@@ -26,9 +35,11 @@ import ipaddress
 import os
 import re
 import secrets
+import select
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -39,6 +50,7 @@ from typing import IO, Final, Literal, NamedTuple, Self
 import msgspec
 
 from contract.errors import ConfigError, QosfleetError, ServiceError
+from lab.delayline import MAX_ONE_WAY_MS, READY
 
 IpVersion = Literal[4, 6]
 
@@ -58,6 +70,8 @@ IFNAMSIZ: Final = 15
 MAX_LINKS: Final = 255  # link k gets 198.18.<k>.0/24
 MAX_MBPS: Final = 100_000.0
 MAX_MTU: Final = 9000  # jumbo frames
+MAX_RTT_MS: Final = 2 * MAX_ONE_WAY_MS
+QUEUE_MS: Final = 50.0  # tbf's queue on a link without added RTT
 
 _PROBE_NAME_RE: Final = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
 _INTERFACE_RE: Final = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
@@ -69,13 +83,26 @@ _METRIC_STEP: Final = 100
 _TABLE_BASE: Final = 100
 _RULE_PRIORITY_BASE: Final = 1000
 _STOP_GRACE_S: Final = 2.0
+# Delay lines: core's policy-routing table for link k is _DELAY_TABLE_BASE + k. Rule bands (+ k,
+# k <= 255) run in this order: from the link into its TUN; back out of the TUN toward the link
+# by the main table; anything else toward the link into its TUN.
+_DELAY_TABLE_BASE: Final = 200
+_DELAY_FROM_LINK_PRIORITY: Final = 1000
+_DELAY_DELIVER_PRIORITY: Final = 1300
+_DELAY_TO_LINK_PRIORITY: Final = 1600
+# A Python start plus one ioctl; generous, for a loaded CI machine.
+_DELAY_LINE_START_S: Final = 10.0
 
 
 class LinkSpec(msgspec.Struct, frozen=True, kw_only=True):
     """One access link of a probe, as the probe sees it.
 
-    delay_ms is a hook for a userspace delay line (this kernel has no netem); a Lab refuses a link
-    with delay_ms > 0 until that exists.
+    rtt_ms is the round-trip time the link adds, half in each direction, held by a userspace
+    delay line in the core (lab/delayline.py; these kernels have no netem). It applies to all
+    traffic of the link, the target's and other probes' alike (two delayed probes see the sum).
+    The delay line carries 1 Gb/s of TCP (GSO offload) but only about 60,000 packets/s of traffic
+    the kernel cannot batch, e.g. ~650 Mb/s of 1400-byte UDP. tbf's queue grows with rtt_ms (it
+    holds at least one bandwidth-delay product), so TCP goodput stays near 0.956 x rate.
     """
 
     interface: str = "eth0"
@@ -84,7 +111,7 @@ class LinkSpec(msgspec.Struct, frozen=True, kw_only=True):
     ipv6: bool = True
     mtu: int = 1500
     pmtud_blackhole: bool = False
-    delay_ms: float = 0.0
+    rtt_ms: float = 0.0
 
     def __post_init__(self) -> None:
         key = f"link {self.interface}"
@@ -105,8 +132,12 @@ class LinkSpec(msgspec.Struct, frozen=True, kw_only=True):
                 f"{key}.mtu",
                 f"a pmtud_blackhole link needs an MTU above {BLACKHOLE_PATH_MTU}, got {self.mtu}",
             )
-        if self.delay_ms < 0:
-            raise ConfigError(f"{key}.delay_ms", f"{self.delay_ms} is negative")
+        if not 0 <= self.rtt_ms <= MAX_RTT_MS:
+            raise ConfigError(
+                f"{key}.rtt_ms",
+                f"{self.rtt_ms} is not a round-trip time from 0 to {MAX_RTT_MS:g} ms",
+                "set the delay the link adds, e.g. rtt_ms = 40 for 4G, or 0 for none",
+            )
 
 
 class ProbeSpec(msgspec.Struct, frozen=True, kw_only=True):
@@ -183,6 +214,7 @@ class _Plan:
         self.routes: list[list[str]] = []  # after interfaces: a gateway must be reachable
         self.qdiscs: list[list[str]] = []
         self.addresses: dict[tuple[str, str, IpVersion], str] = {}
+        self.delay_lines: list[tuple[str, float]] = []  # (TUN device in core, one-way ms)
         self._lab_id = lab_id
 
     def node(self, name: str, *, router: bool) -> None:
@@ -247,18 +279,51 @@ class _Plan:
             ]
         )
 
-    def shape(self, node: str, dev: str, mbps: float) -> None:
+    def shape(self, node: str, dev: str, mbps: float, *, rtt_ms: float = 0.0) -> None:
         """tbf on dev's egress; goodput through it is 0.956 x rate (DESIGN.md, measured)."""
         rate_bps = round(mbps * 1e6)
         # A burst of >= 1 ms at rate keeps tbf's timer from capping fast links; 32 KB floor for
-        # slow ones. A 50 ms queue absorbs a TCP window at the lab's sub-millisecond RTT.
+        # slow ones. The queue holds 50 ms, or the link's added RTT if longer: at least one
+        # bandwidth-delay product, the classic buffer size, so TCP can keep the link full (with
+        # 50 ms at 100 Mb/s and rtt_ms = 100 goodput fell to 0.93 x 0.956 x rate).
         burst = max(32_768, rate_bps // 8 // 1000)
+        queue_ms = max(QUEUE_MS, rtt_ms)
         self.qdiscs.append(
             [
                 *("tc", "-n", self.netns[node], "qdisc", "add", "dev", dev, "root", "handle", "1:"),
-                *("tbf", "rate", f"{rate_bps}bit", "burst", str(burst), "latency", "50ms"),
+                *("tbf", "rate", f"{rate_bps}bit", "burst", str(burst)),
+                *("latency", f"{queue_ms:g}ms"),
             ]
         )
+
+    def delay(
+        self, k: int, link_dev: str, access: _Subnets, one_way_ms: float, *, mtu: int
+    ) -> None:
+        """Send link k's packets, both ways, through TUN device d<k> held by a delay line in core.
+
+        The TUN is as wide as the widest link, so the real links alone decide Packet Too Big.
+        """
+        core, tun, table = self.netns["core"], f"d{k}", str(_DELAY_TABLE_BASE + k)
+        self.veths.append(["ip", "-n", core, "tuntap", "add", "dev", tun, "mode", "tun"])
+        self.interfaces.append(["ip", "-n", core, "link", "set", "dev", tun, "mtu", str(mtu), "up"])
+        for version, network in access.present():
+            ip = ("ip", "-n", core, f"-{version}")
+            self.routes += [
+                [*ip, "route", "add", "default", "dev", tun, "table", table],
+                [
+                    *(*ip, "rule", "add", "iif", link_dev, "table", table),
+                    *("priority", str(_DELAY_FROM_LINK_PRIORITY + k)),
+                ],
+                [
+                    *(*ip, "rule", "add", "iif", tun, "to", network, "table", "main"),
+                    *("priority", str(_DELAY_DELIVER_PRIORITY + k)),
+                ],
+                [
+                    *(*ip, "rule", "add", "to", network, "table", table),
+                    *("priority", str(_DELAY_TO_LINK_PRIORITY + k)),
+                ],
+            ]
+        self.delay_lines.append((tun, one_way_ms))
 
     def drop_too_big(self, node: str, dev: str) -> None:
         """Drop ICMPv6 Packet Too Big and ICMP frag-needed leaving dev: the blackhole itself.
@@ -297,11 +362,13 @@ def _plan(lab_id: str, probes: Sequence[ProbeSpec]) -> _Plan:
         plan.node(probe.name, router=False)
         for index, link in enumerate(probe.links):
             k += 1
-            _plan_link(plan, probe, index, link, k)
+            _plan_link(plan, probe, index, link, k, widest=widest)
     return plan
 
 
-def _plan_link(plan: _Plan, probe: ProbeSpec, index: int, link: LinkSpec, k: int) -> None:
+def _plan_link(
+    plan: _Plan, probe: ProbeSpec, index: int, link: LinkSpec, k: int, *, widest: int
+) -> None:
     access = _subnets(link, f"198.18.{k}.0/24", f"fd00:7166:0:{k:x}::/64")
     core_dev = f"p{k}-{link.interface}"[:IFNAMSIZ]  # "p<k>-" keeps truncated names unique
     if link.pmtud_blackhole:
@@ -309,8 +376,10 @@ def _plan_link(plan: _Plan, probe: ProbeSpec, index: int, link: LinkSpec, k: int
     else:
         plan.connect(("core", core_dev), (probe.name, link.interface), access, mtu=link.mtu)
         gateway = ("core", core_dev)
-    plan.shape("core", core_dev, link.down_mbps)
-    plan.shape(probe.name, link.interface, link.up_mbps)
+    plan.shape("core", core_dev, link.down_mbps, rtt_ms=link.rtt_ms)
+    plan.shape(probe.name, link.interface, link.up_mbps, rtt_ms=link.rtt_ms)
+    if link.rtt_ms > 0:
+        plan.delay(k, core_dev, access, link.rtt_ms / 2, mtu=widest)
     metric = str(_METRIC_STEP * (index + 1))
     for version, _ in access.present():
         plan.route(probe.name, version, "default", gateway, link.interface, "metric", metric)
@@ -391,19 +460,14 @@ class Lab:
         links = [(probe.name, link) for probe in probes for link in probe.links]
         if len(links) > MAX_LINKS:
             raise ConfigError("probes", f"{len(links)} links; the address plan holds {MAX_LINKS}")
-        for name, link in links:
-            if link.delay_ms > 0:
-                raise ConfigError(
-                    f"probe {name} link {link.interface}.delay_ms",
-                    f"{link.delay_ms} ms of delay is not supported yet",
-                    "this kernel has no netem and the lab's userspace delay line is not built "
-                    "yet; set delay_ms = 0",
-                )
         self.probes: tuple[ProbeSpec, ...] = tuple(probes)
         self.lab_id = f"{prefix}{secrets.token_hex(3)}"
         self._plan = _plan(self.lab_id, self.probes)
         self._created: list[str] = []
         self._processes: list[subprocess.Popen[bytes]] = []
+        self._delay_lines: dict[str, subprocess.Popen[bytes]] = {}
+        self.delay_line_reports: dict[str, str] = {}
+        """After close: each delay line's TUN device -> its counters line (lab/delayline.py)."""
         self._state: Literal["new", "open", "closed"] = "new"
 
     @property
@@ -543,6 +607,10 @@ class Lab:
         with _sigint_deferred():
             for process in self._processes:
                 _stop(process)
+            for tun, process in self._delay_lines.items():
+                # Stopped above; its last words are its counters.
+                out, _ = process.communicate()
+                self.delay_line_reports[tun] = out.decode(errors="replace").strip()
             for netns in reversed(self._created):
                 _empty_and_delete(netns)
             (OWNER_DIR / self.lab_id).unlink(missing_ok=True)
@@ -601,6 +669,17 @@ class Lab:
         plan = self._plan
         for argv in [*plan.veths, *plan.interfaces, *plan.routes, *plan.qdiscs]:
             _command(argv)
+        for tun, one_way_ms in plan.delay_lines:
+            delay_line = [sys.executable, "-m", "lab.delayline", "--device", tun]
+            self._delay_lines[tun] = self.popen(
+                "core",
+                [*delay_line, "--one-way-ms", f"{one_way_ms:g}"],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+        deadline = time.monotonic() + _DELAY_LINE_START_S
+        for tun, process in self._delay_lines.items():
+            _wait_ready(tun, process, deadline)
 
 
 def cleanup_stale(prefix: str = DEFAULT_PREFIX) -> list[str]:
@@ -647,6 +726,31 @@ def _list_netns() -> list[str]:
     # Lines look like "qf3a9c1e-core (id: 2)"; the name never holds a space.
     listed = _command(["ip", "netns", "list"], "is iproute2's ip working?").splitlines()
     return [line.split()[0] for line in listed if line.strip()]
+
+
+def _wait_ready(tun: str, process: subprocess.Popen[bytes], deadline: float) -> None:
+    """Return once the delay line on tun has printed its ready line; ServiceError otherwise."""
+    assert process.stdout is not None  # started with stdout=PIPE
+    said = b""
+    while not said.endswith(b"\n"):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not select.select([process.stdout], [], [], remaining)[0]:
+            raise ServiceError(
+                f"the delay line on {tun} did not attach within {_DELAY_LINE_START_S:g} s",
+                "is the machine overloaded? run python -m lab.delayline --help to check it starts",
+            )
+        chunk = os.read(process.stdout.fileno(), 256)
+        if not chunk:
+            break
+        said += chunk
+    if said.decode(errors="replace").strip() != READY:
+        _stop(process)
+        _, stderr = process.communicate()
+        detail = (stderr or said).decode(errors="replace").strip() or "no output"
+        raise ServiceError(
+            f"the delay line on {tun} failed to start (exit code {process.returncode}): {detail}",
+            "it needs /dev/net/tun (modprobe tun) and root; the lab was torn down",
+        )
 
 
 def _owner_alive(lab_id: str) -> bool:
