@@ -74,6 +74,7 @@ class _Test:
         self.flows: list[Flow] = []
         self.connecting: set[asyncio.Task[None]] = set()
         self.connect_failure: str | None = None
+        self.out_of_order: dict[int, int] = {}  # id(flow) -> its rcv_ooopack at the last tick
         request_bytes = min(settings.budget_bytes or MAX_REQUEST_BYTES, MAX_REQUEST_BYTES)
         host = host_header(endpoint)
         self.new_flow: Callable[[], Flow]
@@ -128,7 +129,8 @@ class _Test:
                 return self._failed(
                     "timeout", f"no data moved for {self.settings.stall_timeout_s:g} s", total
                 )
-            action = controller.tick(now, total, self._path_rtt())
+            path, caught_up = self._path()
+            action = controller.tick(now, total, path, caught_up=caught_up)
             stage = "measuring" if controller.measuring else "warm-up"
             rate = controller.mbps if controller.measuring else controller.recent_mbps
             progress(f"{self.direction}: {stage}, {controller.flows} flows", rate)
@@ -156,22 +158,35 @@ class _Test:
     def _total(self) -> int:
         return sum(flow.counted() for flow in self.flows)
 
-    def _path_rtt(self) -> PathRtt | None:
-        """The flows' RTT as the kernel sees it: of the data received (download) or sent."""
-        rtts, least = [], []
+    def _path(self) -> tuple[PathRtt | None, bool]:
+        """The flows' RTT as the kernel sees it, and whether the reader has caught up.
+
+        RTT of the data received (download) or sent (upload). Caught up: no flow holds data
+        back for a retransmission. Receiving, a flow that does gets segments out of order
+        (rcv_ooopack grows); sending, the peer SACKs what it holds. Unknown counts as caught up.
+        """
+        rtts, least, caught_up = [], [], True
         for flow in self.flows:
             sock = None if flow.transport is None else flow.transport.get_extra_info("socket")
             info = None if sock is None else tcpinfo.read(sock)
             if info is None:
                 continue
-            rtt = info.rcv_rtt_s if self.direction == "download" else info.rtt_s
+            if self.direction == "download":
+                rtt = info.rcv_rtt_s
+                if info.rcv_ooopack is not None:
+                    before = self.out_of_order.get(id(flow), 0)
+                    self.out_of_order[id(flow)] = info.rcv_ooopack
+                    caught_up = caught_up and info.rcv_ooopack == before
+            else:
+                rtt = info.rtt_s
+                caught_up = caught_up and not info.sacked
             if rtt is not None:
                 rtts.append(rtt)
             if info.min_rtt_s is not None:
                 least.append(info.min_rtt_s)
         if not rtts or not least:
-            return None
-        return PathRtt(rtt_s=statistics.median(rtts), min_rtt_s=min(least))
+            return None, caught_up
+        return PathRtt(rtt_s=statistics.median(rtts), min_rtt_s=min(least)), caught_up
 
     def _grow(self, count: int) -> None:
         for _ in range(count):

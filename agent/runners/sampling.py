@@ -5,9 +5,12 @@ The runner feeds it the cumulative bytes of all flows at short intervals (ticks)
 replayed from a recorded series.
 
 Bytes reach the reader in lumps: a lost packet holds its flow's later data back until the
-retransmission fills the hole, then the reader gets them all at once. On a 10 Mb/s tbf link with
-4 flows a lump is tens of kB, a large share of a 0.1 s tick (ticks scatter by 15-40 %); from
-100 Mb/s up the same lumps are a fraction of a percent. The rules keep lumps from adding flows,
+retransmission fills the hole, about one RTT later, then the reader gets them all at once. On a
+10 Mb/s tbf link with 4 flows a lump is tens of kB, a large share of a 0.1 s tick (ticks scatter
+by 15-40 %); with 50 ms of RTT a 40 Mb/s link delivers nothing to the reader for one tick and
+twice its rate the next. The runner says at each tick whether the reader has caught up with the
+link: no flow is holding data back for a retransmission (from TCP_INFO: no segment arrived out of
+order since the last tick, or, sending, none is SACKed). The rules keep lumps from adding flows,
 from leaving a start-up transient in the measured phase, and from hiding a stable rate:
 
 - Warm-up (slow start, and the ramp of flows added later) is cut in stages of STAGE_TICKS ticks.
@@ -16,17 +19,25 @@ from leaving a start-up transient in the measured phase, and from hiding a stabl
   previous doubling helped: it raised the plateau by GROWTH, and by more than the stage-to-stage
   scatter of both plateaus (a gain the scatter alone can produce is no evidence). Otherwise the
   warm-up ends there. It never takes more than MAX_WARMUP_SHARE of the allowed duration.
-- The path queues when the flows' round-trip time over the plateau (median; the runner reads it
-  from the kernel, TCP_INFO) exceeds the least RTT seen by QUEUE_SHARE of it and by at least
-  QUEUE_MIN_S. A standing queue at the bottleneck means the link already carries all it can, so
-  more flows would only lengthen the queue and, on a tail-drop queue, make the flows lose in
-  bursts (at 10 Mb/s doubling 2 flows to 4 made the bytes arrive in lumps that kept the interval
-  wide for the whole 10 s). A flow that is window-limited (a long fat pipe, a middlebox that strips
-  window scaling) or limited by random loss shows no queue, so there flows still double. Without
-  RTT readings (another OS) the rule is the gain alone.
+- The path queues when the flows' round-trip time over the plateau's last stage (median; the
+  runner reads it from the kernel, TCP_INFO) exceeds the least RTT seen by QUEUE_SHARE of it and
+  by at least QUEUE_MIN_S. A standing queue at the bottleneck means the link already carries all
+  it can, so more flows would only lengthen the queue and, on a tail-drop queue, make the flows
+  lose in bursts (at 10 Mb/s doubling 2 flows to 4 made the bytes arrive in lumps that kept the
+  interval wide for the whole 10 s). A flow that is window-limited (a long fat pipe, a middlebox
+  that strips window scaling) or limited by random loss shows no queue, so there flows still
+  double. Without RTT readings (another OS) the rule is the gain alone.
 - The measured phase starts where the warm-up ended, or later if its first batches of BATCH_TICKS
   ticks are a start-up transient: those, within its first half, whose rate is off the median of
-  them all by more than OUTLIER_MADS robust standard deviations and by more than GROWTH.
+  them all by more than OUTLIER_MADS robust standard deviations and by more than GROWTH; and
+  at a caught-up tick. Batches, too, end at caught-up ticks, and a test stopped by its budget or
+  duration ends its measured phase at the last caught-up tick (if that keeps half of it). With
+  many flows on a lossy path some flow may always be waiting for a retransmission, so a batch
+  waits for one a batch's length (at least SNAP_TICKS) at most, and the measured phase starts
+  provisionally where it would have after SNAP_TICKS ticks without one. A rate between two
+  caught-up ticks counts every byte the link carried between them, so the lumps leave the
+  estimate and the interval (recorded at 40 Mb/s + 50 ms RTT: batch rates
+  scatter by 0.01 % instead of 3 %).
 - The 95 % interval of its rate comes from batch means (batches tame the correlation of adjacent
   ticks), by the ratio estimator since the rate is total bytes / total time (the QCVN per-sample
   rate), not a mean of batch rates. A batch holds BATCH_TICKS ticks and BATCH_BYTES at the
@@ -68,6 +79,8 @@ MIN_BATCHES: Final = 8
 OUTLIER_MADS: Final = 4.0
 MAD_TO_SIGMA: Final = 1.4826  # sigma = this x the median absolute deviation, for a normal law
 SETTLE_MIN_BATCHES: Final = 6  # fewer batches than this cannot show a transient
+# A boundary waits this many ticks (or a batch's length) at most for a caught-up tick.
+SNAP_TICKS: Final = 5
 QUEUE_SHARE: Final = 0.5
 QUEUE_MIN_S: Final = 0.005
 DRIFT_MIN_BATCHES: Final = 4  # a trend needs a few points and two degrees of freedom
@@ -132,6 +145,7 @@ class RateController:
     """Decides a speed test's course from its ticks; see the module docstring for the rules."""
 
     def __init__(self, settings: SpeedSettings, *, start: float) -> None:
+        self._caught_up = [True]  # one per tick: the reader has all the link delivered
         self.flows = min(settings.initial_flows, settings.max_flows)
         self.stop_reason: StopReason | None = None
         self._settings = settings
@@ -142,6 +156,7 @@ class RateController:
         self._plateau: _Plateau | None = None
         self._warmup_end: int | None = None  # where the warm-up rule ended it
         self._measure_from: int | None = None  # there, or later past a start-up transient
+        self._measure_to: int | None = None  # set by a budget or duration stop
         self._max_warmup_s = settings.max_duration_s * MAX_WARMUP_SHARE
 
     @property
@@ -154,11 +169,12 @@ class RateController:
 
     @property
     def measured_bytes(self) -> int:
-        return self._ticks[-1].total_bytes - self._ticks[self._measure_index].total_bytes
+        end, start = self._ticks[self._end_index], self._ticks[self._measure_index]
+        return end.total_bytes - start.total_bytes
 
     @property
     def measured_s(self) -> float:
-        return self._ticks[-1].at - self._ticks[self._measure_index].at
+        return self._ticks[self._end_index].at - self._ticks[self._measure_index].at
 
     @property
     def total_bytes(self) -> int:
@@ -187,11 +203,23 @@ class RateController:
         spans = [self._ticks[b].at - self._ticks[a].at for a, b in pairs]
         return relative_half_width(rates, spans)
 
-    def tick(self, at: float, total_bytes: int, path: PathRtt | None = None) -> Action:
-        """Record the cumulative bytes (and the flows' RTT) at `at`; say what to do next."""
+    def tick(
+        self,
+        at: float,
+        total_bytes: int,
+        path: PathRtt | None = None,
+        *,
+        caught_up: bool = True,
+    ) -> Action:
+        """Record the cumulative bytes at `at` and say what to do next.
+
+        path: the flows' RTT; caught_up: no flow holds data back for a retransmission (True
+        where the runner cannot tell).
+        """
         if self.stop_reason is not None:
             return "stop"
         self._ticks.append(Tick(at, total_bytes))
+        self._caught_up.append(caught_up)
         self._rtts.append(None if path is None else path.rtt_s)
         if path is not None:
             base = self._base_rtt_s
@@ -200,7 +228,7 @@ class RateController:
         if self._warmup_end is None and self._ramp(elapsed) == "add-flows":
             return "add-flows"
         if self._warmup_end is not None:
-            self._measure_from = self._settled_start(self._warmup_end)
+            self._measure_from = self._caught_up_from(self._settled_start(self._warmup_end))
         budget = self._settings.budget_bytes
         if budget is not None and total_bytes >= budget:
             return self._stop("budget")
@@ -215,10 +243,11 @@ class RateController:
 
     @property
     def queued(self) -> bool:
-        """Does the path hold a standing queue over the last two stages (see the rules)?"""
+        """Does the path hold a standing queue at the plateau's end (see the rules)?"""
         if self._base_rtt_s is None or len(self._stage_starts) < 3:  # noqa: PLR2004
             return False
-        rtts = [rtt for rtt in self._rtts[self._stage_starts[-3] :] if rtt is not None]
+        # The last stage's: the queue builds as the rate reaches the link's.
+        rtts = [rtt for rtt in self._rtts[self._stage_starts[-2] :] if rtt is not None]
         if not rtts:
             return False
         base = self._base_rtt_s
@@ -227,6 +256,21 @@ class RateController:
     @property
     def _measure_index(self) -> int:
         return self._measure_from if self._measure_from is not None else len(self._ticks) - 1
+
+    @property
+    def _end_index(self) -> int:
+        return self._measure_to if self._measure_to is not None else len(self._ticks) - 1
+
+    def _caught_up_from(self, first: int) -> int | None:
+        """The first caught-up tick from first on; first itself while none has come for a while.
+
+        None (not measuring yet) for the first SNAP_TICKS ticks without one.
+        """
+        caught = (i for i in range(first, len(self._ticks)) if self._caught_up[i])
+        found = next(caught, None)
+        if found is None:
+            return first if len(self._ticks) - 1 - first >= SNAP_TICKS else None
+        return found
 
     def _settled_start(self, first: int) -> int:
         """first, or just past the last batch of a start-up transient after it (see above)."""
@@ -246,8 +290,12 @@ class RateController:
         if self._measure_from is None:
             return []
         size = self._batch_ticks()
-        count = (len(self._ticks) - 1 - self._measure_from) // size
-        return [self._measure_from + i * size for i in range(count + 1)]
+        ends, grace = [self._measure_from], max(size, SNAP_TICKS)
+        for index in range(self._measure_from + size, len(self._ticks)):
+            length = index - ends[-1]
+            if (length >= size and self._caught_up[index]) or length >= size + grace:
+                ends.append(index)
+        return ends
 
     def _batch_ticks(self) -> int:
         """How many ticks a batch holds now: the base size, doubled while batches are many."""
@@ -321,6 +369,13 @@ class RateController:
         if self._measure_from is None or self._measure_from == last:
             # Stopped before a measured phase had any length: the last stage stands in for it.
             self._warmup_end = self._measure_from = max(0, last - STAGE_TICKS)
+        elif reason != "stable":  # a stable stop is at a caught-up tick already
+            start = self._ticks[self._measure_from].at
+            half = (self._ticks[last].at - start) / 2
+            caught = (i for i in range(last, self._measure_from, -1) if self._caught_up[i])
+            end = next(caught, None)
+            if end is not None and self._ticks[end].at - start >= half:
+                self._measure_to = end
         self.stop_reason = reason
         return "stop"
 

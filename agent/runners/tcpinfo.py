@@ -12,6 +12,7 @@ import struct
 from typing import Final, NamedTuple, Protocol
 
 # (offset, format) of each field in struct tcp_info; a u32 unless said.
+_SACKED: Final = (28, "I")  # sent segments the peer holds out of order (SACKed), now
 _RTT: Final = (68, "I")  # smoothed RTT of the data this end sends, microseconds
 _RCV_RTT: Final = (92, "I")  # the receiver's estimate of the RTT, microseconds (0: none yet)
 _TOTAL_RETRANS: Final = (100, "I")
@@ -28,6 +29,7 @@ class TcpInfo(NamedTuple):
     rcv_rtt_s: float | None  # of data received (download), from timestamps
     min_rtt_s: float | None
     total_retrans: int | None  # segments this end sent again
+    sacked: int | None  # segments sent that the peer holds out of order, waiting for a hole
     rcv_ooopack: int | None  # segments that arrived out of order: a loss upstream of this end
 
 
@@ -68,5 +70,6 @@ def parse(raw: bytes) -> TcpInfo:
         rcv_rtt_s=seconds(_RCV_RTT),
         min_rtt_s=seconds(_MIN_RTT),
         total_retrans=field(_TOTAL_RETRANS),
+        sacked=field(_SACKED),
         rcv_ooopack=field(_RCV_OOOPACK),
     )

@@ -298,3 +298,93 @@ def test_a_drifting_rate_does_not_stop_stable(
         assert stable <= 2
     else:  # without the check most runs stopped on an interval the rate then left
         assert stable >= 15
+
+
+def held_back_series(
+    seed: int,
+    *,
+    mbps: float = 38.24,
+    flows: int = 2,
+    losses_per_s: float = 3.0,
+    hold_s: float = 0.1,
+) -> Callable[[float], tuple[int, bool]]:
+    """Cumulative bytes read by t, and whether the reader has caught up with the link at t.
+
+    As holdback_lumps, at a 50 ms-RTT scale: each loss holds one of the flows' data back for
+    about one RTT. The runner sees the hold in TCP_INFO (segments arriving out of order).
+    """
+    draws = random.Random(seed)
+    rate, losses, t = mbps * MB / 8, [], draws.expovariate(losses_per_s)
+    while t < 30:
+        losses.append(t)
+        t += draws.expovariate(losses_per_s)
+
+    def read_by(at: float) -> tuple[int, bool]:
+        active = [loss for loss in losses if loss <= at < loss + hold_s]
+        held = sum(rate / 2 * (at - loss) for loss in active)  # one of two flows
+        # Out-of-order arrivals in the tick before `at` mean a hold was under way in it.
+        recent = any(loss < at and loss + hold_s > at - TICK for loss in losses)
+        return int(rate * at - held), not recent
+
+    return read_by
+
+
+def replay_held_back(
+    read_by: Callable[[float], tuple[int, bool]], *, use_flags: bool, limit_s: float = 30.0
+) -> RateController:
+    controller, t = RateController(SpeedSettings(initial_flows=2, max_flows=2), start=0.0), 0.0
+    while t < limit_s:
+        t = round(t + TICK, 6)
+        total, caught_up = read_by(t)
+        if controller.tick(t, total, caught_up=caught_up or not use_flags) == "stop":
+            break
+    return controller
+
+
+def test_boundaries_at_caught_up_ticks_take_the_lumps_out() -> None:
+    # 40 Mb/s, 50 ms RTT: a held flow delivers nothing for a tick, then all at once.
+    plain = [replay_held_back(held_back_series(seed), use_flags=False) for seed in range(30)]
+    snapped = [replay_held_back(held_back_series(seed), use_flags=True) for seed in range(30)]
+    assert sum(run.stop_reason == "stable" for run in snapped) >= 28
+    assert statistics.median(map(stop_time, snapped)) < statistics.median(map(stop_time, plain))
+    assert statistics.median(map(stop_time, snapped)) <= 3.5
+    for run in snapped:
+        assert run.mbps == pytest.approx(38.24, rel=0.005)
+
+
+def test_a_reader_that_never_catches_up_is_still_measured() -> None:
+    # Some flow is always recovering (a long loss storm on a high-BDP path): boundaries fall
+    # back to their nominal ticks instead of waiting for ever.
+    def never(at: float) -> tuple[int, bool]:
+        return int(38.24 * MB / 8 * at), False
+
+    controller = replay_held_back(never, use_flags=True)
+    assert controller.stop_reason == "stable"
+    assert controller.measured_s >= SpeedSettings().min_measure_s
+    assert controller.mbps == pytest.approx(38.24, rel=1e-3)
+
+
+def test_a_duration_stop_ends_the_measured_phase_at_the_last_caught_up_tick() -> None:
+    def lumpy(at: float) -> tuple[int, bool]:
+        # 10 and 30 Mb/s in turns of a second (never stable to 0.1 %), read in lumps: 200 kB
+        # behind except at whole seconds, the only caught-up ticks.
+        whole = int(at + 1e-9)
+        done = 20 * MB / 8 * whole - (5 * MB / 8 if whole % 2 else 0)
+        rate = (10 if whole % 2 == 0 else 30) * MB / 8
+        caught_up = abs(at - round(at)) < 1e-6
+        return int(done + rate * (at - whole)) - (0 if caught_up else 200_000), caught_up
+
+    settings = SpeedSettings(
+        initial_flows=2, max_flows=2, max_duration_s=5.55, confidence_target=0.001
+    )
+    controller, t = RateController(settings, start=0.0), 0.0
+    while controller.stop_reason is None:
+        t = round(t + TICK, 6)
+        total, caught_up = lumpy(t)
+        controller.tick(t, total, caught_up=caught_up)
+    assert controller.stop_reason == "duration"
+    start = controller.warmup_s
+    assert controller.warmup_s + controller.measured_s == pytest.approx(5.0)  # not 5.6
+    assert start == pytest.approx(round(start))  # a caught-up tick too
+    expected = (lumpy(5.0)[0] - lumpy(start)[0]) * 8 / (5.0 - start) / MB
+    assert controller.mbps == pytest.approx(expected, rel=1e-6)

@@ -15,7 +15,14 @@ FULL = 232
 
 
 def raw(size: int = FULL, **fields: int) -> bytes:
-    offsets = {"rtt": 68, "rcv_rtt": 92, "total_retrans": 100, "min_rtt": 148, "ooo": 224}
+    offsets = {
+        "sacked": 28,
+        "rtt": 68,
+        "rcv_rtt": 92,
+        "total_retrans": 100,
+        "min_rtt": 148,
+        "ooo": 224,
+    }
     buffer = bytearray(size)
     for name, value in fields.items():
         if offsets[name] + 4 <= size:
@@ -24,9 +31,15 @@ def raw(size: int = FULL, **fields: int) -> bytes:
 
 
 def test_fields_come_from_their_offsets_in_seconds() -> None:
-    info = tcpinfo.parse(raw(rtt=42_000, rcv_rtt=51_500, total_retrans=7, min_rtt=40_250, ooo=13))
+    fields = {"rtt": 42_000, "rcv_rtt": 51_500, "total_retrans": 7, "min_rtt": 40_250}
+    info = tcpinfo.parse(raw(**fields, ooo=13, sacked=3))
     assert info == tcpinfo.TcpInfo(
-        rtt_s=0.042, rcv_rtt_s=0.0515, min_rtt_s=0.04025, total_retrans=7, rcv_ooopack=13
+        rtt_s=0.042,
+        rcv_rtt_s=0.0515,
+        min_rtt_s=0.04025,
+        total_retrans=7,
+        sacked=3,
+        rcv_ooopack=13,
     )
 
 
