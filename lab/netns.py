@@ -72,6 +72,12 @@ MAX_MBPS: Final = 100_000.0
 MAX_MTU: Final = 9000  # jumbo frames
 MAX_RTT_MS: Final = 2 * MAX_ONE_WAY_MS
 QUEUE_MS: Final = 50.0  # tbf's queue on a link without added RTT
+# TCP congestion control of the lab's routes, so results do not depend on the host's default: a
+# namespace inherits it, and a host set to BBR (as these machines are) made two flows through a
+# tbf queue lose packets every half second at 100 ms of RTT, where cubic, the Linux default,
+# loses only in its first slow start. A route's congctl also works where a namespace may not
+# choose its default (only the host's allowed algorithms).
+CONGESTION_CONTROL: Final = "cubic"
 
 _PROBE_NAME_RE: Final = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
 _INTERFACE_RE: Final = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
@@ -270,12 +276,15 @@ class _Plan:
         dev: str,
         *extra: str,
     ) -> None:
-        """A route in node toward destination through the far end of (gateway node, its dev)."""
+        """A route in node toward destination through the far end of (gateway node, its dev).
+
+        TCP over it uses CONGESTION_CONTROL (see there).
+        """
         gateway = self.addresses[(*via, version)]
         self.routes.append(
             [
                 *("ip", "-n", self.netns[node], f"-{version}", "route", "add", destination),
-                *("via", gateway, "dev", dev, *extra),
+                *("via", gateway, "dev", dev, *extra, "congctl", CONGESTION_CONTROL),
             ]
         )
 

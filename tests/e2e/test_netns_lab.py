@@ -14,7 +14,15 @@ import msgspec
 import pytest
 
 from contract.errors import QosfleetError
-from lab.netns import NEEDS_ROOT, IpVersion, Lab, LinkSpec, ProbeSpec, cleanup_stale
+from lab.netns import (
+    CONGESTION_CONTROL,
+    NEEDS_ROOT,
+    IpVersion,
+    Lab,
+    LinkSpec,
+    ProbeSpec,
+    cleanup_stale,
+)
 
 pytestmark = [
     pytest.mark.e2e,
@@ -108,6 +116,27 @@ def test_shaping_holds_per_direction(
 ) -> None:
     measured = _iperf_mbps(villages, "village-a", 4, *options)
     assert measured == pytest.approx(GOODPUT * shaped_mbps, rel=TOLERANCE)
+
+
+@pytest.mark.parametrize("version", [4, 6])
+def test_tcp_in_the_lab_uses_the_labs_congestion_control(villages: Lab, version: IpVersion) -> None:
+    # Whatever the host's default (BBR on these machines): both ends of a connection to the
+    # target, the probe's and the one the target accepts, use the lab's algorithm.
+    client = ["iperf3", "-c", villages.target_address(version), "-p", str(IPERF_PORT)]
+    running = villages.popen("village-a", [*client, "-t", "3"])
+    port = f":{IPERF_PORT}"
+    try:
+        deadline = time.monotonic() + 5
+        probe_side = target_side = ""
+        while time.monotonic() < deadline and not (probe_side and target_side):
+            time.sleep(0.3)
+            probe_side = villages.run("village-a", ["ss", "-Htin", "dport", "=", port]).stdout
+            target_side = villages.run("target", ["ss", "-Htin", "sport", "=", port]).stdout
+        assert f" {CONGESTION_CONTROL} " in f" {probe_side} "
+        assert f" {CONGESTION_CONTROL} " in f" {target_side} "
+        assert " bbr " not in f" {probe_side} {target_side} "
+    finally:
+        running.wait(timeout=10)
 
 
 def test_ipv6_works_on_a_dual_stack_link(villages: Lab) -> None:
