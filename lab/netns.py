@@ -797,12 +797,13 @@ def _empty_and_delete(netns: str) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + _STOP_GRACE_S
-    while any(_running(pid) for pid in pids) and time.monotonic() < deadline:
+    while any(process_running(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.02)
     subprocess.run(["ip", "netns", "delete", netns], capture_output=True, check=False)
 
 
-def _running(pid: int) -> bool:
+def process_running(pid: int) -> bool:
+    """Is pid alive and not a zombie?"""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:

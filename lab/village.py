@@ -51,6 +51,7 @@ class LabLink:
     down_mbps: float
     up_mbps: float
     plan_mbps: float | None = None
+    rtt_ms: float = 0.0  # added by the lab's delay line: radio access and backhaul
 
 
 @dataclass(frozen=True)
@@ -68,23 +69,23 @@ class LabVillage:
 
 VILLAGES = (
     LabVillage("a", "Bản Nà Hin", "11", "03211", 21.39, 103.02,
-               (LabLink("wwan0", "mobile", "4g", "Viettel", 30, 10),),
-               expect="4G at 30 Mb/s: below the 40 Mb/s target"),
+               (LabLink("wwan0", "mobile", "4g", "Viettel", 30, 10, rtt_ms=40),),
+               expect="4G at 30 Mb/s, 40 ms: below the 40 Mb/s target"),
     LabVillage("b", "Bản Mường", "14", "04030", 21.33, 103.91,
-               (LabLink("wwan0", "mobile", "4g", "VinaPhone", 60, 20),),
-               expect="4G at 60 Mb/s: passes"),
+               (LabLink("wwan0", "mobile", "4g", "VinaPhone", 60, 20, rtt_ms=40),),
+               expect="4G at 60 Mb/s, 40 ms: passes"),
     LabVillage("c", "Thôn Phú Lộc", "46", "19918", 16.46, 107.59,
-               (LabLink("wwan0", "mobile", "5g", "Viettel", 150, 50),),
-               expect="5G at 150 Mb/s: passes the 100 Mb/s target"),
+               (LabLink("wwan0", "mobile", "5g", "Viettel", 150, 50, rtt_ms=20),),
+               expect="5G at 150 Mb/s, 20 ms: passes the 100 Mb/s target"),
     LabVillage("d", "Thị trấn Phong Thổ", "12", "03406", 22.52, 103.34,
                (LabLink("eth0", "fixed", "ftth", "VNPT", 1000, 1000, plan_mbps=1000),),
                expect="fibre 1 Gb/s: meets 0.8 x plan, misses 1 Gb/s (goodput = 0.956 x line)"),
     LabVillage("e", "Bản Khe", "15", "05125", 21.70, 104.87,
-               (LabLink("wwan0", "mobile", "4g", "MobiFone", 60, 20),), ipv6=False,
-               expect="IPv4-only 4G at 60 Mb/s"),
+               (LabLink("wwan0", "mobile", "4g", "MobiFone", 60, 20, rtt_ms=50),), ipv6=False,
+               expect="IPv4-only 4G at 60 Mb/s, 50 ms"),
     LabVillage("f", "Trường Lũng Cú", "02", "00712", 23.36, 105.32,
                (LabLink("eth0", "fixed", "ftth", "VNPT", 100, 100, plan_mbps=100),
-                LabLink("wwan0", "mobile", "4g", "Viettel", 45, 15)),
+                LabLink("wwan0", "mobile", "4g", "Viettel", 45, 15, rtt_ms=40)),
                expect="school: fibre 100 meets plan, misses 1 Gb/s; 4G 45 passes"),
 )  # fmt: skip
 
@@ -103,6 +104,7 @@ def lab_probes(villages: Sequence[LabVillage]) -> tuple[ProbeSpec, ...]:
                     down_mbps=link.down_mbps,
                     up_mbps=link.up_mbps,
                     ipv6=village.ipv6,
+                    rtt_ms=link.rtt_ms,
                 )
                 for link in village.links
             ),

@@ -12,11 +12,19 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import msgspec
 import pytest
 
 from contract.errors import ConfigError, ServiceError
-from lab.netns import MAX_RTT_MS, NEEDS_ROOT, IpVersion, Lab, LinkSpec, ProbeSpec
+from lab.netns import (
+    MAX_RTT_MS,
+    NEEDS_ROOT,
+    IpVersion,
+    Lab,
+    LinkSpec,
+    ProbeSpec,
+    process_running,
+)
+from tests.e2e.iperf import iperf_mbps
 
 pytestmark = [pytest.mark.e2e]
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason=NEEDS_ROOT)
@@ -32,18 +40,6 @@ BLACKHOLED = ProbeSpec(
 )
 BULK = ProbeSpec(name="village-g", links=(LinkSpec(down_mbps=20, up_mbps=20, rtt_ms=50),))
 _PING_TIME_RE = re.compile(r"time=([0-9.]+) ms")
-
-
-class _Sum(msgspec.Struct):
-    bits_per_second: float
-
-
-class _End(msgspec.Struct):
-    sum_received: _Sum
-
-
-class _IperfReport(msgspec.Struct):
-    end: _End
 
 
 @pytest.fixture(scope="module")
@@ -108,18 +104,8 @@ def test_a_delayed_blackhole_still_swallows_large_packets(delayed_lab: Lab) -> N
 )
 def test_tcp_goodput_through_a_delayed_link(delayed_lab: Lab, options: tuple[str, ...]) -> None:
     client = ["iperf3", "-c", delayed_lab.target_address(4), "-p", str(IPERF_PORT)]
-    done = delayed_lab.run("village-g", [*client, "-J", "-t", "4", "-P", "2", *options])
-    report = msgspec.json.decode(done.stdout, type=_IperfReport)
-    measured_mbps = report.end.sum_received.bits_per_second / 1e6
+    measured_mbps = iperf_mbps(delayed_lab, "village-g", [*client, "-P", "2", *options])
     assert measured_mbps == pytest.approx(GOODPUT * 20, rel=0.10)
-
-
-def _running(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[0] not in {"Z", "X"}
 
 
 def _delay_line_pids(lab: Lab) -> list[int]:
@@ -153,7 +139,7 @@ def test_teardown_stops_the_delay_lines(raised: type[BaseException] | None) -> N
             _open_and_maybe_raise(lab, raised, seen)
 
     assert len(seen) == 2
-    assert not [pid for pid in seen if _running(pid)]
+    assert not [pid for pid in seen if process_running(pid)]
     assert not [name for name in _netns_names() if name.startswith(lab.lab_id)]
     # Each stopped cleanly (SIGTERM) and said what passed through it.
     assert set(lab.delay_line_reports) == {"d1", "d2"}

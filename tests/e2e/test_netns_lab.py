@@ -8,7 +8,6 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import msgspec
 import pytest
@@ -22,7 +21,9 @@ from lab.netns import (
     LinkSpec,
     ProbeSpec,
     cleanup_stale,
+    process_running,
 )
+from tests.e2e.iperf import iperf_mbps
 
 pytestmark = [
     pytest.mark.e2e,
@@ -52,18 +53,6 @@ VILLAGES = (
 ONE_VILLAGE = (ProbeSpec(name="village-a", links=(LinkSpec(down_mbps=10, up_mbps=10),)),)
 
 
-class _Sum(msgspec.Struct):
-    bits_per_second: float
-
-
-class _End(msgspec.Struct):
-    sum_received: _Sum
-
-
-class _IperfReport(msgspec.Struct):
-    end: _End
-
-
 def _require(tool: str, package: str) -> None:
     if shutil.which(tool) is None:
         pytest.skip(f"{tool} is not installed: apt-get install {package}")
@@ -83,9 +72,7 @@ def _iperf_mbps(lab: Lab, probe: str, version: IpVersion, *options: str) -> floa
     client = ["iperf3", "-c", lab.target_address(version), "-p", str(IPERF_PORT)]
     # No --omit: iperf3 3.12 can credit an upload receiver with bytes from the omitted second
     # (seen once: +12 % at 20 Mb/s); slow start is negligible at sub-millisecond RTT.
-    done = lab.run(probe, [*client, "-J", "-t", "4", *options], timeout=30)
-    report = msgspec.json.decode(done.stdout, type=_IperfReport)
-    return report.end.sum_received.bits_per_second / 1e6
+    return iperf_mbps(lab, probe, [*client, *options])
 
 
 def _ping(lab: Lab, node: str, address: str, *options: str) -> bool:
@@ -97,14 +84,6 @@ def _ping(lab: Lab, node: str, address: str, *options: str) -> bool:
 def _netns_names() -> list[str]:
     listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True)
     return [line.split()[0] for line in listed.stdout.splitlines() if line.strip()]
-
-
-def _running(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[0] not in {"Z", "X"}
 
 
 @pytest.mark.parametrize(
@@ -231,7 +210,7 @@ def test_teardown_leaves_no_namespace_and_no_process(raised: type[BaseException]
             _start_and_maybe_raise(lab, raised, seen)
 
     assert len(seen) == 4  # sleep in target; sh, sleep and the setsid sleep in village-a
-    assert not [pid for pid in seen if _running(pid)]
+    assert not [pid for pid in seen if process_running(pid)]
     assert not [name for name in _netns_names() if name.startswith(lab.lab_id)]
     with pytest.raises(QosfleetError, match="not open"):
         lab.run("target", ["true"])

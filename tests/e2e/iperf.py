@@ -1,0 +1,26 @@
+"""iperf3 through a lab: the received rate of one run, from its JSON report."""
+
+from __future__ import annotations
+
+import msgspec
+
+from lab.netns import Lab
+
+
+class _Sum(msgspec.Struct):
+    bits_per_second: float
+
+
+class _End(msgspec.Struct):
+    sum_received: _Sum
+
+
+class _IperfReport(msgspec.Struct):
+    end: _End
+
+
+def iperf_mbps(lab: Lab, probe: str, client: list[str], seconds: int = 4) -> float:
+    """Run `client` (iperf3 -c ... and its options) in probe; the Mb/s its receiver counted."""
+    done = lab.run(probe, [*client, "-J", "-t", str(seconds)], timeout=30 + seconds)
+    report = msgspec.json.decode(done.stdout, type=_IperfReport)
+    return report.end.sum_received.bits_per_second / 1e6
