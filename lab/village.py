@@ -274,7 +274,8 @@ def run_village_lab(*, workdir: Path, rounds: int, keep: bool, pictures_dir: Pat
         with console.status("building villages: namespaces, shaped veth links ..."):
             lab = stack.enter_context(Lab(lab_probes(villages)))
         console.print(
-            f"  {len(villages)} villages in namespaces {lab.lab_id}-*, links shaped with tc tbf"
+            f"  {len(villages)} villages in namespaces {lab.lab_id}-*, links shaped with tc tbf, "
+            "mobile RTT from a userspace delay line"
         )
         with console.status("starting the central stack and the target ..."):
             central = _start_central(stack, workdir, lab, rounds)
