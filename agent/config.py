@@ -99,6 +99,8 @@ class SpoolConfig(Strict, frozen=True, kw_only=True):
 
     max_results: PositiveInt = 100_000
     max_bytes: PositiveInt = 200 * 1000**2
+    # Disk held back for a full disk (agent/spool.py): results keep being kept while it lasts.
+    reserve_bytes: Bytes = 16 * 1024**2
 
 
 class PublishConfig(Strict, frozen=True, kw_only=True):

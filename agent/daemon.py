@@ -21,7 +21,7 @@ from agent.health import clock_status, cpu_temperature_c, disk_free_bytes
 from agent.publish import Publisher
 from agent.radio import Mmcli, read_radio, run_mmcli
 from agent.schedule import Job, Scheduler
-from agent.spool import Spool
+from agent.spool import RESERVE_NAME, Spool
 from agent.state import DaemonState, open_state_db, record_daemon_state
 from contract.fleet import ProbeHealth, ProbeMeta, ProbeStatus
 from contract.result import HealthSnapshot, Location, Radio, Result, encode_result
@@ -88,7 +88,11 @@ class Daemon:
         self.state_dir = Path(config.state_dir)
         self.db = open_state_db(self.state_dir)
         self.spool = Spool(
-            self.db, max_results=config.spool.max_results, max_bytes=config.spool.max_bytes
+            self.db,
+            max_results=config.spool.max_results,
+            max_bytes=config.spool.max_bytes,
+            reserve=self.state_dir / RESERVE_NAME,
+            reserve_bytes=config.spool.reserve_bytes,
         )
         self.budget = Budget(
             self.db,

@@ -3,14 +3,26 @@
 A broker's PUBACK only proves the broker has a message (DESIGN.md), so a row is deleted only on
 the collector's receipt: "stored" (delivered) or "rejected" (refused for good, counted). Inserting
 a result and counting it happen in one transaction, so a power cut leaves either both or neither.
+
+A full disk: SQLite in WAL mode needs room even to delete, so trimming old results cannot make
+room once the disk is full. The spool therefore holds a reserve file (`spool.reserve` in the
+state directory, 16 MiB by default: some 500 results, as each one's transaction appends about
+32 kB of pages to the WAL, which cannot be checkpointed into a database file that cannot grow)
+and deletes it at the first SQLITE_FULL,
+so the results made while something else fills the disk are still kept; it takes the reserve back
+once the disk has twice its size free. Only when the reserve is spent too are results lost
+(counted, and reported by `qos-agent status`).
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Literal, NamedTuple
 
 import msgspec
@@ -23,6 +35,7 @@ COUNTERS = ("spooled", "delivered", "rejected", "lost")
 # On a full disk: drop this many of the oldest results (or 1 %, if more) and try again, twice.
 DISK_FULL_TRIM = 8
 DISK_FULL_RETRIES = 2
+RESERVE_NAME = "spool.reserve"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS spool (
@@ -66,8 +79,18 @@ def is_disk_full(exc: sqlite3.Error) -> bool:
 
 
 class Spool:
-    def __init__(self, db: sqlite3.Connection, *, max_results: int, max_bytes: int) -> None:
+    def __init__(
+        self,
+        db: sqlite3.Connection,
+        *,
+        max_results: int,
+        max_bytes: int,
+        reserve: Path | None = None,
+        reserve_bytes: int = 0,
+    ) -> None:
         self._db = db
+        self._reserve = reserve if reserve_bytes > 0 else None
+        self._reserve_bytes = reserve_bytes
         self.max_results = max_results
         self.max_bytes = max_bytes
         db.executescript(SCHEMA)
@@ -80,6 +103,40 @@ class Spool:
         self._depth, self._bytes = int(row[0]), int(row[1])
         # Losses that could not be written because the disk was full; written with the next commit.
         self._lost_unwritten = 0
+        self.hold_reserve()
+
+    def hold_reserve(self) -> None:
+        """Take the reserve file (see the module docstring) if it is missing and space allows."""
+        path = self._reserve
+        if path is None or path.exists():
+            return
+        try:
+            if shutil.disk_usage(path.parent).free < 2 * self._reserve_bytes:
+                return  # space is short: the reserve would only bring the full disk closer
+            partial = path.with_name(f"{path.name}.partial")
+            descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                os.posix_fallocate(descriptor, 0, self._reserve_bytes)  # real blocks, not sparse
+                os.fsync(descriptor)
+            finally:
+                os.close(descriptor)
+            partial.replace(path)
+        except OSError as exc:
+            path.with_name(f"{path.name}.partial").unlink(missing_ok=True)
+            log.warning("spool: cannot hold a disk reserve in %s: %s", path.parent, exc)
+
+    def _release_reserve(self) -> bool:
+        """Give the reserve's space to the spool (the disk is full); False if there is none."""
+        if self._reserve is None or not self._reserve.exists():
+            return False
+        self._reserve.unlink()
+        log.warning(
+            "spool: disk full; released the %d-byte reserve so results are still kept: "
+            "free space on %s (the reserve is taken back once there is room)",
+            self._reserve_bytes,
+            self._reserve.parent,
+        )
+        return True
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -98,22 +155,25 @@ class Spool:
         return self._depth
 
     def add(self, result_id: str, seq: int, payload: bytes, *, now: float) -> bool:
-        """Durably spool one result (oldest trimmed beyond the caps); False when it was lost."""
-        for _ in range(DISK_FULL_RETRIES):
+        """Durably spool one result (oldest trimmed beyond the caps); False when it was lost.
+
+        On a full disk: the reserve first, then trimming the oldest results (which WAL mode may
+        not manage), then the result is lost.
+        """
+        for attempt in range(DISK_FULL_RETRIES + 1):
             try:
                 self._insert(result_id, seq, payload, now)
             except sqlite3.Error as exc:
-                if not is_disk_full(exc):
+                if not is_disk_full(exc) or attempt == DISK_FULL_RETRIES:
                     return self._lose(result_id, seq, exc)
-                log.warning("spool: disk full; dropping the oldest results to make room")
-                self._trim(max(DISK_FULL_TRIM, self._depth // 100), reason="disk full")
+                if not self._release_reserve():
+                    log.warning("spool: disk full; dropping the oldest results to make room")
+                    self._trim(max(DISK_FULL_TRIM, self._depth // 100), reason="disk full")
             else:
+                if self._reserve is not None and not self._reserve.exists():
+                    self.hold_reserve()
                 return True
-        try:
-            self._insert(result_id, seq, payload, now)
-        except sqlite3.Error as exc:
-            return self._lose(result_id, seq, exc)
-        return True
+        raise AssertionError("unreachable: the last attempt returns")
 
     def _lose(self, result_id: str, seq: int, exc: sqlite3.Error) -> bool:
         """A result that could not be spooled is counted (in memory until a write succeeds)."""

@@ -17,7 +17,7 @@ from rich.table import Table
 from agent.budget import link_budgets, month_of
 from agent.config import DEFAULT_PATH, AgentConfig, load_config
 from agent.health import clock_status, cpu_temperature_c, disk_free_bytes
-from agent.spool import SpoolReport, recent_results, spool_report
+from agent.spool import RESERVE_NAME, SpoolReport, recent_results, spool_report
 from agent.state import DaemonState, open_state_db, read_daemon_state
 from contract.errors import ConfigError
 from contract.fleet import LinkBudget
@@ -42,6 +42,8 @@ class StatusReport(msgspec.Struct, frozen=True, kw_only=True):
     daemon_running: bool
     clock: Clock
     disk_free_bytes: int | None
+    # False once a full disk made the spool release its reserve (agent/spool.py); None: no reserve.
+    disk_reserve_held: bool | None
     cpu_temperature_c: float | None
     spool: SpoolReport
     budgets: tuple[LinkBudget, ...]
@@ -98,6 +100,9 @@ def gather(config: AgentConfig, now: datetime | None = None) -> StatusReport:
         daemon_running=_running(daemon, config, now),
         clock=clock_status(),
         disk_free_bytes=disk_free_bytes(state_dir),
+        disk_reserve_held=(
+            (state_dir / RESERVE_NAME).exists() if config.spool.reserve_bytes > 0 else None
+        ),
         cpu_temperature_c=cpu_temperature_c(),
         spool=spool,
         budgets=budgets,
@@ -192,7 +197,10 @@ def show(console: Console, report: StatusReport) -> None:
         )
     table.add_row("clock", _clock(report.clock))
     if report.disk_free_bytes is not None:
-        table.add_row("disk", f"{report.disk_free_bytes / 1e9:.1f} GB free")
+        disk = f"{report.disk_free_bytes / 1e9:.1f} GB free"
+        if report.disk_reserve_held is False and report.daemon is not None:
+            disk += " [red]- the spool released its reserve: the disk is or was full; free space[/]"
+        table.add_row("disk", disk)
     if report.cpu_temperature_c is not None:
         hot = report.cpu_temperature_c >= 80  # noqa: PLR2004 - a Pi throttles at 80-85 °C
         colour = "red" if hot else "green"

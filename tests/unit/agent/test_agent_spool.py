@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 from pathlib import Path
 
 import pytest
 
-from agent.spool import RECENT_KEPT, Spool, spool_report
+from agent.spool import RECENT_KEPT, RESERVE_NAME, Spool, spool_report
 from agent.state import open_state_db
 
 
-def _spool(tmp_path: Path, **caps: int) -> Spool:
-    limits = {"max_results": 1000, "max_bytes": 10_000_000} | caps
-    return Spool(open_state_db(tmp_path), **limits)
+def _spool(tmp_path: Path, *, max_results: int = 1000, max_bytes: int = 10_000_000) -> Spool:
+    return Spool(open_state_db(tmp_path), max_results=max_results, max_bytes=max_bytes)
 
 
 def _fill(spool: Spool, count: int, size: int = 100, start: int = 0) -> list[str]:
@@ -109,3 +109,51 @@ def test_the_database_is_in_wal_mode_with_full_sync(tmp_path: Path) -> None:
     assert db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     with pytest.raises(sqlite3.OperationalError):
         open_state_db(tmp_path, read_only=True).execute("CREATE TABLE t (x)")
+
+
+def _free_space(monkeypatch: pytest.MonkeyPatch, free: int) -> None:
+    usage = shutil.disk_usage("/")
+    monkeypatch.setattr(shutil, "disk_usage", lambda _path: usage._replace(free=free))
+
+
+def test_a_reserve_is_held_released_on_a_full_disk_and_taken_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reserve = tmp_path / RESERVE_NAME
+    spool = Spool(
+        open_state_db(tmp_path),
+        max_results=1000,
+        max_bytes=10_000_000,
+        reserve=reserve,
+        reserve_bytes=64 * 1024,
+    )
+    assert reserve.stat().st_size == 64 * 1024
+    assert reserve.stat().st_blocks * 512 >= 64 * 1024  # allocated, not a sparse file
+    _fill(spool, 20, size=2000)
+    pages = spool._db.execute("PRAGMA page_count").fetchone()[0]
+    spool._db.execute(f"PRAGMA max_page_count={pages}")  # SQLITE_FULL from now on
+    _free_space(monkeypatch, 0)
+    spool.add("on-a-full-disk", 20, b"x" * 2000, now=2000.0)
+    assert not reserve.exists()  # given up first, before any result is dropped
+    spool._db.execute("PRAGMA max_page_count=100000")
+    assert spool.add("still-full", 21, b"x", now=2001.0)
+    assert not reserve.exists()  # space is short: taking it back would fill the disk again
+    _free_space(monkeypatch, 10**9)
+    assert spool.add("room-again", 22, b"x", now=2002.0)
+    assert reserve.stat().st_size == 64 * 1024
+
+
+def test_no_reserve_is_taken_where_space_is_short(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _free_space(monkeypatch, 100 * 1024)
+    reserve = tmp_path / RESERVE_NAME
+    Spool(
+        open_state_db(tmp_path),
+        max_results=10,
+        max_bytes=10_000,
+        reserve=reserve,
+        reserve_bytes=64 * 1024,
+    )
+    assert not reserve.exists()
+    assert not list(tmp_path.glob("*.partial"))
