@@ -33,7 +33,7 @@ from agent.runners.base import (
 from agent.runners.latency import LatencyOutcome, Method
 from agent.runners.netif import BindError, resolve_binding
 from agent.state import next_seq
-from contract.result import Link, MeasurementError, Result, Target
+from contract.result import Link, MeasurementError, Plan, Result, Target, Technology
 
 RunnerName = Literal["http", "iperf3", "speedtest"]
 TestName = Literal["download", "upload", "latency", "ipv6"]
@@ -104,13 +104,16 @@ async def run_check(
     progress: Progress = no_progress,
     duration_s: float | None = None,
     flows: int | None = None,
+    labels: LinkLabels | None = None,
 ) -> Result:
     """Measure one link against one target and wrap it in an (unsigned) result envelope.
 
     interface: the link to bind every test to (None: the config's first link; with no config,
     no binding and the kernel routes). budget_bytes: what the whole check may
     spend (None: no cap). duration_s / flows: shorthands for the longest a speed direction may
-    take and its most parallel flows (options.speed holds the rest).
+    take and its most parallel flows (options.speed holds the rest). labels: what the link
+    is, for a check without a config (or to correct the config's), so that the sample can be
+    held against the right QCVN profile.
     """
     options = options or CheckOptions()
     if duration_s is not None or flows is not None:
@@ -125,6 +128,8 @@ async def run_check(
     link = config.link(interface) if config else UNENROLLED_LINK
     if config is None and interface is not None:
         link = Link(interface=interface, access="fixed", technology="unknown", operator="unknown")
+    if labels is not None:
+        link = labels.applied_to(link)
     # A result labelled with a link must have travelled over it: never let the kernel choose.
     bind_to = link.interface if config else interface
     started_at = datetime.now(UTC)
@@ -145,6 +150,29 @@ async def run_check(
         outcome=outcome,
         clock=clock_status(),
     )
+
+
+# Radio technologies: a link labelled with one is a mobile link (fwa is fixed wireless: fixed).
+MOBILE_TECHNOLOGIES: Final = frozenset({"3g", "4g", "5g"})
+
+
+class LinkLabels(msgspec.Struct, frozen=True, kw_only=True):
+    """What a technician says the link is (qos-agent check --technology / --operator / --plan)."""
+
+    technology: Technology | None = None
+    operator: str | None = None
+    plan: Plan | None = None
+
+    def applied_to(self, link: Link) -> Link:
+        changes: dict[str, object] = {}
+        if self.technology is not None:
+            mobile = self.technology in MOBILE_TECHNOLOGIES
+            changes |= {"technology": self.technology, "access": "mobile" if mobile else "fixed"}
+        if self.operator is not None:
+            changes["operator"] = self.operator
+        if self.plan is not None:
+            changes["plan"] = self.plan
+        return msgspec.structs.replace(link, **changes)
 
 
 async def measure_link(

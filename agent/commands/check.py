@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.status import Status
 from rich.table import Table
 
-from agent.check import ALL_TESTS, CheckOptions, RunnerName, TestName, run_check
+from agent.check import ALL_TESTS, CheckOptions, LinkLabels, RunnerName, TestName, run_check
 from agent.config import DEFAULT_PATH, AgentConfig, load_config
 from agent.publish import publish_result
 from agent.runners.base import Progress, SpeedSettings
@@ -22,7 +22,15 @@ from agent.runners.latency import Method
 from agent.verdict import sample_lines
 from contract.errors import ConfigError
 from contract.mqtt import BrokerConfig
-from contract.result import LatencyStats, Receipt, Result, Throughput, encode_result
+from contract.result import (
+    LatencyStats,
+    Plan,
+    Receipt,
+    Result,
+    Technology,
+    Throughput,
+    encode_result,
+)
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -40,6 +48,19 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--interface",
         help="bind every test to this interface and its address, e.g. wwan0 "
         "(default: the config's first link; without a config, no binding)",
+    )
+    check.add_argument(
+        "--technology",
+        choices=[t for t in get_args(Technology) if t != "unknown"],
+        help="what the link is, to judge the sample against its QCVN profile (default: the "
+        "config's link; without a config, unknown)",
+    )
+    check.add_argument("--operator", help="the link's operator, e.g. Viettel (default: config)")
+    check.add_argument(
+        "--plan",
+        type=_plan,
+        metavar="DOWN/UP",
+        help="the subscribed plan in Mb/s, e.g. 100/100: fixed links are judged against 0.8 x it",
     )
     check.add_argument(
         "--runner",
@@ -143,6 +164,7 @@ async def _check(args: argparse.Namespace, console: Console) -> int:
             budget_bytes=budget,
             options=options,
             progress=_show(status),
+            labels=LinkLabels(technology=args.technology, operator=args.operator, plan=args.plan),
         )
     receipt: Receipt | None = None
     if args.publish:
@@ -157,6 +179,18 @@ async def _check(args: argparse.Namespace, console: Console) -> int:
     else:
         _print_table(Console(), result, receipt, published=args.publish)
     return 1 if result.errors else 0
+
+
+def _plan(text: str) -> Plan:
+    """--plan DOWN/UP in Mb/s (one number: the same both ways)."""
+    down, _, up = text.partition("/")
+    try:
+        plan = Plan(download_mbps=float(down), upload_mbps=float(up or down))
+        msgspec.convert(msgspec.to_builtins(plan), Plan)  # the contract's bounds
+    except (ValueError, msgspec.ValidationError) as exc:
+        message = f"{text!r} is not DOWN/UP in Mb/s, e.g. 100/100 or 1000/1000 ({exc})"
+        raise argparse.ArgumentTypeError(message) from exc
+    return plan
 
 
 def _show(status: Status) -> Progress:

@@ -220,3 +220,28 @@ def test_cli_names_a_missing_interface(closed_port: int) -> None:
     (error,) = json.loads(done.stdout)["errors"]
     assert error["code"] == "interface-missing"
     assert "nosuch0" in error["message"]
+
+
+def _agent(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [venv_script("qos-agent"), *argv],
+        capture_output=True, text=True, timeout=60, check=False,
+        env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+
+
+def test_cli_labels_the_link_for_its_qcvn_profile(closed_port: int) -> None:
+    # On a ladder before enrollment: no config, so the technician says what the link is.
+    target = ("check", "--target", f"http://127.0.0.1:{closed_port}", "--tests", "download")
+    mobile = (*target, "--technology", "4g", "--operator", "Viettel")
+    link = json.loads(_agent(*mobile, "--json").stdout)["link"]
+    assert (link["technology"], link["access"], link["operator"]) == ("4g", "mobile", "Viettel")
+    shown = _agent(*mobile).stdout
+    assert "counts as an access failure" in shown  # judged against the 4G profile
+    assert "no QCVN profile" not in shown
+    fixed = _agent(*target, "--technology", "ftth", "--plan", "300/100", "--json")
+    plan = json.loads(fixed.stdout)["link"]["plan"]
+    assert plan == {"download_mbps": 300, "upload_mbps": 100}
+    bad = _agent(*mobile, "--plan", "fast")
+    assert bad.returncode == 2
+    assert "'fast' is not DOWN/UP in Mb/s" in bad.stderr
