@@ -38,6 +38,7 @@ PROBES = (
     ProbeSpec(name="village-e", links=(LinkSpec(down_mbps=100, up_mbps=40, ipv6=False),)),
     ProbeSpec(name="village-f", links=(LinkSpec(down_mbps=50, up_mbps=50, pmtud_blackhole=True),)),
     ProbeSpec(name="village-g", links=(LinkSpec(down_mbps=10, up_mbps=5),)),
+    ProbeSpec(name="village-h", links=(LinkSpec(down_mbps=200, up_mbps=20, rtt_ms=100),)),
     ProbeSpec(
         name="village-c",
         links=(
@@ -113,6 +114,19 @@ def test_a_slow_link_that_queues_keeps_its_two_flows_and_stops_early(lab: Lab) -
     assert measured["upload"]["mbps"] == pytest.approx(GOODPUT * 5, rel=TOLERANCE)
     fixed_test_bytes = FIXED_TEST_S * (10 + 5) * GOODPUT * 1e6 / 8
     assert provenance["bytes_used"] <= 0.6 * fixed_test_bytes
+
+
+def test_a_window_limited_long_fat_pipe_gets_more_flows(lab: Lab) -> None:
+    # 200 Mb/s with 100 ms of RTT, and a receive buffer held to 512 kB (as an old stack or a
+    # middlebox might): one flow carries ~40 Mb/s and builds no queue, so the flows must double
+    # until the link is full. Two flows would measure ~80 Mb/s.
+    rmem = "echo '4096 131072 524288' > /proc/sys/net/ipv4/tcp_rmem"  # this namespace only
+    lab.run("village-h", ["sh", "-c", rmem])
+    code, result = check(lab, "village-h", "--tests", "download")
+    assert code == 0, result["errors"]
+    download = result["measurements"]["download"]
+    assert download["flows"] >= 4
+    assert download["mbps"] == pytest.approx(GOODPUT * 200, rel=TOLERANCE)
 
 
 def test_ipv4_only_link_is_no_v6_and_still_measured(lab: Lab) -> None:
