@@ -30,6 +30,7 @@ from collector.verdicts import (
     ExportedSeries,
     Level,
     areas_of,
+    export_series,
     judge_areas,
     samples_from_export,
 )
@@ -220,23 +221,6 @@ def _quote(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-async def read_series(
-    session: aiohttp.ClientSession, store_url: str, match: str, start: datetime, end: datetime
-) -> list[ExportedSeries]:
-    params = {
-        "match[]": match,
-        "start": f"{start.timestamp():.3f}",
-        "end": f"{end.timestamp():.3f}",
-    }
-    decoder = msgspec.json.Decoder(ExportedSeries)
-    try:
-        async with session.get(f"{store_url}/api/v1/export", params=params) as response:
-            response.raise_for_status()
-            return [decoder.decode(line) async for line in response.content if line.strip()]
-    except (aiohttp.ClientError, msgspec.DecodeError) as exc:
-        raise ServiceError(f"cannot read from the store at {store_url}: {exc}") from exc
-
-
 def _label_key(metric: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
     return tuple(sorted((k, v) for k, v in metric.items() if k != "__name__"))
 
@@ -381,7 +365,7 @@ def api_app(store_url: str, profiles: dict[str, Profile]) -> web.Application:
             now=datetime.now(UTC),
         )
         match = selector(FIELD_NAMES, query.filters)
-        series = await read_series(
+        series = await export_series(
             request.app[session_key], store_url, match, query.start, query.end
         )
         return render(request, result_rows(series), query)
@@ -394,7 +378,7 @@ def api_app(store_url: str, profiles: dict[str, Profile]) -> web.Application:
             now=datetime.now(UTC),
         )
         match = selector((*SAMPLE_SERIES, "lat", "lon"), query.filters)
-        series = await read_series(
+        series = await export_series(
             request.app[session_key], store_url, match, query.start, query.end
         )
         return render(request, aggregate_rows(series, profiles, query), query)

@@ -169,12 +169,12 @@ def verdict_line(area: Area, verdict: Verdict, profile: Profile, at: datetime) -
     return make_line(MEASUREMENT, tags, numbers, epoch_ms(at))
 
 
-async def read_samples(
-    session: aiohttp.ClientSession, store_url: str, *, start: datetime, end: datetime
-) -> list[StoredSample]:
-    names = "|".join(SAMPLE_SERIES)
+async def export_series(
+    session: aiohttp.ClientSession, store_url: str, match: str, start: datetime, end: datetime
+) -> list[ExportedSeries]:
+    """The series `match` selects between start and end, from VictoriaMetrics' export API."""
     params = {
-        "match[]": f'{{__name__=~"qos_({names})"}}',
+        "match[]": match,
         "start": f"{start.timestamp():.3f}",
         "end": f"{end.timestamp():.3f}",
     }
@@ -182,13 +182,20 @@ async def read_samples(
     try:
         async with session.get(f"{store_url}/api/v1/export", params=params) as response:
             response.raise_for_status()
-            lines = [decoder.decode(line) async for line in response.content if line.strip()]
+            return [decoder.decode(line) async for line in response.content if line.strip()]
     except (aiohttp.ClientError, msgspec.DecodeError) as exc:
         raise ServiceError(
-            f"cannot read samples from the store at {store_url}: {exc}",
+            f"cannot read from the store at {store_url}: {exc}",
             "check that VictoriaMetrics runs and --store points at it",
         ) from exc
-    return samples_from_export(lines)
+
+
+async def read_samples(
+    session: aiohttp.ClientSession, store_url: str, *, start: datetime, end: datetime
+) -> list[StoredSample]:
+    names = "|".join(SAMPLE_SERIES)
+    match = f'{{__name__=~"qos_({names})"}}'
+    return samples_from_export(await export_series(session, store_url, match, start, end))
 
 
 async def refresh_verdicts(
