@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,7 +14,6 @@ from prometheus_client import CollectorRegistry
 from uuid6 import uuid7
 
 from collector.ingest import IngestPolicy
-from collector.service import CollectorSettings, serve
 from contract.mqtt import BrokerConfig, mqtt_client
 from contract.result import (
     Receipt,
@@ -24,7 +22,8 @@ from contract.result import (
     result_topic,
 )
 from lab.services import Mosquitto, VictoriaMetrics, free_port
-from tests.integration.collector.support import receipts
+from tests.integration.collector import support
+from tests.integration.collector.support import receipts, settings_for
 from tests.strategies import sample_result
 
 pytestmark = pytest.mark.integration
@@ -35,24 +34,15 @@ async def running_collector(
     broker: Mosquitto, store_url: str, state_dir: Path
 ) -> AsyncIterator[CollectorRegistry]:
     """A collector that, like the lab's, takes unsigned results of probes it has no meta for."""
-    registry = CollectorRegistry()
-    settings = CollectorSettings(
-        broker=BrokerConfig(url=broker.url),
-        store_url=store_url,
-        state_dir=str(state_dir),
-        metrics_port=free_port(),
+    settings = settings_for(
+        broker.url,
+        store_url,
+        state_dir,
+        verdict_interval_s=60.0,  # as `qos-collector serve` runs by default
         policy=IngestPolicy(signatures="optional", enrollment="optional"),
     )
-    task = asyncio.create_task(serve(settings, registry))
-    async with asyncio.timeout(10):
-        while registry.get_sample_value("qos_collector_broker_connected") != 1.0:  # noqa: ASYNC110 - the gauge is what a user sees
-            await asyncio.sleep(0.05)
-    try:
+    async with support.running_collector(settings) as registry:
         yield registry
-    finally:
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
 
 
 async def test_bad_results_are_counted_by_reason_and_good_ones_stored(
