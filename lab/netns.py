@@ -623,7 +623,7 @@ class Lab:
             for netns in reversed(self._created):
                 _empty_and_delete(netns)
             (OWNER_DIR / self.lab_id).unlink(missing_ok=True)
-        remaining = sorted(set(self._created) & set(_list_netns()))
+        remaining = sorted(set(self._created) & set(list_netns()))
         if remaining:
             raise QosfleetError(
                 f"namespaces remain after teardown: {', '.join(remaining)}",
@@ -699,7 +699,7 @@ def cleanup_stale(prefix: str = DEFAULT_PREFIX) -> list[str]:
     _require_root()
     lab_name = re.compile(rf"^({re.escape(prefix)}[0-9a-f]{{6}})-")
     removed = []
-    for netns in _list_netns():
+    for netns in list_netns():
         match = lab_name.match(netns)
         if match and not _owner_alive(match.group(1)):
             _empty_and_delete(netns)
@@ -731,7 +731,8 @@ def _command(
     return done.stdout
 
 
-def _list_netns() -> list[str]:
+def list_netns() -> list[str]:
+    """Every network namespace `ip netns` knows, by name."""
     # Lines look like "qf3a9c1e-core (id: 2)"; the name never holds a space.
     listed = _command(["ip", "netns", "list"], "is iproute2's ip working?").splitlines()
     return [line.split()[0] for line in listed if line.strip()]

@@ -22,9 +22,10 @@ from lab.netns import (
     Lab,
     LinkSpec,
     ProbeSpec,
+    list_netns,
     process_running,
 )
-from tests.e2e.iperf import iperf_mbps
+from tests.e2e.labtools import iperf_mbps, ping_passes
 
 pytestmark = [pytest.mark.e2e]
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason=NEEDS_ROOT)
@@ -61,12 +62,6 @@ def _median_rtt_ms(lab: Lab, node: str, address: str) -> float:
     return statistics.median(times)
 
 
-def _ping_passes(lab: Lab, node: str, address: str, *options: str) -> bool:
-    version = "-6" if ":" in address else "-4"
-    done = lab.run(node, ["ping", version, "-c", "1", "-W", "1", *options, address], check=False)
-    return done.returncode == 0
-
-
 @needs_root
 @pytest.mark.slow
 @pytest.mark.parametrize("version", [4, 6])
@@ -93,8 +88,8 @@ def test_between_two_delayed_probes_both_delays_add(delayed_lab: Lab) -> None:
 def test_a_delayed_blackhole_still_swallows_large_packets(delayed_lab: Lab) -> None:
     target = delayed_lab.target_address(6)
     # 1000 bytes fit the 1400-byte middle of the path; 1452 + 48 make a 1500-byte packet.
-    assert _ping_passes(delayed_lab, "village-f", target, "-s", "1000", "-M", "do")
-    assert not _ping_passes(delayed_lab, "village-f", target, "-s", "1452", "-M", "do")
+    assert ping_passes(delayed_lab, "village-f", target, "-s", "1000", "-M", "do")
+    assert not ping_passes(delayed_lab, "village-f", target, "-s", "1452", "-M", "do")
 
 
 @needs_root
@@ -140,7 +135,7 @@ def test_teardown_stops_the_delay_lines(raised: type[BaseException] | None) -> N
 
     assert len(seen) == 2
     assert not [pid for pid in seen if process_running(pid)]
-    assert not [name for name in _netns_names() if name.startswith(lab.lab_id)]
+    assert not [name for name in list_netns() if name.startswith(lab.lab_id)]
     # Each stopped cleanly (SIGTERM) and said what passed through it.
     assert set(lab.delay_line_reports) == {"d1", "d2"}
     assert all("dropped_queue_full=0" in report for report in lab.delay_line_reports.values())
@@ -157,12 +152,7 @@ def test_a_delay_line_that_cannot_start_fails_the_build_and_tears_down(
     with pytest.raises(ServiceError, match="delay line on d1 failed to start"):
         lab.open()
     assert time.monotonic() - started < 5
-    assert not [name for name in _netns_names() if name.startswith(lab.lab_id)]
-
-
-def _netns_names() -> list[str]:
-    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True)
-    return [line.split()[0] for line in listed.stdout.splitlines() if line.strip()]
+    assert not [name for name in list_netns() if name.startswith(lab.lab_id)]
 
 
 @pytest.mark.parametrize("rtt_ms", [-1.0, MAX_RTT_MS + 1, float("nan")])

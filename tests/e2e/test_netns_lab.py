@@ -21,9 +21,10 @@ from lab.netns import (
     LinkSpec,
     ProbeSpec,
     cleanup_stale,
+    list_netns,
     process_running,
 )
-from tests.e2e.iperf import iperf_mbps
+from tests.e2e.labtools import iperf_mbps, ping_passes
 
 pytestmark = [
     pytest.mark.e2e,
@@ -75,17 +76,6 @@ def _iperf_mbps(lab: Lab, probe: str, version: IpVersion, *options: str) -> floa
     return iperf_mbps(lab, probe, [*client, *options])
 
 
-def _ping(lab: Lab, node: str, address: str, *options: str) -> bool:
-    version = "-6" if ":" in address else "-4"
-    done = lab.run(node, ["ping", version, "-c", "1", "-W", "1", *options, address], check=False)
-    return done.returncode == 0
-
-
-def _netns_names() -> list[str]:
-    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True)
-    return [line.split()[0] for line in listed.stdout.splitlines() if line.strip()]
-
-
 @pytest.mark.parametrize(
     ("options", "shaped_mbps"),
     [pytest.param((), 40, id="upload-40"), pytest.param(("-R",), 200, id="download-200")],
@@ -119,7 +109,7 @@ def test_tcp_in_the_lab_uses_the_labs_congestion_control(villages: Lab, version:
 
 
 def test_ipv6_works_on_a_dual_stack_link(villages: Lab) -> None:
-    assert _ping(villages, "village-a", villages.target_address(6))
+    assert ping_passes(villages, "village-a", villages.target_address(6))
 
 
 def test_ipv4_only_link_has_no_ipv6(villages: Lab) -> None:
@@ -129,8 +119,8 @@ def test_ipv4_only_link_has_no_ipv6(villages: Lab) -> None:
     assert msgspec.json.decode(ula.stdout) == []
     assert not villages.run("village-e", ["ip", "-6", "route", "show", "default"]).stdout.strip()
     assert "::1" in villages.run("village-e", ["ip", "-6", "addr", "show", "dev", "lo"]).stdout
-    assert not _ping(villages, "village-e", villages.target_address(6))
-    assert _ping(villages, "village-e", villages.target_address(4))
+    assert not ping_passes(villages, "village-e", villages.target_address(6))
+    assert ping_passes(villages, "village-e", villages.target_address(4))
 
 
 @pytest.mark.parametrize(("probe", "large_passes"), [("village-a", True), ("village-f", False)])
@@ -140,10 +130,10 @@ def test_pmtud_blackhole_swallows_only_large_packets(
     target_v6, target_v4 = villages.target_address(6), villages.target_address(4)
     probe_v6 = villages.address(probe, "eth0", 6)
     # 1000 bytes fit the 1400-byte middle; 1452 + 48 and 1472 + 28 make 1500-byte packets.
-    assert _ping(villages, probe, target_v6, "-s", "1000", "-M", "do")
-    assert _ping(villages, probe, target_v6, "-s", "1452", "-M", "do") is large_passes
-    assert _ping(villages, probe, target_v4, "-s", "1472", "-M", "do") is large_passes
-    assert _ping(villages, "target", probe_v6, "-s", "1452", "-M", "do") is large_passes
+    assert ping_passes(villages, probe, target_v6, "-s", "1000", "-M", "do")
+    assert ping_passes(villages, probe, target_v6, "-s", "1452", "-M", "do") is large_passes
+    assert ping_passes(villages, probe, target_v4, "-s", "1472", "-M", "do") is large_passes
+    assert ping_passes(villages, "target", probe_v6, "-s", "1452", "-M", "do") is large_passes
 
 
 @pytest.mark.parametrize(
@@ -211,7 +201,7 @@ def test_teardown_leaves_no_namespace_and_no_process(raised: type[BaseException]
 
     assert len(seen) == 4  # sleep in target; sh, sleep and the setsid sleep in village-a
     assert not [pid for pid in seen if process_running(pid)]
-    assert not [name for name in _netns_names() if name.startswith(lab.lab_id)]
+    assert not [name for name in list_netns() if name.startswith(lab.lab_id)]
     with pytest.raises(QosfleetError, match="not open"):
         lab.run("target", ["true"])
 
@@ -227,12 +217,12 @@ def test_cleanup_stale_removes_leftovers_and_spares_live_labs() -> None:
         with Lab(ONE_VILLAGE, prefix="qft") as live:
             time.sleep(0.1)  # let sleeper enter the namespace
             assert cleanup_stale(prefix="qft") == [stale]
-            assert set(live.namespaces.values()) <= set(_netns_names())
+            assert set(live.namespaces.values()) <= set(list_netns())
         assert sleeper.wait(timeout=5) != 0
     finally:
         sleeper.kill()
         subprocess.run(["ip", "netns", "delete", stale], capture_output=True, check=False)
-    assert stale not in _netns_names()
+    assert stale not in list_netns()
 
 
 def test_without_root_the_lab_says_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
