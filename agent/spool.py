@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -26,6 +25,8 @@ from pathlib import Path
 from typing import Literal, NamedTuple
 
 import msgspec
+
+from agent.health import disk_free_bytes
 
 log = logging.getLogger("qosfleet.agent")
 
@@ -110,10 +111,16 @@ class Spool:
         path = self._reserve
         if path is None or path.exists():
             return
+        free = disk_free_bytes(path.parent)
+        if free is None:
+            log.warning(
+                "spool: cannot hold a disk reserve in %s: its free space is unknown", path.parent
+            )
+            return
+        if free < 2 * self._reserve_bytes:
+            return  # space is short: the reserve would only bring the full disk closer
+        partial = path.with_name(f"{path.name}.partial")
         try:
-            if shutil.disk_usage(path.parent).free < 2 * self._reserve_bytes:
-                return  # space is short: the reserve would only bring the full disk closer
-            partial = path.with_name(f"{path.name}.partial")
             descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             try:
                 os.posix_fallocate(descriptor, 0, self._reserve_bytes)  # real blocks, not sparse
@@ -122,7 +129,7 @@ class Spool:
                 os.close(descriptor)
             partial.replace(path)
         except OSError as exc:
-            path.with_name(f"{path.name}.partial").unlink(missing_ok=True)
+            partial.unlink(missing_ok=True)
             log.warning("spool: cannot hold a disk reserve in %s: %s", path.parent, exc)
 
     def _release_reserve(self) -> bool:
