@@ -32,8 +32,9 @@ from agent.runners.base import (
 )
 from agent.runners.latency import LatencyOutcome, Method
 from agent.runners.netif import BindError, resolve_binding
-from agent.state import next_seq
-from contract.result import Link, MeasurementError, Plan, Result, Target, Technology
+from agent.state import next_seq, sample_gap
+from contract.profiles import profile_for
+from contract.result import Link, MeasurementError, Plan, Result, Setting, Target, Technology
 
 RunnerName = Literal["http", "iperf3", "speedtest"]
 TestName = Literal["download", "upload", "latency", "ipv6"]
@@ -139,6 +140,11 @@ async def run_check(
     )  # fmt: skip
     finished_at = datetime.now(UTC)
     seq = next_seq(Path(config.state_dir)) if config else 0
+    gap = None
+    if config is not None and outcome.speed_attempt:
+        profile = profile_for(link.technology)
+        min_gap_s = profile.min_gap_s if profile else 0.0
+        gap = sample_gap(Path(config.state_dir), link.interface, finished_at, min_gap_s)
     return build_result(
         probe_id=config.probe_id if config else probe_id_from_hostname(),
         seq=seq,
@@ -149,6 +155,7 @@ async def run_check(
         target=target_for(target_url, config),
         outcome=outcome,
         clock=clock_status(),
+        gap_s=gap,
     )
 
 
@@ -162,6 +169,7 @@ class LinkLabels(msgspec.Struct, frozen=True, kw_only=True):
     technology: Technology | None = None
     operator: str | None = None
     plan: Plan | None = None
+    setting: Setting | None = None
 
     def applied_to(self, link: Link) -> Link:
         changes: dict[str, object] = {}
@@ -172,6 +180,8 @@ class LinkLabels(msgspec.Struct, frozen=True, kw_only=True):
             changes["operator"] = self.operator
         if self.plan is not None:
             changes["plan"] = self.plan
+        if self.setting is not None:
+            changes["setting"] = self.setting
         return msgspec.structs.replace(link, **changes)
 
 

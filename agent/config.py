@@ -11,7 +11,17 @@ import msgspec
 from contract.addresses import parse_url
 from contract.errors import ConfigError
 from contract.mqtt import BrokerConfig, broker_endpoint
-from contract.result import Access, Link, Location, Name, Plan, ProbeId, Radio, Technology
+from contract.result import (
+    Access,
+    Link,
+    Location,
+    Name,
+    Plan,
+    ProbeId,
+    Radio,
+    Setting,
+    Technology,
+)
 from contract.typed import Strict, load_toml
 
 DEFAULT_PATH = Path("/etc/qosfleet/agent.toml")
@@ -40,6 +50,9 @@ class LinkConfig(Strict, frozen=True, kw_only=True):
     technology: Technology
     operator: Name
     plan: PlanConfig | None = None
+    # Where the probe takes its samples (QCVN 81/126 sample mix): indoor, outdoor_fixed, or
+    # outdoor_moving (drive tests); unset, its samples count in no part of the mix.
+    setting: Setting | None = None
     # Monthly byte cap of the tests on this link (default: 2 GB on mobile, none on fixed).
     monthly_budget_bytes: Bytes | None = None
     # ModemManager modem index; by default the modem whose network port is `interface`.
@@ -63,6 +76,7 @@ class LinkConfig(Strict, frozen=True, kw_only=True):
             if plan
             else None,
             radio=radio,
+            setting=self.setting,
         )
 
 

@@ -43,6 +43,12 @@ class CheckOutcome(msgspec.Struct, frozen=True, kw_only=True):
         return tuple(speed for speed in (self.download, self.upload) if speed is not None)
 
     @property
+    def speed_attempt(self) -> bool:
+        """A QCVN sample: a download measured, or attempted and failed (light tests are not)."""
+        measured = self.download is not None and self.download.throughput is not None
+        return measured or any(error.stage == "download" for error in self.all_errors)
+
+    @property
     def bytes_used(self) -> int:
         """Every byte the check moved: speed tests, latency probes, IPv6 checks."""
         others = (self.latency_idle, self.latency_loaded, self.ipv6)
@@ -99,6 +105,7 @@ def build_result(
     target: Target,
     outcome: CheckOutcome,
     clock: Clock,
+    gap_s: float | None = None,
 ) -> Result:
     idle, loaded = outcome.latency_idle, outcome.latency_loaded
     latency = None
@@ -124,6 +131,6 @@ def build_result(
         link=link,
         target=target,
         measurements=measurements,
-        provenance=_provenance(outcome),
+        provenance=msgspec.structs.replace(_provenance(outcome), gap_s=gap_s),
         errors=outcome.all_errors,
     )

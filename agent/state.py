@@ -7,13 +7,14 @@ import fcntl
 import logging
 import os
 import sqlite3
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import msgspec
 
 from contract.errors import ConfigError
 from contract.fleet import ProbeHealth
+from contract.sampling import epoch_ms, gap_s, too_close
 
 log = logging.getLogger("qosfleet.agent")
 
@@ -75,6 +76,35 @@ def next_seq(state_dir: Path) -> int:
             # place, so a result measured now still reaches the spool (kept, or counted lost).
             _overwrite(path, value)
     return value
+
+
+def sample_gap(
+    state_dir: Path, interface: str, finished_at: datetime, min_gap_s: float
+) -> float | None:
+    """Seconds since this link's previous counted speed attempt (contract.sampling), remembered.
+
+    The probe keeps the chain because it alone sees its attempts in order: the collector gets
+    them out of order (spool drains) and split between instances. A hand-edited or torn file
+    starts the chain afresh (the next attempt counts).
+    """
+    ensure_state_dir(state_dir)
+    path = state_dir / f"last-counted-{interface}"
+    with (state_dir / "seq.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            previous: datetime | None = datetime.fromtimestamp(
+                int(path.read_text(encoding="ascii")) / 1000, UTC
+            )
+        except (FileNotFoundError, ValueError, OverflowError, OSError):
+            previous = None
+        gap = gap_s(previous, finished_at)
+        if not too_close(gap, min_gap_s):
+            try:
+                _replace(path, epoch_ms(finished_at))
+            except OSError as exc:
+                # Not fatal: the gap is evidence, the measurement is what matters.
+                log.warning("cannot remember the last counted sample in %s: %s", path, exc)
+    return gap
 
 
 def _replace(path: Path, value: int) -> None:

@@ -4,8 +4,10 @@ GET /api/v1/results     one row per stored result
 GET /api/v1/aggregates  one row per area x technology x operator at a `level`, judged over the
                         window by the same engine that writes the `qos_compliance_*` series
 
-Both read the raw samples back from VictoriaMetrics (/api/v1/export). Every parameter is checked
-before the store is asked; a bad one is a 400 naming it and saying what would be accepted.
+Results are read back from VictoriaMetrics' /api/v1/export; aggregates from the same rollups the
+live verdicts use (collector/verdicts.py), so they cost per area, not per sample. Every parameter
+is checked before the store is asked; a bad one is a 400 naming it and saying what would be
+accepted.
 """
 
 from __future__ import annotations
@@ -23,17 +25,9 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from collector.compliance import Verdict
-from collector.store import FIELD_NAMES, LABEL_NAMES, MEASUREMENT
-from collector.verdicts import (
-    SAMPLE_SERIES,
-    Area,
-    ExportedSeries,
-    Level,
-    areas_of,
-    export_series,
-    judge_areas,
-    samples_from_export,
-)
+from collector.series import FIELD_NAMES, LABEL_NAMES, MEASUREMENT
+from collector.verdicts import Area, Level, areas_of, judge_window
+from collector.verdicts import query as query_store
 from contract.errors import QosfleetError, ServiceError
 from contract.profiles import Profile
 from contract.result import PROBE_ID_RE, Technology
@@ -225,6 +219,35 @@ def _label_key(metric: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
     return tuple(sorted((k, v) for k, v in metric.items() if k != "__name__"))
 
 
+class ExportedSeries(msgspec.Struct, frozen=True):
+    """One line of VictoriaMetrics' /api/v1/export."""
+
+    metric: dict[str, str]
+    values: list[float]
+    timestamps: list[int]
+
+
+async def export_series(
+    session: aiohttp.ClientSession, store_url: str, match: str, start: datetime, end: datetime
+) -> list[ExportedSeries]:
+    """The series `match` selects between start and end, from VictoriaMetrics' export API."""
+    params = {
+        "match[]": match,
+        "start": f"{start.timestamp():.3f}",
+        "end": f"{end.timestamp():.3f}",
+    }
+    decoder = msgspec.json.Decoder(ExportedSeries)
+    try:
+        async with session.get(f"{store_url}/api/v1/export", params=params) as response:
+            response.raise_for_status()
+            return [decoder.decode(line) async for line in response.content if line.strip()]
+    except (aiohttp.ClientError, msgspec.DecodeError) as exc:
+        raise ServiceError(
+            f"cannot read from the store at {store_url}: {exc}",
+            "check that VictoriaMetrics runs and --store points at it",
+        ) from exc
+
+
 def result_rows(series: Iterable[ExportedSeries]) -> list[Row]:
     """Join the per-field series back into one row per result (same labels, same timestamp)."""
     joined: dict[tuple[tuple[tuple[str, str], ...], int], dict[str, float]] = {}
@@ -245,34 +268,38 @@ def result_rows(series: Iterable[ExportedSeries]) -> list[Row]:
 
 
 def aggregate_rows(
-    series: list[ExportedSeries], profiles: dict[str, Profile], query: Query
+    verdicts: Mapping[Area, Verdict],
+    places: Mapping[Area, list[tuple[float, float]]],
+    query: Query,
 ) -> list[Row]:
-    """Judge every area at the query's level; place it at the mean of its probes' coordinates."""
-    verdicts = judge_areas(
-        samples_from_export(series), profiles, now=query.end, window=query.end - query.start
-    )
-    places: dict[Area, list[tuple[float, float]]] = {}
-    for tags, (lat, lon) in _coordinates(series).items():
-        for area in areas_of(dict(tags)):
-            places.setdefault(area, []).append((lat, lon))
+    """The verdicts at the query's level and filters, each at the mean of its probes' places."""
     rows = [
         _aggregate_row(area, verdict, places.get(area, []))
         for area, verdict in verdicts.items()
         if area.level == query.level
+        and all(getattr(area, name, value) == value for name, value in query.filters.items())
     ]
     rows.sort(key=lambda r: tuple(r[n] or "" for n in Area._fields))
     return rows
 
 
-def _coordinates(
-    series: Iterable[ExportedSeries],
-) -> dict[tuple[tuple[str, str], ...], tuple[float, float]]:
+async def area_places(
+    session: aiohttp.ClientSession, store_url: str, query: Query
+) -> dict[Area, list[tuple[float, float]]]:
+    """Each probe link's latest coordinates in the window, per area it belongs to (a rollup)."""
+    span = f"{round((query.end - query.start).total_seconds() * 1000)}ms"
     latest: dict[tuple[tuple[str, str], ...], dict[str, float]] = {}
-    for line in series:
-        name = line.metric.get("__name__", "")
-        if name in {f"{MEASUREMENT}_lat", f"{MEASUREMENT}_lon"} and line.values:
-            latest.setdefault(_label_key(line.metric), {})[name[-3:]] = line.values[-1]
-    return {key: (v["lat"], v["lon"]) for key, v in latest.items() if len(v) == 2}  # noqa: PLR2004
+    for axis in ("lat", "lon"):
+        for vector in await query_store(
+            session, store_url, f"last_over_time({MEASUREMENT}_{axis}[{span}])", query.end
+        ):
+            latest.setdefault(_label_key(vector.metric), {})[axis] = float(vector.value[1])
+    places: dict[Area, list[tuple[float, float]]] = {}
+    for key, position in latest.items():
+        if len(position) == 2:  # noqa: PLR2004 - both coordinates
+            for area in areas_of(dict(key)):
+                places.setdefault(area, []).append((position["lat"], position["lon"]))
+    return places
 
 
 def _aggregate_row(area: Area, verdict: Verdict, places: list[tuple[float, float]]) -> Row:
@@ -377,11 +404,11 @@ def api_app(store_url: str, profiles: dict[str, Profile]) -> web.Application:
             default_window=AGGREGATES_WINDOW,
             now=datetime.now(UTC),
         )
-        match = selector((*SAMPLE_SERIES, "lat", "lon"), query.filters)
-        series = await export_series(
-            request.app[session_key], store_url, match, query.start, query.end
-        )
-        return render(request, aggregate_rows(series, profiles, query), query)
+        session = request.app[session_key]
+        window = query.end - query.start
+        verdicts = await judge_window(session, store_url, profiles, now=query.end, window=window)
+        places = await area_places(session, store_url, query)
+        return render(request, aggregate_rows(verdicts, places, query), query)
 
     async def index(_request: web.Request) -> web.Response:
         return web.json_response(

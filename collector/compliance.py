@@ -1,43 +1,53 @@
-"""Compliance engine: samples and `now` in, a verdict against one QCVN profile out.
+"""Compliance engine: an area's sufficient statistics in, a verdict against one QCVN profile out.
 
-Pure: no I/O and no clock, so the same samples always give the same verdict. The rules are those
-of QCVN.md: the statistic is the plain mean of per-sample rates, pass/fail is judged on the
-statistic itself once n >= n_required, and the 95 % interval is reported beside it (and raises an
-early warning while data is still insufficient).
+Pure: no I/O and no clock. The same engine judges live (statistics summed inside the store, see
+collector/verdicts.py) and offline (`evaluate`, statistics summed here from samples by
+`area_stats`); rates and latencies are whole units (contract.sampling) so both sums are exact and
+the two verdicts are the same numbers. The rules are those of docs/qcvn-method.md: the statistic is
+the plain mean of per-sample rates, pass/fail is judged on the statistic itself once n >=
+n_required, and the 95 % interval is reported beside it (raising an early warning while data is
+still insufficient).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from fractions import Fraction
 from functools import lru_cache
-from typing import Literal, TypeVar
+from typing import Literal
 
 import msgspec
 from scipy import stats
 
-from contract.profiles import DirectionTarget, Profile, SampleMix
-from contract.result import Mbps, Millis, Plan
+from contract.criteria import Comparison, Criterion, Part, Unit, criteria
+from contract.profiles import Profile, SampleMix, ceiling_mbps
+from contract.result import Mbps, Millis, Plan, Setting
+from contract.sampling import (
+    DAY_PARTS,
+    UNITS_PER_MBPS,
+    UNITS_PER_MS,
+    SampleClass,
+    classify,
+    day_part,
+    epoch_ms,
+    gap_s,
+    latency_units,
+    rate_units,
+    too_close,
+)
 
 DEFAULT_WINDOW = timedelta(days=30)
 CONFIDENCE = 0.95
+STATISTIC_METHOD = "arithmetic mean of per-sample rates (0.01 Mb/s resolution)"
+INTERVAL_METHOD = "95 % Student-t interval of the mean; 95 % Wilson score interval of shares"
 QCVN_METHOD = "QCVN method"
 MONITORING_METHOD = "monitoring per the QCVN method"
-# A mean summed from thousands of floats carries rounding noise; a line drawn by the regulation
-# must not move because of it, so "meets" allows this relative slack and nothing more.
-_ROUNDING_SLACK = 1e-9
 
 SampleStatus = Literal["ok", "failed", "probe_limited"]
-Setting = Literal["indoor", "outdoor_fixed", "outdoor_moving"]
 VerdictStatus = Literal["pass", "fail", "insufficient-data"]
-Direction = Literal["download", "upload"]
-Comparison = Literal[">=", "<="]
-Unit = Literal["Mb/s", "ms", "share"]
-# "plan": QCVN 34 conformity with the subscribed plan; "target": every other criterion.
-Part = Literal["target", "plan"]
-
-AreaKey = TypeVar("AreaKey", bound=Hashable)
 
 
 class _Frozen(msgspec.Struct, frozen=True, kw_only=True):
@@ -45,24 +55,93 @@ class _Frozen(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Sample(_Frozen, frozen=True, kw_only=True):
-    """One test attempt. `status` "failed" = could not connect; "probe_limited" = probe ceiling."""
+    """One test attempt. `status` "failed" = could not connect; "probe_limited" = probe ceiling.
+
+    `device` names the probe link that took it (the minimum gap between samples is per device);
+    `technology` chooses the physical ceiling (empty: the profile's first technology).
+    """
 
     timestamp: datetime
     download_mbps: Mbps | None = None
     upload_mbps: Mbps | None = None
     rtt_ms: Millis | None = None
     status: SampleStatus = "ok"
-    # A fixed probe measures from one place: an outdoor fixed point in QCVN 81/126 terms.
-    setting: Setting = "outdoor_fixed"
+    setting: Setting | None = None
+    device: str = ""
+    technology: str = ""
 
 
-class Estimate(_Frozen, frozen=True, kw_only=True):
-    """A statistic with its 95 % interval; `value` None when there was nothing to compute from."""
+@dataclass(slots=True)
+class Moments:
+    """n, sum and sum of squares of whole-unit values: exact, and additive across areas."""
 
-    value: float | None
-    n: int
-    ci_low: float | None = None
-    ci_high: float | None = None
+    n: int = 0
+    total: int = 0
+    total_sq: int = 0
+
+    def add_value(self, units: int) -> None:
+        self.n += 1
+        self.total += units
+        self.total_sq += units * units
+
+    def add(self, other: Moments) -> None:
+        self.n += other.n
+        self.total += other.total
+        self.total_sq += other.total_sq
+
+
+@dataclass(slots=True)
+class AreaStats:
+    """Everything a verdict needs about an area's samples; sums of areas are areas.
+
+    `at_or_above` counts counted download samples at or above a rate, keyed by that rate in
+    whole units (a profile's share threshold). `plans` holds the subscribed plans seen.
+    """
+
+    attempts: int = 0
+    failed: int = 0
+    probe_limited: int = 0
+    implausible: int = 0
+    too_close: int = 0
+    duplicates: int = 0
+    download: Moments = field(default_factory=Moments)
+    upload: Moments = field(default_factory=Moments)
+    latency: Moments = field(default_factory=Moments)
+    at_or_above: dict[int, int] = field(default_factory=dict)
+    mix: dict[str, int] = field(default_factory=dict)
+    day_parts: list[int] = field(default_factory=lambda: [0] * DAY_PARTS)
+    plans: set[Plan | None] = field(default_factory=set)
+
+    def add(self, other: AreaStats) -> None:
+        self.attempts += other.attempts
+        self.failed += other.failed
+        self.probe_limited += other.probe_limited
+        self.implausible += other.implausible
+        self.too_close += other.too_close
+        self.duplicates += other.duplicates
+        self.download.add(other.download)
+        self.upload.add(other.upload)
+        self.latency.add(other.latency)
+        for threshold, count in other.at_or_above.items():
+            self.at_or_above[threshold] = self.at_or_above.get(threshold, 0) + count
+        for setting, count in other.mix.items():
+            self.mix[setting] = self.mix.get(setting, 0) + count
+        for part, count in enumerate(other.day_parts):
+            self.day_parts[part] += count
+        self.plans |= other.plans
+
+    def count_class(self, sample_class: SampleClass, count: int = 1) -> None:
+        """Attempts by class; counted ones also need their values (`add_counted`)."""
+        if sample_class == "too_close":
+            self.too_close += count
+            return
+        self.attempts += count
+        if sample_class == "failed":
+            self.failed += count
+        elif sample_class == "probe_limited":
+            self.probe_limited += count
+        elif sample_class == "implausible":
+            self.implausible += count
 
 
 class Check(_Frozen, frozen=True, kw_only=True):
@@ -92,9 +171,10 @@ class Check(_Frozen, frozen=True, kw_only=True):
 class Verdict(_Frozen, frozen=True, kw_only=True):
     """An area's verdict against one profile over one window.
 
-    Fields a profile does not ask for are None. `plan_conformity` and `national_target` are the two
-    parts of a fixed-broadband verdict (QCVN 34 plan conformity, and every other target); they are
-    None for profiles without a plan criterion.
+    `status` is the regulation's verdict (for fixed lines: QCVN 34 plan conformity); criteria the
+    profile marks as programme indicators (the fixed 1 Gb/s target) are judged apart in
+    `national_target`, with their own early warning, and never move `status`. Fields a profile does
+    not ask for are None.
     """
 
     profile: str
@@ -108,6 +188,9 @@ class Verdict(_Frozen, frozen=True, kw_only=True):
     n_attempts: int
     n_failed: int
     n_probe_limited: int
+    n_implausible: int
+    n_too_close: int
+    n_duplicates: int
     mean_download_mbps: float | None
     ci_low: float | None
     ci_high: float | None
@@ -131,9 +214,21 @@ class Verdict(_Frozen, frozen=True, kw_only=True):
     plan_download_threshold_mbps: float | None
     plan_upload_threshold_mbps: float | None
     national_target: VerdictStatus | None
+    national_target_early_warning: bool
     sample_mix: SampleMix
     sample_mix_required: SampleMix | None
+    day_parts: tuple[int, ...]
+    day_part_min_share: float | None
     checks: tuple[Check, ...]
+
+
+class Estimate(_Frozen, frozen=True, kw_only=True):
+    """A statistic with its 95 % interval; `value` None when there was nothing to compute from."""
+
+    value: float | None
+    n: int
+    ci_low: float | None = None
+    ci_high: float | None = None
 
 
 @lru_cache(maxsize=4096)
@@ -144,19 +239,27 @@ def _t_quantile(degrees_of_freedom: int) -> float:
 _Z = float(stats.norm.ppf((1.0 + CONFIDENCE) / 2.0))
 
 
-def mean_with_interval(values: Iterable[float]) -> Estimate:
-    """Arithmetic mean and its 95 % Student-t interval; no interval below two values."""
-    data = list(values)
-    n = len(data)
+def mean_of_moments(moments: Moments, units_per: int) -> Estimate:
+    """Mean and 95 % Student-t interval from exact sums, in exact arithmetic until the end."""
+    n = moments.n
     if n == 0:
         return Estimate(value=None, n=0)
-    # fsum and the clamp keep the mean inside [min, max] despite rounding.
-    mean = min(max(math.fsum(data) / n, min(data)), max(data))
+    mean = Fraction(moments.total, n * units_per)
     if n < 2:  # noqa: PLR2004 - a spread needs two values
-        return Estimate(value=mean, n=n)
-    variance = math.fsum((x - mean) ** 2 for x in data) / (n - 1)
-    half_width = _t_quantile(n - 1) * math.sqrt(variance / n)
-    return Estimate(value=mean, n=n, ci_low=mean - half_width, ci_high=mean + half_width)
+        return Estimate(value=float(mean), n=n)
+    # Sample variance, exact: (n sum(x^2) - sum(x)^2) / (n (n - 1)), in units squared.
+    variance = Fraction(n * moments.total_sq - moments.total * moments.total, n * (n - 1))
+    half_width = _t_quantile(n - 1) * math.sqrt(variance / n) / units_per
+    value = float(mean)
+    return Estimate(value=value, n=n, ci_low=value - half_width, ci_high=value + half_width)
+
+
+def mean_with_interval(values: Iterable[float]) -> Estimate:
+    """Arithmetic mean and 95 % t interval of plain numbers (rates at 0.01 Mb/s resolution)."""
+    moments = Moments()
+    for value in values:
+        moments.add_value(rate_units(value))
+    return mean_of_moments(moments, UNITS_PER_MBPS)
 
 
 def wilson_interval(successes: int, trials: int) -> tuple[float, float] | None:
@@ -180,11 +283,118 @@ def proportion_with_interval(successes: int, trials: int) -> Estimate:
     return Estimate(value=successes / trials, n=trials, ci_low=interval[0], ci_high=interval[1])
 
 
+# Samples -> statistics (offline, and the definition the store's rollups reproduce) ------------
+
+
+def _aware(moment: datetime, what: str) -> datetime:
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        msg = f"{what} {moment.isoformat()} has no time zone; give timezone-aware times (UTC)"
+        raise ValueError(msg)
+    return moment
+
+
+def classify_sample(sample: Sample, profile: Profile, *, is_too_close: bool) -> SampleClass:
+    technology = sample.technology or (profile.default_for[0] if profile.default_for else "")
+    return classify(
+        failed=sample.status == "failed",
+        probe_limited=sample.status == "probe_limited",
+        rates_mbps=(sample.download_mbps, sample.upload_mbps),
+        ceiling_mbps=ceiling_mbps(profile, technology),
+        is_too_close=is_too_close,
+    )
+
+
+def add_counted(stats: AreaStats, sample: Sample, share_units: Iterable[int]) -> None:
+    """A counted sample's values into the area's sums."""
+    if sample.download_mbps is not None:
+        units = rate_units(sample.download_mbps)
+        stats.download.add_value(units)
+        for threshold in share_units:
+            stats.at_or_above.setdefault(threshold, 0)
+            if units >= threshold:
+                stats.at_or_above[threshold] += 1
+        setting = sample.setting or ""
+        stats.mix[setting] = stats.mix.get(setting, 0) + 1
+        stats.day_parts[day_part(sample.timestamp)] += 1
+    if sample.upload_mbps is not None:
+        stats.upload.add_value(rate_units(sample.upload_mbps))
+    if sample.rtt_ms is not None:
+        stats.latency.add_value(latency_units(sample.rtt_ms))
+
+
+def share_units_of(profile: Profile) -> tuple[int, ...]:
+    target = profile.download
+    if target is None or target.share_min_mbps is None:
+        return ()
+    return (rate_units(target.share_min_mbps),)
+
+
+def _by_device(
+    samples: Iterable[Sample], start: datetime, now: datetime
+) -> tuple[dict[str, dict[int, Sample]], int]:
+    """Samples per device by time at the store's resolution (whole milliseconds), where a second
+    sample of the same device and time is a duplicate: counted (inside the window) and dropped."""
+    by_device: dict[str, dict[int, Sample]] = {}
+    duplicates = 0
+    for sample in samples:
+        moment = _aware(sample.timestamp, "sample timestamp")
+        seen = by_device.setdefault(sample.device, {})
+        if epoch_ms(moment) in seen:
+            duplicates += start < moment <= now
+            continue
+        seen[epoch_ms(moment)] = sample
+    return by_device, duplicates
+
+
+def area_stats(
+    samples: Iterable[Sample],
+    profile: Profile,
+    *,
+    now: datetime,
+    window: timedelta = DEFAULT_WINDOW,
+    plan: Plan | None = None,
+) -> AreaStats:
+    """The samples inside (now - window, now] reduced to statistics, by the method's rules.
+
+    The same device and timestamp count once (`duplicates`); per device, a sample closer than
+    `min_gap_s` to the previous counted one is `too_close`, as the probe marks it live.
+    """
+    _aware(now, "now")
+    if window <= timedelta(0):
+        msg = f"window {window} must be positive"
+        raise ValueError(msg)
+    start = now - window
+    result = AreaStats(plans={plan})
+    share_units = share_units_of(profile)
+    for threshold in share_units:
+        result.at_or_above[threshold] = 0
+    by_device, result.duplicates = _by_device(samples, start, now)
+    for device_samples in by_device.values():
+        previous_counted: datetime | None = None
+        # The gap chain runs over the device's whole history, as the probe keeps it, so a
+        # sample's class does not depend on where the window starts.
+        for key in sorted(device_samples):
+            sample = device_samples[key]
+            moment = sample.timestamp
+            close = too_close(gap_s(previous_counted, moment), profile.min_gap_s)
+            if not close:
+                previous_counted = moment
+            if not start < moment <= now:
+                continue
+            sample_class = classify_sample(sample, profile, is_too_close=close)
+            result.count_class(sample_class)
+            if sample_class == "counted":
+                add_counted(result, sample, share_units)
+    return result
+
+
+# Statistics -> verdict -------------------------------------------------------------------------
+
+
 def _meets(statistic: float, comparison: Comparison, threshold: float) -> bool:
-    slack = _ROUNDING_SLACK * max(1.0, abs(threshold))
     if comparison == ">=":
-        return statistic >= threshold - slack
-    return statistic <= threshold + slack
+        return statistic >= threshold
+    return statistic <= threshold
 
 
 def _interval_fails(estimate: Estimate, comparison: Comparison, threshold: float) -> bool:
@@ -195,127 +405,40 @@ def _interval_fails(estimate: Estimate, comparison: Comparison, threshold: float
     return estimate.ci_low > threshold
 
 
-def _judge(
-    *,
-    check_id: str,
-    name: str,
-    part: Part,
-    unit: Unit,
-    comparison: Comparison,
-    threshold: float,
-    estimate: Estimate,
-    n_required: int,
-) -> Check:
+def _judge(criterion: Criterion, estimate: Estimate, n_required: int) -> Check:
     passed: bool | None = None
-    note = ""
-    if estimate.value is None:
+    note = criterion.note
+    threshold = criterion.threshold
+    if threshold is None:
+        pass
+    elif estimate.value is None:
         note = "no samples to compute it from"
     elif estimate.n < n_required:
         note = f"not judged: n {estimate.n} < {n_required} required"
     else:
-        passed = _meets(estimate.value, comparison, threshold)
+        passed = _meets(estimate.value, criterion.comparison, threshold)
     return Check(
-        id=check_id,
-        name=name,
-        part=part,
-        unit=unit,
-        comparison=comparison,
+        id=criterion.id,
+        name=criterion.name,
+        part=criterion.part,
+        unit=criterion.unit,
+        comparison=criterion.comparison,
         threshold=threshold,
         statistic=estimate.value,
         ci_low=estimate.ci_low,
         ci_high=estimate.ci_high,
         n=estimate.n,
         passed=passed,
-        interval_fails=_interval_fails(estimate, comparison, threshold),
+        interval_fails=threshold is not None
+        and _interval_fails(estimate, criterion.comparison, threshold),
+        skipped=threshold is None,
         note=note,
     )
 
 
-def _share_estimate(rates: list[float], share_min_mbps: float) -> Estimate:
-    at_or_above = sum(1 for rate in rates if rate >= share_min_mbps)
-    return proportion_with_interval(at_or_above, len(rates))
-
-
-def _direction_checks(
-    direction: Direction,
-    *,
-    target: DirectionTarget,
-    rates: list[float],
-    mean: Estimate,
-    plan_mbps: float | None,
-    n_required: int,
-) -> list[Check]:
-    checks: list[Check] = []
-    if target.mean_min_mbps is not None:
-        checks.append(
-            _judge(
-                check_id=f"{direction}.mean",
-                name=f"{direction} mean >= {target.mean_min_mbps:g} Mb/s",
-                part="target",
-                unit="Mb/s",
-                comparison=">=",
-                threshold=target.mean_min_mbps,
-                estimate=mean,
-                n_required=n_required,
-            )
-        )
-    if target.share_min_mbps is not None and target.share_required is not None:
-        checks.append(
-            _judge(
-                check_id=f"{direction}.share",
-                name=(
-                    f"share of {direction} samples >= {target.share_min_mbps:g} Mb/s"
-                    f" is >= {target.share_required:.0%}"
-                ),
-                part="target",
-                unit="share",
-                comparison=">=",
-                threshold=target.share_required,
-                estimate=_share_estimate(rates, target.share_min_mbps),
-                n_required=n_required,
-            )
-        )
-    if target.plan_ratio is not None:
-        name = f"{direction} mean >= {target.plan_ratio:g} x plan"
-        if plan_mbps is None:
-            checks.append(
-                Check(
-                    id=f"{direction}.plan",
-                    name=name,
-                    part="plan",
-                    unit="Mb/s",
-                    comparison=">=",
-                    threshold=None,
-                    statistic=mean.value,
-                    ci_low=mean.ci_low,
-                    ci_high=mean.ci_high,
-                    n=mean.n,
-                    passed=None,
-                    interval_fails=False,
-                    skipped=True,
-                    note="skipped: no plan given, so plan conformity (QCVN 34) is not judged",
-                )
-            )
-        else:
-            threshold = target.plan_ratio * plan_mbps
-            checks.append(
-                _judge(
-                    check_id=f"{direction}.plan",
-                    name=f"{name} ({threshold:g} Mb/s)",
-                    part="plan",
-                    unit="Mb/s",
-                    comparison=">=",
-                    threshold=threshold,
-                    estimate=mean,
-                    n_required=n_required,
-                )
-            )
-    return checks
-
-
 def _combine(checks: Iterable[Check], *, enough: bool) -> VerdictStatus:
     judged = [check for check in checks if not check.skipped]
-    if not enough:
+    if not enough or not judged:
         return "insufficient-data"
     # A definite fail of any criterion decides, even while another cannot be judged yet.
     if any(check.passed is False for check in judged):
@@ -325,11 +448,18 @@ def _combine(checks: Iterable[Check], *, enough: bool) -> VerdictStatus:
     return "pass"
 
 
-def _aware(moment: datetime, what: str) -> datetime:
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        msg = f"{what} {moment.isoformat()} has no time zone; give timezone-aware times (UTC)"
-        raise ValueError(msg)
-    return moment
+def _early_warning(checks: Iterable[Check], status: VerdictStatus) -> bool:
+    return status == "insufficient-data" and any(
+        check.interval_fails for check in checks if not check.skipped
+    )
+
+
+def _mix(stats: AreaStats) -> SampleMix:
+    return SampleMix(
+        indoor=stats.mix.get("indoor", 0),
+        outdoor_fixed=stats.mix.get("outdoor_fixed", 0),
+        outdoor_moving=stats.mix.get("outdoor_moving", 0),
+    )
 
 
 def _mix_met(counts: SampleMix, required: SampleMix | None) -> bool:
@@ -342,75 +472,126 @@ def _mix_met(counts: SampleMix, required: SampleMix | None) -> bool:
     )
 
 
-def _plan_threshold(target: DirectionTarget | None, plan_mbps: float | None) -> float | None:
-    if target is None or target.plan_ratio is None or plan_mbps is None:
-        return None
-    return target.plan_ratio * plan_mbps
+def _spread_met(day_parts: list[int], min_share: float | None) -> bool:
+    if min_share is None:
+        return True
+    total = sum(day_parts)
+    # Exact: count * 1 >= share * total, compared as fractions so 10 % of 1,000 is 100, not 99.99.
+    share = Fraction(min_share).limit_denominator(10_000)
+    return total > 0 and all(count >= share * total for count in day_parts)
 
 
-def _reported(wanted: bool, estimate: Estimate) -> Estimate:
-    """The estimate when the profile asks for it; otherwise an empty one, so fields stay None."""
-    return estimate if wanted else Estimate(value=None, n=estimate.n)
+def _single_plan(stats: AreaStats) -> Plan | None:
+    """QCVN 34 compares with the subscribed plan: meaningful only where one plan applies."""
+    if len(stats.plans) == 1:
+        return next(iter(stats.plans))
+    return None
 
 
-class _Measured(_Frozen, frozen=True, kw_only=True):
-    """The window's samples reduced to what the criteria need."""
+def _estimates(stats: AreaStats, profile: Profile) -> dict[str, Estimate]:
+    download = mean_of_moments(stats.download, UNITS_PER_MBPS)
+    share_target = profile.download
+    share = Estimate(value=None, n=stats.download.n)
+    if share_target is not None and share_target.share_min_mbps is not None:
+        count = stats.at_or_above.get(rate_units(share_target.share_min_mbps), 0)
+        share = proportion_with_interval(count, stats.download.n)
+    return {
+        "download.mean": download,
+        "download.share": share,
+        "upload.mean": mean_of_moments(stats.upload, UNITS_PER_MBPS),
+        "upload.share": Estimate(value=None, n=stats.upload.n),
+        "access_failure": proportion_with_interval(stats.failed, stats.attempts),
+        "latency.mean": mean_of_moments(stats.latency, UNITS_PER_MS),
+    }
 
-    downloads: list[float]
-    uploads: list[float]
-    download: Estimate
-    upload: Estimate
-    latency: Estimate
-    access_failure: Estimate
 
-
-def _criteria(profile: Profile, measured: _Measured, plan: Plan | None) -> list[Check]:
-    checks: list[Check] = []
-    if profile.download is not None:
-        checks += _direction_checks(
-            "download",
-            target=profile.download,
-            rates=measured.downloads,
-            mean=measured.download,
-            plan_mbps=plan.download_mbps if plan else None,
-            n_required=profile.n_required,
+def judge(
+    stats: AreaStats, profile: Profile, *, now: datetime, window: timedelta = DEFAULT_WINDOW
+) -> Verdict:
+    """The verdict of an area's statistics against one profile."""
+    plan = _single_plan(stats)
+    estimates = _estimates(stats, profile)
+    checks = [
+        _judge(criterion, estimates[criterion.statistic], profile.n_required)
+        for criterion in criteria(profile, plan)
+    ]
+    enough = stats.download.n >= profile.n_required
+    regulation = [check for check in checks if check.part == "regulation"]
+    programme = [check for check in checks if check.part == "programme"]
+    status = _combine(regulation, enough=enough)
+    has_plan_criterion = any(check.id.endswith(".plan") for check in checks)
+    plan_conformity: VerdictStatus | None = None
+    if has_plan_criterion and plan is not None:
+        plan_conformity = _combine(
+            (check for check in checks if check.id.endswith(".plan")), enough=enough
         )
-    if profile.upload is not None:
-        checks += _direction_checks(
-            "upload",
-            target=profile.upload,
-            rates=measured.uploads,
-            mean=measured.upload,
-            plan_mbps=plan.upload_mbps if plan else None,
-            n_required=profile.n_required,
-        )
-    if profile.access_failure_max is not None:
-        checks.append(
-            _judge(
-                check_id="access_failure",
-                name=f"access failure rate <= {profile.access_failure_max:.0%}",
-                part="target",
-                unit="share",
-                comparison="<=",
-                threshold=profile.access_failure_max,
-                estimate=measured.access_failure,
-                n_required=profile.n_required,
-            )
-        )
-    if profile.latency_mean_max_ms is not None:
-        checks.append(
-            _judge(
-                check_id="latency.mean",
-                name=f"latency mean <= {profile.latency_mean_max_ms:g} ms",
-                part="target",
-                unit="ms",
-                comparison="<=",
-                threshold=profile.latency_mean_max_ms,
-                estimate=measured.latency,
-                n_required=profile.n_required,
-            )
-        )
-    return checks
+    national_target = _combine(programme, enough=enough) if programme else None
+
+    mix = _mix(stats)
+    formal = _mix_met(mix, profile.sample_mix) and _spread_met(
+        stats.day_parts, profile.day_part_min_share
+    )
+    download = estimates["download.mean"]
+    share = estimates["download.share"]
+    share_target = (
+        profile.download if profile.download and profile.download.share_min_mbps else None
+    )
+    access_failure = estimates["access_failure"]
+    upload = estimates["upload.mean"]
+    latency = estimates["latency.mean"]
+    wants_upload = profile.upload is not None
+    wants_latency = profile.latency_mean_max_ms is not None
+    wants_access = profile.access_failure_max is not None
+    return Verdict(
+        profile=profile.name,
+        status=status,
+        early_warning=_early_warning(regulation, status),
+        method=QCVN_METHOD if formal else MONITORING_METHOD,
+        window_start=now - window,
+        window_end=now,
+        n=download.n,
+        n_required=profile.n_required,
+        n_attempts=stats.attempts,
+        n_failed=stats.failed,
+        n_probe_limited=stats.probe_limited,
+        n_implausible=stats.implausible,
+        n_too_close=stats.too_close,
+        n_duplicates=stats.duplicates,
+        mean_download_mbps=download.value,
+        ci_low=download.ci_low,
+        ci_high=download.ci_high,
+        share_min_mbps=share_target.share_min_mbps if share_target else None,
+        share_required=share_target.share_required if share_target else None,
+        share_at_or_above_min=share.value,
+        share_ci_low=share.ci_low,
+        share_ci_high=share.ci_high,
+        access_failure_rate=access_failure.value if wants_access else None,
+        access_failure_ci_low=access_failure.ci_low if wants_access else None,
+        access_failure_ci_high=access_failure.ci_high if wants_access else None,
+        n_upload=upload.n,
+        mean_upload_mbps=upload.value if wants_upload else None,
+        upload_ci_low=upload.ci_low if wants_upload else None,
+        upload_ci_high=upload.ci_high if wants_upload else None,
+        n_latency=latency.n,
+        mean_latency_ms=latency.value if wants_latency else None,
+        latency_ci_low=latency.ci_low if wants_latency else None,
+        latency_ci_high=latency.ci_high if wants_latency else None,
+        plan_conformity=plan_conformity,
+        plan_download_threshold_mbps=_plan_threshold(checks, "download.plan"),
+        plan_upload_threshold_mbps=_plan_threshold(checks, "upload.plan"),
+        national_target=national_target,
+        national_target_early_warning=national_target is not None
+        and _early_warning(programme, national_target),
+        sample_mix=mix,
+        sample_mix_required=profile.sample_mix,
+        day_parts=tuple(stats.day_parts),
+        day_part_min_share=profile.day_part_min_share,
+        checks=tuple(checks),
+    )
+
+
+def _plan_threshold(checks: list[Check], check_id: str) -> float | None:
+    return next((check.threshold for check in checks if check.id == check_id), None)
 
 
 def evaluate_compliance(
@@ -422,129 +603,5 @@ def evaluate_compliance(
     plan: Plan | None = None,
 ) -> Verdict:
     """Judge the samples inside (now - window, now] against one profile."""
-    _aware(now, "now")
-    if window <= timedelta(0):
-        msg = f"window {window} must be positive"
-        raise ValueError(msg)
-    start = now - window
-    in_window = [s for s in samples if start < _aware(s.timestamp, "sample timestamp") <= now]
-
-    # Only successful samples measure the link: failed ones count toward access failure (and as
-    # attempts), probe-limited ones measured the probe's own ceiling and are counted apart.
-    ok = [s for s in in_window if s.status == "ok"]
-    n_failed = sum(1 for s in in_window if s.status == "failed")
-    counted = [s for s in ok if s.download_mbps is not None]
-    downloads = [s.download_mbps for s in counted if s.download_mbps is not None]
-    uploads = [s.upload_mbps for s in ok if s.upload_mbps is not None]
-    measured = _Measured(
-        downloads=downloads,
-        uploads=uploads,
-        download=mean_with_interval(downloads),
-        upload=mean_with_interval(uploads),
-        latency=mean_with_interval(s.rtt_ms for s in ok if s.rtt_ms is not None),
-        access_failure=proportion_with_interval(n_failed, len(in_window)),
-    )
-    mix = SampleMix(
-        indoor=sum(1 for s in counted if s.setting == "indoor"),
-        outdoor_fixed=sum(1 for s in counted if s.setting == "outdoor_fixed"),
-        outdoor_moving=sum(1 for s in counted if s.setting == "outdoor_moving"),
-    )
-
-    checks = _criteria(profile, measured, plan)
-    enough = measured.download.n >= profile.n_required
-    status = _combine(checks, enough=enough)
-    plan_checks = [check for check in checks if check.part == "plan"]
-    plan_conformity: VerdictStatus | None = None
-    national_target: VerdictStatus | None = None
-    if plan_checks:
-        if not all(check.skipped for check in plan_checks):
-            plan_conformity = _combine(plan_checks, enough=enough)
-        national_target = _combine(
-            (check for check in checks if check.part == "target"), enough=enough
-        )
-
-    share_target = profile.download
-    if share_target is None or share_target.share_min_mbps is None:
-        share_target = None
-        share = Estimate(value=None, n=len(downloads))
-    else:
-        share = _share_estimate(downloads, share_target.share_min_mbps)
-    access_failure = _reported(profile.access_failure_max is not None, measured.access_failure)
-    upload = _reported(profile.upload is not None, measured.upload)
-    latency = _reported(profile.latency_mean_max_ms is not None, measured.latency)
-
-    return Verdict(
-        profile=profile.name,
-        status=status,
-        early_warning=status == "insufficient-data"
-        and any(check.interval_fails for check in checks if not check.skipped),
-        method=QCVN_METHOD if _mix_met(mix, profile.sample_mix) else MONITORING_METHOD,
-        window_start=start,
-        window_end=now,
-        n=measured.download.n,
-        n_required=profile.n_required,
-        n_attempts=len(in_window),
-        n_failed=n_failed,
-        n_probe_limited=sum(1 for s in in_window if s.status == "probe_limited"),
-        mean_download_mbps=measured.download.value,
-        ci_low=measured.download.ci_low,
-        ci_high=measured.download.ci_high,
-        share_min_mbps=share_target.share_min_mbps if share_target else None,
-        share_required=share_target.share_required if share_target else None,
-        share_at_or_above_min=share.value,
-        share_ci_low=share.ci_low,
-        share_ci_high=share.ci_high,
-        access_failure_rate=access_failure.value,
-        access_failure_ci_low=access_failure.ci_low,
-        access_failure_ci_high=access_failure.ci_high,
-        n_upload=upload.n,
-        mean_upload_mbps=upload.value,
-        upload_ci_low=upload.ci_low,
-        upload_ci_high=upload.ci_high,
-        n_latency=latency.n,
-        mean_latency_ms=latency.value,
-        latency_ci_low=latency.ci_low,
-        latency_ci_high=latency.ci_high,
-        plan_conformity=plan_conformity,
-        plan_download_threshold_mbps=_plan_threshold(
-            profile.download, plan.download_mbps if plan else None
-        ),
-        plan_upload_threshold_mbps=_plan_threshold(
-            profile.upload, plan.upload_mbps if plan else None
-        ),
-        national_target=national_target,
-        sample_mix=mix,
-        sample_mix_required=profile.sample_mix,
-        checks=tuple(checks),
-    )
-
-
-def evaluate_areas(
-    keyed_samples: Iterable[tuple[AreaKey, Sample]],
-    profile: Profile | Callable[[AreaKey], Profile | None],
-    *,
-    now: datetime,
-    window: timedelta = DEFAULT_WINDOW,
-    plans: Mapping[AreaKey, Plan] | None = None,
-) -> dict[AreaKey, Verdict]:
-    """Group samples by area key (e.g. commune x technology x operator) and judge each group.
-
-    `profile` is one profile for every group, or a function choosing it from the key (such as
-    `contract.profiles.profile_for` on the key's technology); a group it gives None for is left out.
-    """
-    groups: dict[AreaKey, list[Sample]] = {}
-    for key, sample in keyed_samples:
-        groups.setdefault(key, []).append(sample)
-    verdicts: dict[AreaKey, Verdict] = {}
-    for key, group in groups.items():
-        chosen = profile if isinstance(profile, Profile) else profile(key)
-        if chosen is None:
-            continue
-        verdicts[key] = evaluate_compliance(
-            group,
-            chosen,
-            now=now,
-            window=window,
-            plan=plans.get(key) if plans is not None else None,
-        )
-    return verdicts
+    stats = area_stats(samples, profile, now=now, window=window, plan=plan)
+    return judge(stats, profile, now=now, window=window)

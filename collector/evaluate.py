@@ -1,38 +1,48 @@
 """`qos-collector evaluate`: judge a campaign CSV against a QCVN profile, offline.
 
-The CSV has a header line; `timestamp` (ISO 8601, naive = UTC) and `download_mbps` are required,
-`upload_mbps`, `rtt_ms`, `status` (ok | failed | probe_limited) and `setting` (indoor |
-outdoor_fixed | outdoor_moving) are optional. A bad row is reported by line number and skipped.
+The CSV has a header line; `timestamp` and `download_mbps` are required; `upload_mbps`, `rtt_ms`,
+`status` (ok | failed | probe_limited), `setting` (indoor | outdoor_fixed | outdoor_moving) and
+`probe` (the device: the minimum gap between samples is per device; without it the file is one
+device) are optional. Times are ISO 8601 or dd/mm/yyyy [HH:MM[:SS]] (day first, as written in
+Vietnam); a time without zone is UTC. Commas or semicolons separate fields; with semicolons a
+decimal comma is read too (41,5). A bad row is reported by line number and skipped; a rate above
+its technology's physical ceiling is reported by line and counted as implausible. The verdict is
+the same the live collector gives on the same samples (docs/qcvn-method.md).
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
+import itertools
 import math
+import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from importlib.metadata import version
 from pathlib import Path
 from typing import Final, get_args
 
 import msgspec
 
 from collector.compliance import (
+    INTERVAL_METHOD,
+    STATISTIC_METHOD,
     Check,
     Sample,
     SampleStatus,
-    Setting,
     Verdict,
     evaluate_compliance,
 )
 from contract.errors import QosfleetError
-from contract.profiles import Profile, bundled_profiles, load_profiles
-from contract.result import MAX_MBPS, Plan
+from contract.profiles import Profile, bundled_profiles, ceiling_mbps, load_profiles
+from contract.result import MAX_MBPS, Plan, Setting
 
 PROG = "qos-collector evaluate"
 REQUIRED_COLUMNS: Final = ("timestamp", "download_mbps")
-OPTIONAL_COLUMNS: Final = ("upload_mbps", "rtt_ms", "status", "setting")
+OPTIONAL_COLUMNS: Final = ("upload_mbps", "rtt_ms", "status", "setting", "probe")
 # An RTT beyond ten minutes is a broken clock or a unit mix-up, not a latency.
 MAX_RTT_MS = 600_000.0
 STATUSES: Final[tuple[str, ...]] = get_args(SampleStatus)
@@ -48,6 +58,9 @@ class BadRow(msgspec.Struct, frozen=True, kw_only=True):
 class Campaign(msgspec.Struct, frozen=True, kw_only=True):
     samples: tuple[Sample, ...]
     bad_rows: tuple[BadRow, ...]
+    rows: int = 0
+    # The file line of each sample, in order (for rows the method later excludes).
+    lines: tuple[int, ...] = ()
 
 
 # A DictReader row: surplus fields go under the key None as a list, short rows hold None.
@@ -65,14 +78,17 @@ def _text(row: _Row, column: str) -> str | None:
     return value.strip() or None
 
 
-def _number(row: _Row, column: str, ceiling: float) -> float | None:
+def _number(row: _Row, column: str, ceiling: float, *, decimal_comma: bool = False) -> float | None:
     text = _text(row, column)
     if text is None:
         return None
+    if decimal_comma:
+        text = text.replace(",", ".")
     try:
         value = float(text)
     except ValueError:
-        raise _RowError(f"{column} {text!r} is not a number") from None
+        hint = " (a decimal comma needs ; between fields)" if "," in text else ""
+        raise _RowError(f"{column} {text!r} is not a number{hint}") from None
     if not math.isfinite(value):
         raise _RowError(f"{column} {text!r} is not a finite number")
     if value < 0:
@@ -82,8 +98,15 @@ def _number(row: _Row, column: str, ceiling: float) -> float | None:
     return value
 
 
+_DAY_FIRST = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?")
+
+
 def parse_time(text: str) -> datetime:
-    """ISO 8601 to an aware UTC time; a time without zone is taken as UTC."""
+    """ISO 8601 or dd/mm/yyyy [HH:MM[:SS]] to an aware UTC time; without zone, UTC."""
+    day_first = _DAY_FIRST.fullmatch(text)
+    if day_first:
+        day, month, year, hour, minute, second = (int(g or 0) for g in day_first.groups())
+        return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
     moment = datetime.fromisoformat(text)
     if moment.tzinfo is None:
         return moment.replace(tzinfo=UTC)
@@ -97,7 +120,7 @@ def _choice(row: _Row, column: str, allowed: tuple[str, ...]) -> str | None:
     return text
 
 
-def _sample(row: _Row) -> Sample:
+def _sample(row: _Row, *, decimal_comma: bool) -> Sample:
     # Surplus fields are most likely an unquoted comma inside a value.
     if None in row:
         raise _RowError("has more fields than the header")
@@ -107,20 +130,24 @@ def _sample(row: _Row) -> Sample:
     try:
         timestamp = parse_time(stamp)
     except ValueError:
-        raise _RowError(f"timestamp {stamp!r} is not an ISO 8601 time") from None
+        raise _RowError(
+            f"timestamp {stamp!r} is not a time (ISO 8601, or dd/mm/yyyy HH:MM)"
+        ) from None
     status = _choice(row, "status", STATUSES) or "ok"
-    setting = _choice(row, "setting", SETTINGS) or "outdoor_fixed"
-    download = _number(row, "download_mbps", MAX_MBPS)
+    setting = _choice(row, "setting", SETTINGS)
+    probe = _text(row, "probe") or ""
+    download = _number(row, "download_mbps", MAX_MBPS, decimal_comma=decimal_comma)
     if download is None and status != "failed":
         raise _RowError("download_mbps is missing; only a failed row may leave it empty")
     return msgspec.convert(
         {
             "timestamp": timestamp,
             "download_mbps": download,
-            "upload_mbps": _number(row, "upload_mbps", MAX_MBPS),
-            "rtt_ms": _number(row, "rtt_ms", MAX_RTT_MS),
+            "upload_mbps": _number(row, "upload_mbps", MAX_MBPS, decimal_comma=decimal_comma),
+            "rtt_ms": _number(row, "rtt_ms", MAX_RTT_MS, decimal_comma=decimal_comma),
             "status": status,
             "setting": setting,
+            "device": probe,
         },
         Sample,
     )
@@ -128,7 +155,17 @@ def _sample(row: _Row) -> Sample:
 
 def parse_campaign(lines: Iterable[str]) -> Campaign:
     """Rows of a campaign CSV to samples; bad rows are kept aside with their line numbers."""
-    reader = csv.DictReader(lines)
+    rows = iter(lines)
+    header = next(rows, None)
+    if header is None or not header.strip():
+        raise QosfleetError(
+            "the file is empty",
+            f"start it with a header line: {','.join(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)}",
+        )
+    # A spreadsheet set to Vietnamese (or most of Europe) writes ; between fields and a decimal
+    # comma; the header line tells which separator the file uses.
+    delimiter = ";" if header.count(";") > header.count(",") else ","
+    reader = csv.DictReader(itertools.chain([header], rows), delimiter=delimiter)
     if reader.fieldnames is None:
         raise QosfleetError(
             "the file is empty",
@@ -142,18 +179,27 @@ def parse_campaign(lines: Iterable[str]) -> Campaign:
             f"the header line must name at least {','.join(REQUIRED_COLUMNS)}",
         )
     samples: list[Sample] = []
+    sample_lines: list[int] = []
     bad_rows: list[BadRow] = []
+    rows_read = 0
     try:
         for row in reader:
+            rows_read += 1
             try:
-                samples.append(_sample(row))
+                samples.append(_sample(row, decimal_comma=delimiter == ";"))
+                sample_lines.append(reader.line_num)
             except _RowError as exc:
                 bad_rows.append(BadRow(line=reader.line_num, reason=str(exc)))
     except csv.Error as exc:
         raise QosfleetError(
             f"line {reader.line_num}: not valid CSV ({exc})", "fix the quoting on that line"
         ) from exc
-    return Campaign(samples=tuple(samples), bad_rows=tuple(bad_rows))
+    return Campaign(
+        samples=tuple(samples),
+        bad_rows=tuple(bad_rows),
+        rows=rows_read,
+        lines=tuple(sample_lines),
+    )
 
 
 def read_campaign(path: Path) -> Campaign:
@@ -270,19 +316,37 @@ def _check_line(check: Check) -> str:
     return line
 
 
+def _part(status: str | None, what: str) -> str:
+    return f"{what}: {(status or 'not judged').upper()}"
+
+
 def summary(verdict: Verdict, profile: Profile, bad_rows: int) -> str:
     """A few plain lines: the verdict, n, the mean with its interval, each check, the method."""
-    lines = [f"{profile.name}: {verdict.status.upper()} ({profile.title})"]
-    if verdict.early_warning:
-        lines.append("early warning: a whole 95 % interval lies on the failing side (provisional)")
     if verdict.national_target is not None:
+        # Fixed lines: the regulation (QCVN 34 plan conformity) and the programme indicator
+        # (national target) are two verdicts, never one.
+        lines = [
+            f"{profile.name}: {profile.title}",
+            _part(verdict.plan_conformity, "QCVN 34 plan conformity (the regulation)")
+            + ("" if verdict.plan_conformity else " - give the plan with --plan-download-mbps"),
+            _part(verdict.national_target, "national target (programme indicator)"),
+        ]
+    else:
+        lines = [f"{profile.name}: {verdict.status.upper()} ({profile.title})"]
+    if verdict.early_warning:
         lines.append(
-            f"plan conformity: {verdict.plan_conformity or 'not judged (no plan given)'};"
-            f" national target: {verdict.national_target}"
+            "early warning (regulation): a whole 95 % interval lies on the failing side"
+            " (provisional)"
+        )
+    if verdict.national_target_early_warning:
+        lines.append(
+            "early warning (national target): a whole 95 % interval lies below it (provisional)"
         )
     lines.append(
         f"n {verdict.n} / {verdict.n_required} required"
-        f" ({verdict.n_failed} failed, {verdict.n_probe_limited} probe-limited);"
+        f" ({verdict.n_failed} failed, {verdict.n_probe_limited} probe-limited,"
+        f" {verdict.n_implausible} implausible, {verdict.n_too_close} too close,"
+        f" {verdict.n_duplicates} duplicate);"
         f" window {verdict.window_start.isoformat()} .. {verdict.window_end.isoformat()}"
     )
     mean = f"download mean {_value(verdict.mean_download_mbps, 'Mb/s')}"
@@ -300,17 +364,61 @@ def summary(verdict: Verdict, profile: Profile, bad_rows: int) -> str:
         f"{name} {count}" + (f"/{need}" if need is not None else "")
         for name, (count, need) in counts.items()
     )
-    lines.append(f"method: {verdict.method} (sample mix: {mix_text})")
+    spread = ""
+    if verdict.day_part_min_share is not None:
+        spread = (
+            f"; samples per part of the day 00-06/06-12/12-18/18-24:"
+            f" {'/'.join(str(c) for c in verdict.day_parts)},"
+            f" each needs {verdict.day_part_min_share:.0%}"
+        )
+    lines.append(f"method: {verdict.method} (sample mix: {mix_text}{spread})")
     if bad_rows:
-        lines.append(f"skipped {bad_rows} bad row(s), listed on stderr")
+        lines.append(f"{bad_rows} row(s) skipped or excluded, listed on stderr")
     return "\n".join(lines)
 
 
-def _evaluate(args: argparse.Namespace) -> tuple[Verdict, Profile, Campaign]:
+class InputRecord(msgspec.Struct, frozen=True, kw_only=True):
+    path: str
+    sha256: str
+    rows: int
+    bad_rows: tuple[BadRow, ...]
+
+
+class VerdictRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """What a regulator files with a verdict: what was judged, by which rule, from which file."""
+
+    generated_at: datetime
+    tool: str
+    tool_version: str
+    profile: dict[str, object]
+    statistic_method: str
+    interval_method: str
+    input: InputRecord
+    verdict: Verdict
+
+
+def _implausible_rows(campaign: Campaign, profile: Profile) -> list[BadRow]:
+    """Rows above the physical ceiling: kept as evidence, excluded and counted by the engine."""
+    technology = profile.default_for[0] if profile.default_for else ""
+    ceiling = ceiling_mbps(profile, technology)
+    return [
+        BadRow(
+            line=line,
+            reason=f"a rate above the {technology or 'profile'} ceiling of {ceiling:g} Mb/s:"
+            " not believable, excluded and counted as implausible",
+        )
+        for sample, line in zip(campaign.samples, campaign.lines, strict=True)
+        if sample.status == "ok"
+        and any(r is not None and r > ceiling for r in (sample.download_mbps, sample.upload_mbps))
+    ]
+
+
+def _evaluate(args: argparse.Namespace) -> tuple[Verdict, Profile, Campaign, list[BadRow]]:
     profile = _choose_profile(args)
     plan = _plan(args)
     campaign = read_campaign(args.input)
-    for bad in campaign.bad_rows:
+    bad_rows = sorted([*campaign.bad_rows, *_implausible_rows(campaign, profile)], key=_line)
+    for bad in bad_rows:
         print(f"line {bad.line}: {bad.reason}", file=sys.stderr)
     if not campaign.samples:
         raise QosfleetError(
@@ -326,21 +434,57 @@ def _evaluate(args: argparse.Namespace) -> tuple[Verdict, Profile, Campaign]:
         window=timedelta(days=args.window_days),
         plan=plan,
     )
-    return verdict, profile, campaign
+    return verdict, profile, campaign, bad_rows
+
+
+def _line(row: BadRow) -> int:
+    return row.line
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def record(
+    verdict: Verdict, profile: Profile, campaign: Campaign, bad_rows: list[BadRow], path: Path
+) -> VerdictRecord:
+    return VerdictRecord(
+        generated_at=datetime.now(UTC),
+        tool=PROG,
+        tool_version=version("qosfleet"),
+        profile={
+            "name": profile.name,
+            "title": profile.title,
+            "source": profile.source,
+            "verify": profile.verify,
+        },
+        statistic_method=STATISTIC_METHOD,
+        interval_method=INTERVAL_METHOD,
+        input=InputRecord(
+            path=str(path.resolve()),
+            sha256=_sha256(path),
+            rows=campaign.rows,
+            bad_rows=tuple(bad_rows),
+        ),
+        verdict=verdict,
+    )
 
 
 def run_evaluate(argv: Sequence[str] | None = None) -> int:
     """Evaluate one campaign; 0 whatever the verdict, 2 when it could not be evaluated."""
     args = build_parser().parse_args(argv)
     try:
-        verdict, profile, campaign = _evaluate(args)
+        verdict, profile, campaign, bad_rows = _evaluate(args)
     except QosfleetError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 2
     if args.json:
-        report = msgspec.to_builtins(verdict)
-        report["bad_rows"] = len(campaign.bad_rows)
+        report = record(verdict, profile, campaign, bad_rows, args.input)
         print(msgspec.json.format(msgspec.json.encode(report), indent=2).decode())
     else:
-        print(summary(verdict, profile, len(campaign.bad_rows)))
+        print(summary(verdict, profile, len(bad_rows)))
     return 0

@@ -48,7 +48,7 @@ from collector.verdicts import keep_verdicts_fresh
 from contract.errors import ServiceError
 from contract.fleet import meta_topic, status_topic
 from contract.mqtt import BrokerConfig, mqtt_client
-from contract.profiles import Profile, bundled_profiles, load_profiles
+from contract.profiles import bundled_profiles, load_profiles
 from contract.result import (
     MAX_BATCH,
     TOPIC_PREFIX,
@@ -111,6 +111,9 @@ class Collector:
     def __init__(self, settings: CollectorSettings, registry: CollectorRegistry) -> None:
         self.settings = settings
         self.metrics = CollectorMetrics(registry)
+        path = settings.profiles_path
+        # The profiles decide each sample's class at ingest (collector/series.py).
+        self.profiles = load_profiles(Path(path)) if path else bundled_profiles()
         self.store = StoreWriter(settings.store_url)
         database = open_database(Path(settings.state_dir))
         self.journal = Journal(
@@ -296,7 +299,7 @@ class Collector:
                     self._batched.discard(result.id)
                     self.reject(result_topic(result.probe_id), rejection)
                     continue
-                line = result_line(result, candidate.location)
+                line = result_line(result, candidate.location, self.profiles)
                 entry = Entry(result.id, result.probe_id, result.finished_at.timestamp(), line)
                 self._accepted.append(entry)
                 self.probes.seen(result.probe_id, now)
@@ -498,9 +501,8 @@ async def _start_site(runner: web.AppRunner, host: str, port: int, option: str) 
 async def serve(settings: CollectorSettings, registry: CollectorRegistry | None = None) -> None:
     """Run the collector until cancelled."""
     registry = registry or CollectorRegistry()
-    path = settings.profiles_path
-    profiles: dict[str, Profile] = load_profiles(Path(path)) if path else bundled_profiles()
     collector = Collector(settings, registry)
+    profiles = collector.profiles
     runners = [web.AppRunner(metrics_app(registry), access_log=None)]
     if settings.api_host is not None:
         runners.append(web.AppRunner(api_app(settings.store_url, profiles), access_log=None))

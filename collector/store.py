@@ -2,104 +2,25 @@
 
 VictoriaMetrics by default (it names a series `<measurement>_<field>`); the same line protocol works
 with InfluxDB 2/3. Labels are deterministic and the timestamp is the measurement's, so a result
-delivered twice lands on the same sample. dashboards/SERIES.md lists every series.
+delivered twice lands on the same sample. collector/series.py maps a result to its series;
+dashboards/SERIES.md lists them.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from datetime import datetime
 
 from influxdb_client.client.influxdb_client_async import InfluxDBClientAsync
 from influxdb_client.domain.write_precision import WritePrecision
 
+from collector.series import MEASUREMENT, fields, labels
 from contract.errors import ServiceError
+from contract.profiles import Profile
 from contract.result import Location, Result
+from contract.sampling import epoch_ms
 
-MEASUREMENT = "qos"
 BUCKET = "qosfleet"
-# The labels and fields `labels` and `fields` produce, in their order (readers use these).
-LABEL_NAMES = (
-    "probe",
-    "province",
-    "commune",
-    "village",
-    "access",
-    "technology",
-    "operator",
-    "interface",
-    "target",
-    "ip_version",
-)
-FIELD_NAMES = (
-    "download_mbps",
-    "upload_mbps",
-    "latency_idle_median_ms",
-    "latency_loaded_median_ms",
-    "attempt_failed",
-    "probe_limited",
-    "errors",
-    "bytes_used",
-    "clock_synced",
-    "ipv6_works",
-    "lat",
-    "lon",
-    "plan_download_mbps",
-    "plan_upload_mbps",
-    "seq",
-)
-
-
-def labels(result: Result, location: Location | None = None) -> dict[str, str]:
-    """The series identity of a result: where, which link, which target."""
-    location = result.location or location
-    return {
-        "probe": result.probe_id,
-        "province": location.province_code if location else "",
-        "commune": location.commune_code if location else "",
-        "village": location.village if location else "",
-        "access": result.link.access,
-        "technology": result.link.technology,
-        "operator": result.link.operator,
-        "interface": result.link.interface,
-        "target": result.target.id,
-        "ip_version": str(result.target.ip_version),
-    }
-
-
-def fields(result: Result, location: Location | None = None) -> dict[str, float]:
-    """The numbers of one result; absent measurements are absent fields, not zeros."""
-    measurements = result.measurements
-    location = result.location or location
-    values: dict[str, float] = {
-        "bytes_used": float(result.provenance.bytes_used),
-        "probe_limited": float(result.provenance.probe_limited),
-        "errors": float(len(result.errors)),
-        # QCVN access failure: a download attempted that could not run. A light test (latency,
-        # IPv6) or a probe-side problem (interface missing) is not an attempt on the link.
-        "attempt_failed": float(
-            measurements.download is None and any(e.stage == "download" for e in result.errors)
-        ),
-        "seq": float(result.seq),
-    }
-    optional: dict[str, float | None] = {
-        "download_mbps": measurements.download.mbps if measurements.download else None,
-        "upload_mbps": measurements.upload.mbps if measurements.upload else None,
-        "clock_synced": None if result.clock.synced is None else float(result.clock.synced),
-        "ipv6_works": float(measurements.ipv6.status == "works") if measurements.ipv6 else None,
-        "lat": location.lat if location else None,
-        "lon": location.lon if location else None,
-        "plan_download_mbps": result.link.plan.download_mbps if result.link.plan else None,
-        "plan_upload_mbps": result.link.plan.upload_mbps if result.link.plan else None,
-    }
-    latency = measurements.latency
-    if latency and latency.idle:
-        optional["latency_idle_median_ms"] = latency.idle.median_ms
-    if latency and latency.loaded:
-        optional["latency_loaded_median_ms"] = latency.loaded.median_ms
-    values.update({key: value for key, value in optional.items() if value is not None})
-    return values
 
 
 # Control characters become (escaped) spaces: a raw newline would end the line.
@@ -128,16 +49,17 @@ def make_line(
     return f"{measurement}{tag_text} {field_text} {at_ms}"
 
 
-def epoch_ms(moment: datetime) -> int:
-    return round(moment.timestamp() * 1000)
-
-
-def result_line(result: Result, location: Location | None = None) -> str:
-    """A result as one line; `location` (from enrollment) labels a result that carries none."""
+def result_line(
+    result: Result,
+    location: Location | None = None,
+    profiles: Mapping[str, Profile] | None = None,
+) -> str:
+    """A result as one line; `location` (from enrollment) labels a result that carries none, the
+    profiles decide its sample class (collector/series.py)."""
     return make_line(
         MEASUREMENT,
         labels(result, location),
-        fields(result, location),
+        fields(result, location, profiles),
         epoch_ms(result.finished_at),
     )
 

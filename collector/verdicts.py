@@ -1,46 +1,42 @@
 """Per-area verdicts kept in the store, so dashboards and alert rules read them directly.
 
-Every interval the collector reads the window's raw samples back from the store, judges every
-area (village, commune, province, nation) x technology x operator with the pure compliance engine,
-and writes the `qos_compliance_*` series (dashboards/SERIES.md). Reading the raw samples back keeps
-the verdict exactly the regulation's statistic (mean of per-sample rates, t interval), which
-recording rules could only approximate.
+Every interval the collector asks VictoriaMetrics for each area group's sufficient statistics over
+the window — counts by sample class, n / sum / sum of squares of the counted rates and latencies,
+counts at the share thresholds and per part of the day — as MetricsQL rollups grouped by the area
+labels (collector/series.py writes the whole-unit series they sum). The store does the per-sample
+work where the samples live (a VictoriaMetrics cluster's vmselect spreads it), so a refresh costs
+per area group, never per sample of the window. Sums of whole units are exact, so the verdict is
+the one `qos-collector evaluate` gives on the same samples. The pure engine
+(collector/compliance.py) then judges every area (village, commune, province, nation) x
+technology x operator and the `qos_compliance_*` series are written (dashboards/SERIES.md).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Iterator, Mapping
+import math
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Literal, NamedTuple
 
 import aiohttp
 import msgspec
 
-from collector.compliance import DEFAULT_WINDOW, QCVN_METHOD, Sample, Verdict, evaluate_areas
-from collector.store import StoreWriter, epoch_ms, make_line
+from collector.compliance import DEFAULT_WINDOW, QCVN_METHOD, AreaStats, Verdict, judge
+from collector.series import AREA_LABELS, plan_of_label
+from collector.series import MEASUREMENT as SAMPLES
+from collector.store import StoreWriter, make_line
 from contract.errors import ServiceError
 from contract.profiles import Profile, profile_for
-from contract.result import Plan
+from contract.sampling import CLASS_CODES, DAY_PARTS, EXACT_LIMIT, epoch_ms, rate_units
 
 log = logging.getLogger("qosfleet.collector.verdicts")
 
 MEASUREMENT = "qos_compliance"
 Level = Literal["village", "commune", "province", "nation"]
 STATUS_VALUE = {"pass": 1.0, "fail": 0.0, "insufficient-data": -1.0}
-# The per-result series a verdict needs, as written by collector/store.py.
-SAMPLE_SERIES = (
-    "download_mbps",
-    "upload_mbps",
-    "latency_idle_median_ms",
-    "attempt_failed",
-    "probe_limited",
-    "plan_download_mbps",
-    "plan_upload_mbps",
-)
-# Labels that identify one result's series apart from the metric name.
-_RESULT_LABELS = ("probe", "interface", "target", "ip_version")
+GroupKey = tuple[str, ...]  # AREA_LABELS' values
 
 
 class Area(NamedTuple):
@@ -63,126 +59,143 @@ def areas_of(labels: Mapping[str, str]) -> Iterator[Area]:
     yield Area("nation", "", "", "", technology, operator)
 
 
-class ExportedSeries(msgspec.Struct, frozen=True):
-    """One line of VictoriaMetrics' /api/v1/export."""
+class Rollup(NamedTuple):
+    """One statistic of every area group, as one MetricsQL instant query."""
 
-    metric: dict[str, str]
-    values: list[float]
-    timestamps: list[int]
-
-
-class StoredSample(NamedTuple):
-    labels: dict[str, str]
-    sample: Sample
-    plan: Plan | None
+    name: str
+    expression: str
 
 
-def samples_from_export(series: Iterable[ExportedSeries]) -> list[StoredSample]:
-    """Join the per-field series of each result back into one sample (same labels and time)."""
-    results: dict[tuple[tuple[str, str], ...], dict[int, dict[str, float]]] = {}
-    for line in series:
-        field = line.metric.get("__name__", "").removeprefix("qos_")
-        key = tuple(sorted((k, v) for k, v in line.metric.items() if k != "__name__"))
-        by_time = results.setdefault(key, {})
-        for timestamp, value in zip(line.timestamps, line.values, strict=True):
-            by_time.setdefault(timestamp, {})[field] = value
-    samples: list[StoredSample] = []
-    for key, by_time in results.items():
-        labels = dict(key)
-        for timestamp, values in by_time.items():
-            if not {"download_mbps", "upload_mbps"} & values.keys() and not values.get(
-                "attempt_failed"
-            ):
-                continue  # a light test (latency, IPv6): no speed attempt to count
-            status: Literal["ok", "failed", "probe_limited"] = "ok"
-            if values.get("attempt_failed") == 1.0:
-                status = "failed"
-            elif values.get("probe_limited") == 1.0:
-                status = "probe_limited"
-            sample = Sample(
-                timestamp=datetime.fromtimestamp(timestamp / 1000, UTC),
-                download_mbps=values.get("download_mbps"),
-                upload_mbps=values.get("upload_mbps"),
-                rtt_ms=values.get("latency_idle_median_ms"),
-                status=status,
+def rollups(profiles: Mapping[str, Profile], window: timedelta) -> list[Rollup]:
+    """The queries whose answers are every group's AreaStats (see `stats_from_rollups`)."""
+    group = ",".join(AREA_LABELS)
+    span = f"{round(window.total_seconds() * 1000)}ms"
+
+    def summed(rollup: str, field: str, extra: str = "", selector: str = "") -> str:
+        return f"sum by ({group}) ({rollup}({SAMPLES}_{field}{selector}[{span}]{extra}))"
+
+    found = [
+        Rollup(f"class.{name}", summed("count_eq_over_time", "sample_class", f", {code}"))
+        for name, code in CLASS_CODES.items()
+    ]
+    for quantity in ("download", "upload", "latency"):
+        field = f"counted_{quantity}_{'10us' if quantity == 'latency' else '10kbps'}"
+        found += [
+            Rollup(f"{quantity}.n", summed("count_over_time", field)),
+            Rollup(f"{quantity}.total", summed("sum_over_time", field)),
+            Rollup(f"{quantity}.total_sq", summed("sum2_over_time", field)),
+        ]
+    found += [
+        Rollup(f"day_part.{part}", summed("count_eq_over_time", "counted_day_part", f", {part}"))
+        for part in range(DAY_PARTS)
+    ]
+    # count_ge_over_time is not in VictoriaMetrics 1.79; on whole units, > T - 0.5 is >= T.
+    for profile in profiles.values():
+        target = profile.download
+        if target is None or target.share_min_mbps is None or not profile.default_for:
+            continue
+        units = rate_units(target.share_min_mbps)
+        selector = '{technology=~"' + "|".join(profile.default_for) + '"}'
+        found.append(
+            Rollup(
+                f"at_or_above.{units}",
+                summed(
+                    "count_gt_over_time", "counted_download_10kbps", f", {units - 0.5}", selector
+                ),
             )
-            plan = None
-            if "plan_download_mbps" in values and "plan_upload_mbps" in values:
-                plan = Plan(
-                    download_mbps=values["plan_download_mbps"],
-                    upload_mbps=values["plan_upload_mbps"],
-                )
-            samples.append(StoredSample(labels, sample, plan))
-    return samples
+        )
+    return found
+
+
+class _Vector(msgspec.Struct, frozen=True):
+    metric: dict[str, str]
+    value: tuple[float, str]
+
+
+class _Data(msgspec.Struct, frozen=True):
+    result: list[_Vector]
+
+
+class _Answer(msgspec.Struct, frozen=True):
+    data: _Data
+
+
+_answer = msgspec.json.Decoder(_Answer)
+
+
+def _whole(text: str, rollup: str) -> int:
+    value = float(text)
+    if not math.isfinite(value) or value != int(value) or abs(value) >= EXACT_LIMIT:
+        # Sums of whole units are exact below 2**53; beyond, the verdict would not be.
+        raise ServiceError(
+            f"rollup {rollup} answered {text}, not an exact whole number",
+            "an area group holds too many samples for exact sums: see docs/qcvn-method.md",
+        )
+    return int(value)
+
+
+def stats_from_rollups(answers: Mapping[str, list[_Vector]]) -> dict[GroupKey, AreaStats]:
+    """Every area group's statistics from the rollups' answers (pure)."""
+    groups: dict[GroupKey, AreaStats] = {}
+    for name, vectors in answers.items():
+        kind, _, detail = name.partition(".")
+        for vector in vectors:
+            key = tuple(vector.metric.get(label, "") for label in AREA_LABELS)
+            stats = groups.get(key)
+            if stats is None:
+                stats = groups[key] = AreaStats(plans={plan_of_label(key[-1])})
+                stats.mix[key[-2]] = 0
+            count = _whole(vector.value[1], name)
+            if kind == "class":
+                stats.count_class(detail, count)  # type: ignore[arg-type]
+            elif kind in {"download", "upload", "latency"}:
+                moments = getattr(stats, kind)
+                setattr(moments, detail, count)
+                if kind == "download" and detail == "n":
+                    stats.mix[key[-2]] = count
+            elif kind == "day_part":
+                stats.day_parts[int(detail)] = count
+            elif kind == "at_or_above":
+                stats.at_or_above[int(detail)] = count
+    return groups
 
 
 def judge_areas(
-    samples: list[StoredSample],
-    profiles: dict[str, Profile],
+    groups: Mapping[GroupKey, AreaStats],
+    profiles: Mapping[str, Profile],
     *,
     now: datetime,
     window: timedelta = DEFAULT_WINDOW,
 ) -> dict[Area, Verdict]:
     """Pure: every area x technology x operator judged against its technology's profile."""
-    keyed = [(area, stored.sample) for stored in samples for area in areas_of(stored.labels)]
-    # QCVN 34 compares with the subscribed plan: meaningful only where one plan applies.
-    plans_seen: dict[Area, set[Plan | None]] = {}
-    for stored in samples:
-        for area in areas_of(stored.labels):
-            plans_seen.setdefault(area, set()).add(stored.plan)
-    plans = {
-        area: next(iter(seen))
-        for area, seen in plans_seen.items()
-        if len(seen) == 1 and next(iter(seen)) is not None
-    }
-    return evaluate_areas(
-        keyed,
-        lambda area: profile_for(area.technology, profiles),
-        now=now,
-        window=window,
-        plans={area: plan for area, plan in plans.items() if plan is not None},
-    )
+    areas: dict[Area, AreaStats] = {}
+    for key, stats in groups.items():
+        for area in areas_of(dict(zip(AREA_LABELS, key, strict=True))):
+            areas.setdefault(area, AreaStats()).add(stats)
+    verdicts: dict[Area, Verdict] = {}
+    for area, stats in areas.items():
+        profile = profile_for(area.technology, dict(profiles))
+        if profile is not None:
+            verdicts[area] = judge(stats, profile, now=now, window=window)
+    return verdicts
 
 
-def verdict_line(area: Area, verdict: Verdict, profile: Profile, at: datetime) -> str:
-    download = profile.download
-    # The line a chart draws: the mean target, or the per-sample minimum of a share rule.
-    target_line = (download.mean_min_mbps or download.share_min_mbps) if download else None
-    tags = area._asdict() | {"profile": verdict.profile}
-    numbers: dict[str, float | None] = {
-        "status": STATUS_VALUE[verdict.status],
-        "early_warning": float(verdict.early_warning),
-        "formal": float(verdict.method == QCVN_METHOD),
-        "n": float(verdict.n),
-        "n_required": float(verdict.n_required),
-        "n_failed": float(verdict.n_failed),
-        "n_probe_limited": float(verdict.n_probe_limited),
-        "mean_download_mbps": verdict.mean_download_mbps,
-        "ci_low_mbps": verdict.ci_low,
-        "ci_high_mbps": verdict.ci_high,
-        "target_download_mbps": target_line,
-        "share_at_or_above_min": verdict.share_at_or_above_min,
-        "access_failure_rate": verdict.access_failure_rate,
-        "mean_upload_mbps": verdict.mean_upload_mbps,
-        "mean_latency_ms": verdict.mean_latency_ms,
-    }
-    return make_line(MEASUREMENT, tags, numbers, epoch_ms(at))
-
-
-async def export_series(
-    session: aiohttp.ClientSession, store_url: str, match: str, start: datetime, end: datetime
-) -> list[ExportedSeries]:
-    """The series `match` selects between start and end, from VictoriaMetrics' export API."""
-    params = {
-        "match[]": match,
-        "start": f"{start.timestamp():.3f}",
-        "end": f"{end.timestamp():.3f}",
-    }
-    decoder = msgspec.json.Decoder(ExportedSeries)
+async def query(
+    session: aiohttp.ClientSession, store_url: str, expression: str, at: datetime
+) -> list[_Vector]:
+    """One instant query at `at`, past VictoriaMetrics' response cache (which would miss samples
+    delivered late by a probe's spool)."""
+    params = {"query": expression, "time": f"{at.timestamp():.3f}", "nocache": "1"}
     try:
-        async with session.get(f"{store_url}/api/v1/export", params=params) as response:
-            response.raise_for_status()
-            return [decoder.decode(line) async for line in response.content if line.strip()]
+        async with session.get(f"{store_url}/api/v1/query", params=params) as response:
+            body = await response.read()
+            if response.status != 200:  # noqa: PLR2004
+                detail = body[:300].decode(errors="replace")
+                raise ServiceError(
+                    f"the store refused a verdict query ({response.status}): {detail}",
+                    "check that the store is VictoriaMetrics 1.79 or later",
+                )
+        return _answer.decode(body).data.result
     except (aiohttp.ClientError, msgspec.DecodeError) as exc:
         raise ServiceError(
             f"cannot read from the store at {store_url}: {exc}",
@@ -190,25 +203,103 @@ async def export_series(
         ) from exc
 
 
-async def read_samples(
-    session: aiohttp.ClientSession, store_url: str, *, start: datetime, end: datetime
-) -> list[StoredSample]:
-    names = "|".join(SAMPLE_SERIES)
-    match = f'{{__name__=~"qos_({names})"}}'
-    return samples_from_export(await export_series(session, store_url, match, start, end))
+async def read_area_stats(
+    session: aiohttp.ClientSession,
+    store_url: str,
+    profiles: Mapping[str, Profile],
+    *,
+    now: datetime,
+    window: timedelta = DEFAULT_WINDOW,
+) -> dict[GroupKey, AreaStats]:
+    """Every area group's statistics over (now - window, now], computed by the store."""
+    wanted = rollups(profiles, window)
+    answers = await asyncio.gather(
+        *(query(session, store_url, rollup.expression, now) for rollup in wanted)
+    )
+    return stats_from_rollups(
+        {rollup.name: answer for rollup, answer in zip(wanted, answers, strict=True)}
+    )
+
+
+async def judge_window(
+    session: aiohttp.ClientSession,
+    store_url: str,
+    profiles: Mapping[str, Profile],
+    *,
+    now: datetime,
+    window: timedelta = DEFAULT_WINDOW,
+) -> dict[Area, Verdict]:
+    groups = await read_area_stats(session, store_url, profiles, now=now, window=window)
+    return judge_areas(groups, profiles, now=now, window=window)
+
+
+def _status(value: str | None) -> float | None:
+    return None if value is None else STATUS_VALUE[value]
+
+
+def verdict_line(area: Area, verdict: Verdict, profile: Profile, at: datetime) -> str:
+    """One area's verdict as the `qos_compliance_*` series (dashboards/SERIES.md)."""
+    download = profile.download
+    regulation_line = verdict.plan_download_threshold_mbps
+    mean_is_programme = "download.mean" in profile.programme
+    if regulation_line is None and download is not None and not mean_is_programme:
+        regulation_line = download.mean_min_mbps or download.share_min_mbps
+    programme_line = download.mean_min_mbps if download is not None and mean_is_programme else None
+    tags = area._asdict() | {"profile": verdict.profile}
+    mix = verdict.sample_mix
+    numbers: dict[str, float | None] = {
+        "status": STATUS_VALUE[verdict.status],
+        "early_warning": float(verdict.early_warning),
+        "formal": float(verdict.method == QCVN_METHOD),
+        "n": float(verdict.n),
+        "n_required": float(verdict.n_required),
+        "n_attempts": float(verdict.n_attempts),
+        "n_failed": float(verdict.n_failed),
+        "n_probe_limited": float(verdict.n_probe_limited),
+        "n_implausible": float(verdict.n_implausible),
+        "n_too_close": float(verdict.n_too_close),
+        "n_indoor": float(mix.indoor),
+        "n_outdoor_fixed": float(mix.outdoor_fixed),
+        "n_outdoor_moving": float(mix.outdoor_moving),
+        "mean_download_mbps": verdict.mean_download_mbps,
+        "ci_low_mbps": verdict.ci_low,
+        "ci_high_mbps": verdict.ci_high,
+        "target_download_mbps": regulation_line,
+        "share_at_or_above_min": verdict.share_at_or_above_min,
+        "share_ci_low": verdict.share_ci_low,
+        "share_ci_high": verdict.share_ci_high,
+        "access_failure_rate": verdict.access_failure_rate,
+        "access_failure_ci_low": verdict.access_failure_ci_low,
+        "access_failure_ci_high": verdict.access_failure_ci_high,
+        "mean_upload_mbps": verdict.mean_upload_mbps,
+        "upload_ci_low_mbps": verdict.upload_ci_low,
+        "upload_ci_high_mbps": verdict.upload_ci_high,
+        "target_upload_mbps": verdict.plan_upload_threshold_mbps,
+        "mean_latency_ms": verdict.mean_latency_ms,
+        "latency_ci_low_ms": verdict.latency_ci_low,
+        "latency_ci_high_ms": verdict.latency_ci_high,
+        "plan_status": _status(verdict.plan_conformity),
+        "national_target_status": _status(verdict.national_target),
+        "national_target_early_warning": float(verdict.national_target_early_warning)
+        if verdict.national_target is not None
+        else None,
+        "national_target_download_mbps": programme_line,
+    }
+    for part, count in enumerate(verdict.day_parts):
+        numbers[f"n_day_part_{part}"] = float(count)
+    return make_line(MEASUREMENT, tags, numbers, epoch_ms(at))
 
 
 async def refresh_verdicts(
     session: aiohttp.ClientSession,
     writer: StoreWriter,
-    profiles: dict[str, Profile],
+    profiles: Mapping[str, Profile],
     *,
     now: datetime,
     window: timedelta = DEFAULT_WINDOW,
 ) -> dict[Area, Verdict]:
-    """One pass: read the window, judge every area, write the verdict series at `now`."""
-    samples = await read_samples(session, writer.url, start=now - window, end=now)
-    verdicts = judge_areas(samples, profiles, now=now, window=window)
+    """One pass: the window's statistics from the store, every area judged, verdicts written."""
+    verdicts = await judge_window(session, writer.url, profiles, now=now, window=window)
     if verdicts:
         await writer.write_lines(
             [verdict_line(a, v, profiles[v.profile], now) for a, v in verdicts.items()]
@@ -217,7 +308,7 @@ async def refresh_verdicts(
 
 
 async def keep_verdicts_fresh(
-    writer: StoreWriter, profiles: dict[str, Profile], *, interval_s: float
+    writer: StoreWriter, profiles: Mapping[str, Profile], *, interval_s: float
 ) -> None:
     """Refresh for ever; a store outage is logged and retried at the next interval."""
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as session:

@@ -9,7 +9,7 @@ from typing import Annotated
 import msgspec
 
 from contract.errors import ConfigError
-from contract.result import Access, Technology
+from contract.result import MAX_MBPS, Access, Technology
 from contract.typed import Strict, convert, read_toml
 
 BUNDLED = Path(__file__).with_name("profiles.toml")
@@ -34,6 +34,8 @@ class SampleMix(Strict, frozen=True, kw_only=True):
 
 
 class Profile(Strict, frozen=True, kw_only=True):
+    """One QCVN profile. Every field is read by the verdict (contract.criteria, collector)."""
+
     title: str
     source: str
     verify: bool = False
@@ -44,6 +46,15 @@ class Profile(Strict, frozen=True, kw_only=True):
     access_failure_max: Share | None = None
     latency_mean_max_ms: PositiveMbps | None = None
     sample_mix: SampleMix | None = None
+    # QCVN 34's "spread over different hours of the day": each of the four six-hour parts of the
+    # day (Vietnam time) must hold at least this share of the counted samples.
+    day_part_min_share: Annotated[float, msgspec.Meta(ge=0.0, le=0.25)] | None = None
+    # The physical ceiling of each technology this profile judges: a sample above it is kept as
+    # evidence but excluded from every statistic (counted as implausible).
+    ceilings_mbps: dict[Technology, PositiveMbps] = msgspec.field(default_factory=dict)
+    # Criteria (contract.criteria ids) that are national programme indicators, not the regulation:
+    # judged and stored apart, never merged into the verdict's status.
+    programme: tuple[str, ...] = ()
     download: DirectionTarget | None = None
     upload: DirectionTarget | None = None
     # Filled from the table's key when loaded; not written in the file.
@@ -81,6 +92,14 @@ def _check_profile(file: str, name: str, profile: Profile) -> None:
                 "names no target",
                 "set mean_min_mbps, share_min_mbps + share_required, or plan_ratio",
             )
+
+
+def ceiling_mbps(profile: Profile, technology: str) -> float:
+    """The fastest rate a sample of this technology may claim under this profile."""
+    return next(
+        (ceiling for name, ceiling in profile.ceilings_mbps.items() if name == technology),
+        MAX_MBPS,
+    )
 
 
 @cache

@@ -46,6 +46,9 @@ Technology = Literal["ftth", "cable", "dsl", "fwa", "3g", "4g", "5g", "unknown"]
 StopReason = Literal["duration", "stable", "budget", "error"]
 Ipv6Status = Literal["works", "no-v6", "broken-route", "dns-only", "pmtud-blackhole"]
 LatencyMethod = Literal["icmp", "tcp-connect", "http-echo"]
+# Where a sample is taken, as QCVN 81/126 count their sample mix: a probe indoors, at a fixed point
+# outdoors, or on the move (a drive test). Declared per link at enrollment.
+Setting = Literal["indoor", "outdoor_fixed", "outdoor_moving"]
 
 PROBE_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 
@@ -92,6 +95,8 @@ class Link(Frozen, frozen=True, kw_only=True):
     operator: Name
     plan: Plan | None = None
     radio: Radio | None = None
+    # Absent in older payloads and on links enrolled without one: counted in no sample-mix part.
+    setting: Setting | None = None
 
 
 class Target(Frozen, frozen=True, kw_only=True):
@@ -163,6 +168,9 @@ class Provenance(Frozen, frozen=True, kw_only=True):
     # Relative half-width of the 95 % interval of the download estimate (0.02 = +/- 2 %).
     confidence: Ratio | None = None
     health: HealthSnapshot | None = None
+    # Seconds from the previous speed attempt on this link that counted under the QCVN minimum gap
+    # between two samples of one device (contract.sampling); None: none before it.
+    gap_s: Annotated[float, msgspec.Meta(ge=0.0)] | None = None
 
 
 class MeasurementError(Frozen, frozen=True, kw_only=True):

@@ -27,6 +27,7 @@ from contract.result import (
     Plan,
     Receipt,
     Result,
+    Setting,
     Technology,
     Throughput,
     encode_result,
@@ -61,6 +62,12 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         type=_plan,
         metavar="DOWN/UP",
         help="the subscribed plan in Mb/s, e.g. 100/100: fixed links are judged against 0.8 x it",
+    )
+    check.add_argument(
+        "--setting",
+        choices=get_args(Setting),
+        help="where this sample is taken (QCVN 81/126 sample mix); outdoor_moving for a drive "
+        "test (default: the config's link)",
     )
     check.add_argument(
         "--runner",
@@ -164,7 +171,12 @@ async def _check(args: argparse.Namespace, console: Console) -> int:
             budget_bytes=budget,
             options=options,
             progress=_show(status),
-            labels=LinkLabels(technology=args.technology, operator=args.operator, plan=args.plan),
+            labels=LinkLabels(
+                technology=args.technology,
+                operator=args.operator,
+                plan=args.plan,
+                setting=args.setting,
+            ),
         )
     receipt: Receipt | None = None
     if args.publish:

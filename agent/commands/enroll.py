@@ -45,6 +45,14 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "(repeat for each link)",
     )
     enroll.add_argument(
+        "--setting",
+        action="append",
+        default=[],
+        metavar="IF:SETTING",
+        help="where a link's samples are taken, for the QCVN 81/126 sample mix: indoor, "
+        "outdoor_fixed or outdoor_moving, e.g. wwan0:indoor (repeatable)",
+    )
+    enroll.add_argument(
         "--target",
         action="append",
         required=True,
@@ -135,11 +143,28 @@ def config_table(args: argparse.Namespace) -> dict[str, Any]:
             "lat": args.lat,
             "lon": args.lon,
         },
-        "links": [_link(spec, index) for index, spec in enumerate(args.link)],
+        "links": _with_settings(
+            [_link(spec, index) for index, spec in enumerate(args.link)], args.setting
+        ),
         "targets": [_target(spec, index) for index, spec in enumerate(args.target)],
         "broker": broker,
     }
     return table
+
+
+def _with_settings(links: list[dict[str, Any]], specs: list[str]) -> list[dict[str, Any]]:
+    """Each --setting IF:SETTING onto its link; the config's loader checks the setting's value."""
+    by_interface = {link["interface"]: link for link in links}
+    for spec in specs:
+        interface, _, setting = spec.partition(":")
+        if interface not in by_interface or not setting:
+            raise ConfigError(
+                f"--setting {spec!r}",
+                "names no --link interface" if setting else "is not IF:SETTING",
+                "e.g. --setting wwan0:indoor for --link wwan0:mobile:4g:Viettel",
+            )
+        by_interface[interface]["setting"] = setting
+    return links
 
 
 def _link(spec: str, index: int) -> dict[str, Any]:

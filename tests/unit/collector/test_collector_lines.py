@@ -5,7 +5,8 @@ from __future__ import annotations
 import msgspec
 from hypothesis import given
 
-from collector.store import FIELD_NAMES, LABEL_NAMES, fields, labels, make_line, result_line
+from collector.series import FIELD_NAMES, LABEL_NAMES, fields, labels
+from collector.store import make_line, result_line
 from contract.result import MeasurementError, Result
 from tests.strategies import results, sample_result
 

@@ -1,0 +1,148 @@
+"""The criteria of a QCVN profile, defined once: the collector's engine judges an area with them,
+the technician's check holds one sample against them.
+
+Each criterion belongs to one part. `regulation`: what the regulation demands (QCVN 81/126 and the
+4G plan target they are the method of; QCVN 34 plan conformity) — its status is the verdict and its
+failure is a critical alert. `programme`: a national programme indicator the profile lists in
+`programme` (the fixed 1 Gb/s target) — reported beside the verdict, never merged into it.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, NamedTuple
+
+from contract.profiles import DirectionTarget, Profile
+from contract.result import Plan
+
+Part = Literal["regulation", "programme"]
+Statistic = Literal[
+    "download.mean",
+    "download.share",
+    "upload.mean",
+    "upload.share",
+    "access_failure",
+    "latency.mean",
+]
+Comparison = Literal[">=", "<="]
+Unit = Literal["Mb/s", "ms", "share"]
+Direction = Literal["download", "upload"]
+
+
+class Criterion(NamedTuple):
+    id: str
+    name: str
+    part: Part
+    statistic: Statistic
+    unit: Unit
+    comparison: Comparison
+    # None: cannot be judged (a plan criterion without a plan); `note` says why.
+    threshold: float | None
+    # For a share criterion: the per-sample rate a sample must reach.
+    share_min_mbps: float | None = None
+    note: str = ""
+
+
+def criteria(profile: Profile, plan: Plan | None) -> tuple[Criterion, ...]:
+    """Every criterion of the profile, in a fixed order: download, upload, access, latency."""
+    found: list[Criterion] = []
+    if profile.download is not None:
+        plan_mbps = None if plan is None else plan.download_mbps
+        found += _direction(profile, "download", profile.download, plan_mbps)
+    if profile.upload is not None:
+        plan_mbps = None if plan is None else plan.upload_mbps
+        found += _direction(profile, "upload", profile.upload, plan_mbps)
+    if profile.access_failure_max is not None:
+        found.append(
+            Criterion(
+                id="access_failure",
+                name=f"access failure rate <= {profile.access_failure_max:.0%}",
+                part=_part(profile, "access_failure"),
+                statistic="access_failure",
+                unit="share",
+                comparison="<=",
+                threshold=profile.access_failure_max,
+            )
+        )
+    if profile.latency_mean_max_ms is not None:
+        found.append(
+            Criterion(
+                id="latency.mean",
+                name=f"latency mean <= {profile.latency_mean_max_ms:g} ms",
+                part=_part(profile, "latency.mean"),
+                statistic="latency.mean",
+                unit="ms",
+                comparison="<=",
+                threshold=profile.latency_mean_max_ms,
+            )
+        )
+    return tuple(found)
+
+
+def share_thresholds(profile: Profile) -> tuple[float, ...]:
+    """The per-sample rates whose share a profile judges (a store must count samples at them)."""
+    return tuple(
+        target.share_min_mbps
+        for target in (profile.download, profile.upload)
+        if target is not None and target.share_min_mbps is not None
+    )
+
+
+def _part(profile: Profile, criterion_id: str) -> Part:
+    return "programme" if criterion_id in profile.programme else "regulation"
+
+
+def _direction(
+    profile: Profile, direction: Direction, target: DirectionTarget, plan_mbps: float | None
+) -> list[Criterion]:
+    found: list[Criterion] = []
+    mean: Statistic = "download.mean" if direction == "download" else "upload.mean"
+    share: Statistic = "download.share" if direction == "download" else "upload.share"
+    if target.mean_min_mbps is not None:
+        criterion_id = f"{direction}.mean"
+        found.append(
+            Criterion(
+                id=criterion_id,
+                name=f"{direction} mean >= {target.mean_min_mbps:g} Mb/s",
+                part=_part(profile, criterion_id),
+                statistic=mean,
+                unit="Mb/s",
+                comparison=">=",
+                threshold=target.mean_min_mbps,
+            )
+        )
+    if target.share_min_mbps is not None and target.share_required is not None:
+        criterion_id = f"{direction}.share"
+        found.append(
+            Criterion(
+                id=criterion_id,
+                name=(
+                    f"share of {direction} samples >= {target.share_min_mbps:g} Mb/s"
+                    f" is >= {target.share_required:.0%}"
+                ),
+                part=_part(profile, criterion_id),
+                statistic=share,
+                unit="share",
+                comparison=">=",
+                threshold=target.share_required,
+                share_min_mbps=target.share_min_mbps,
+            )
+        )
+    if target.plan_ratio is not None:
+        criterion_id = f"{direction}.plan"
+        name = f"{direction} mean >= {target.plan_ratio:g} x plan"
+        threshold = None if plan_mbps is None else target.plan_ratio * plan_mbps
+        found.append(
+            Criterion(
+                id=criterion_id,
+                name=name if threshold is None else f"{name} ({threshold:g} Mb/s)",
+                part=_part(profile, criterion_id),
+                statistic=mean,
+                unit="Mb/s",
+                comparison=">=",
+                threshold=threshold,
+                note=""
+                if threshold is not None
+                else "not judged: no single subscribed plan, so QCVN 34 plan conformity cannot be",
+            )
+        )
+    return found
