@@ -9,6 +9,7 @@ import os
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Annotated
 
 import msgspec
 
@@ -84,33 +85,38 @@ def sample_gap(
     """Seconds since this link's previous counted speed attempt (contract.sampling), remembered.
 
     The probe keeps the chain because it alone sees its attempts in order: the collector gets
-    them out of order (spool drains) and split between instances. A hand-edited or torn file
-    starts the chain afresh (the next attempt counts).
+    them out of order (spool drains) and split between instances. An unreadable file starts the
+    chains afresh (the next attempt of each link counts).
     """
     ensure_state_dir(state_dir)
-    path = state_dir / f"last-counted-{interface}"
+    path = state_dir / "last-counted.json"
     with (state_dir / "seq.lock").open("a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            previous: datetime | None = datetime.fromtimestamp(
-                int(path.read_text(encoding="ascii")) / 1000, UTC
-            )
-        except (FileNotFoundError, ValueError, OverflowError, OSError):
-            previous = None
+            chains = _chains.decode(path.read_bytes())
+        except (OSError, msgspec.DecodeError, msgspec.ValidationError):
+            chains = {}
+        last = chains.get(interface)
+        previous = None if last is None else datetime.fromtimestamp(last / 1000, UTC)
         gap = gap_s(previous, finished_at)
         if not too_close(gap, min_gap_s):
+            chains[interface] = epoch_ms(finished_at)
             try:
-                _replace(path, epoch_ms(finished_at))
+                _replace(path, msgspec.json.encode(chains).decode())
             except OSError as exc:
                 # Not fatal: the gap is evidence, the measurement is what matters.
                 log.warning("cannot remember the last counted sample in %s: %s", path, exc)
     return gap
 
 
-def _replace(path: Path, value: int) -> None:
-    """Write, fsync, rename: the file holds the old number or the new one, never a torn one."""
+# interface -> epoch ms of its last counted attempt; bounded to the years a probe may see.
+_chains = msgspec.json.Decoder(dict[str, Annotated[int, msgspec.Meta(ge=0, lt=2**53)]])
+
+
+def _replace(path: Path, value: int | str) -> None:
+    """Write, fsync, rename: the file holds the old value or the new one, never a torn one."""
     temporary = path.with_suffix(".tmp")
-    with temporary.open("w", encoding="ascii") as handle:
+    with temporary.open("w", encoding="utf-8") as handle:
         handle.write(str(value))
         handle.flush()
         os.fsync(handle.fileno())

@@ -35,6 +35,7 @@ import msgspec
 
 from collector.store import StoreWriter, result_line
 from collector.verdicts import refresh_verdicts
+from contract.errors import ServiceError
 from contract.profiles import bundled_profiles
 from contract.result import Link, Location, Plan, Provenance, Setting, Technology, Throughput
 from lab.services import victoria_metrics
@@ -80,7 +81,8 @@ OPERATORS = ("Viettel", "VNPT", "MobiFone")
 TECHNOLOGIES: tuple[Technology, ...] = ("4g", "5g", "ftth")
 SETTINGS: tuple[Setting, ...] = ("indoor", "outdoor_fixed", "outdoor_moving")
 WINDOW = timedelta(days=30)
-LINES_PER_WRITE = 20_000
+LINES_PER_WRITE = 5_000
+WRITE_ATTEMPTS = 5
 
 
 def probe_link(index: int) -> tuple[Link, Location]:
@@ -140,15 +142,27 @@ async def seed(store_url: str, probes: int, count: int, seed_value: int, now: da
                 )
                 lines.append(result_line(result, None, profiles))
                 if len(lines) >= LINES_PER_WRITE:
-                    await writer.write_lines(lines)
-                    written += len(lines)
+                    written += await write(writer, lines)
                     lines = []
         if lines:
-            await writer.write_lines(lines)
-            written += len(lines)
+            written += await write(writer, lines)
     finally:
         await writer.close()
     return written
+
+
+async def write(writer: StoreWriter, lines: list[str]) -> int:
+    """Seeding creates series by the ten thousand: a slow answer is retried, not fatal."""
+    for attempt in range(WRITE_ATTEMPTS):
+        try:
+            await writer.write_lines(lines)
+        except ServiceError:
+            if attempt == WRITE_ATTEMPTS - 1:
+                raise
+            await asyncio.sleep(2.0)
+        else:
+            return len(lines)
+    return 0
 
 
 async def refresh_once(store_url: str, at: float) -> dict[str, float]:

@@ -75,7 +75,30 @@ def load_profiles(path: Path = BUNDLED) -> dict[str, Profile]:
     return profiles
 
 
+# Radio technologies are mobile access; every other technology is fixed (fwa: fixed wireless).
+MOBILE_TECHNOLOGIES = frozenset({"3g", "4g", "5g"})
+CRITERION_IDS = frozenset(
+    {"download.mean", "download.share", "download.plan", "upload.mean", "upload.share",
+     "upload.plan", "access_failure", "latency.mean"}
+)  # fmt: skip
+
+
 def _check_profile(file: str, name: str, profile: Profile) -> None:
+    for technology in profile.default_for:
+        access = "mobile" if technology in MOBILE_TECHNOLOGIES else "fixed"
+        if access != profile.access:
+            raise ConfigError(
+                f"{file}: profiles.{name}.default_for",
+                f"{technology} is {access} access, but the profile judges {profile.access} links",
+                "list only technologies of the profile's access",
+            )
+    for criterion in profile.programme:
+        if criterion not in CRITERION_IDS:
+            raise ConfigError(
+                f"{file}: profiles.{name}.programme",
+                f"{criterion!r} is not a criterion",
+                f"use one of {', '.join(sorted(CRITERION_IDS))}",
+            )
     for direction in ("download", "upload"):
         target: DirectionTarget | None = getattr(profile, direction)
         if target is None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from contract.errors import ConfigError
-from contract.profiles import bundled_profiles, load_profiles, profile_for
+from contract.profiles import bundled_profiles, ceiling_mbps, load_profiles, profile_for
 
 
 def test_bundled_profiles_carry_the_qcvn_targets() -> None:
@@ -91,3 +91,33 @@ def test_broken_toml_and_missing_file(tmp_path: Path) -> None:
         load_profiles(_write(tmp_path, "[profiles.x\n"))
     with pytest.raises(ConfigError, match="file not found"):
         load_profiles(tmp_path / "absent.toml")
+
+
+def test_a_profile_defaulting_to_another_access_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "profiles.toml"
+    path.write_text(
+        '[profiles.odd]\ntitle = "t"\nsource = "s"\naccess = "fixed"\ndefault_for = ["4g"]\n'
+        "n_required = 1\ndownload = { mean_min_mbps = 1.0 }\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError, match="4g is mobile access"):
+        load_profiles(path)
+
+
+def test_a_programme_criterion_must_exist(tmp_path: Path) -> None:
+    path = tmp_path / "profiles.toml"
+    path.write_text(
+        '[profiles.odd]\ntitle = "t"\nsource = "s"\naccess = "fixed"\nprogramme = ["speed"]\n'
+        "n_required = 1\ndownload = { mean_min_mbps = 1.0 }\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError, match="'speed' is not a criterion"):
+        load_profiles(path)
+
+
+def test_every_ceiling_and_rule_of_the_bundled_profiles_is_read() -> None:
+    profiles = bundled_profiles()
+    assert ceiling_mbps(profiles["4g"], "4g") == 2000.0
+    assert ceiling_mbps(profiles["4g"], "5g") == 100_000.0  # not this profile's technology
+    assert profiles["fixed"].day_part_min_share == 0.1
+    assert profiles["fixed"].programme == ("download.mean",)
