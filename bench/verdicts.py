@@ -34,7 +34,7 @@ import aiohttp
 import msgspec
 
 from collector.store import StoreWriter, result_line
-from collector.verdicts import refresh_verdicts
+from collector.verdicts import read_area_stats, refresh_verdicts
 from contract.errors import ServiceError
 from contract.profiles import bundled_profiles
 from contract.result import Link, Location, Plan, Provenance, Setting, Technology, Throughput
@@ -171,17 +171,21 @@ async def refresh_once(store_url: str, at: float) -> dict[str, float]:
     try:
         async with aiohttp.ClientSession() as session:
             started = time.perf_counter()
-            verdicts = await refresh_verdicts(
-                session, writer, profiles, now=datetime.fromtimestamp(at, UTC)
-            )
+            moment = datetime.fromtimestamp(at, UTC)
+            verdicts = await refresh_verdicts(session, writer, profiles, now=moment)
             elapsed = time.perf_counter() - started
+            # Again, the store's part alone: what limits a refresh.
+            started = time.perf_counter()
+            await read_area_stats(session, store_url, profiles, now=moment)
+            rollups_s = time.perf_counter() - started
     finally:
         await writer.close()
-    return {"refresh_s": elapsed, "areas": float(len(verdicts))}
+    return {"refresh_s": elapsed, "rollups_s": rollups_s, "areas": float(len(verdicts))}
 
 
-def measure_refresh(store_url: str, at: float) -> tuple[float, float, int]:
-    """One refresh in a child process: (its wall time, its peak RSS in MB, areas judged)."""
+def measure_refresh(store_url: str, at: float) -> tuple[float, float, float, int]:
+    """One refresh in a child process: (its wall time, the rollups' part of it, its peak RSS in
+    MB, areas judged)."""
     child = subprocess.Popen(
         [sys.executable, __file__, "--refresh-once", store_url, "--at", str(at)],
         stdout=subprocess.PIPE,
@@ -193,7 +197,12 @@ def measure_refresh(store_url: str, at: float) -> tuple[float, float, int]:
     if status != 0:
         raise SystemExit(f"refresh child failed ({status})")
     answer = json.loads(output)
-    return answer["refresh_s"], usage.ru_maxrss / 1024, int(answer["areas"])
+    return (
+        answer["refresh_s"],
+        answer["rollups_s"],
+        usage.ru_maxrss / 1024,
+        int(answer["areas"]),
+    )
 
 
 def flush(store_url: str) -> None:
@@ -218,7 +227,7 @@ def main() -> int:
         parser.error("--per-probe: growing sizes, e.g. 25,250")
     now = datetime.now(UTC).replace(microsecond=0)
     print(f"# {platform.node()} {platform.machine()} {os.cpu_count()} cores, {now:%Y-%m-%d}")
-    header = ("results", "probes", "areas", "seed s", "refresh s", "RSS MB")
+    header = ("results", "probes", "areas", "seed s", "refresh s", "rollups s", "RSS MB")
     print("".join(f"{name:>11}" for name in header))
     rows: list[dict[str, float]] = []
     with tempfile.TemporaryDirectory() as workdir, victoria_metrics(Path(workdir)) as store:
@@ -230,9 +239,9 @@ def main() -> int:
             )
             flush(store.url)
             seeded = time.perf_counter() - started
-            refresh_s, rss_mb, areas = measure_refresh(store.url, now.timestamp())
+            refresh_s, rollups_s, rss_mb, areas = measure_refresh(store.url, now.timestamp())
             cells = (f"{total:,}", f"{args.probes:,}", f"{areas:,}", f"{seeded:.1f}",
-                     f"{refresh_s:.3f}", f"{rss_mb:.1f}")  # fmt: skip
+                     f"{refresh_s:.3f}", f"{rollups_s:.3f}", f"{rss_mb:.1f}")  # fmt: skip
             print("".join(f"{cell:>11}" for cell in cells), flush=True)
             rows.append(
                 {"results": total, "refresh_s": round(refresh_s, 4), "rss_mb": round(rss_mb, 1)}

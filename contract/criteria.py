@@ -44,6 +44,24 @@ class Criterion(NamedTuple):
 
 def criteria(profile: Profile, plan: Plan | None) -> tuple[Criterion, ...]:
     """Every criterion of the profile, in a fixed order: download, upload, access, latency."""
+    # A national refresh judges tens of thousands of areas against a handful of (profile, plan)
+    # pairs; profiles are immutable, so the answer is remembered per pair.
+    key = (id(profile), plan)
+    cached = _cache.get(key)
+    if cached is not None and cached[0] is profile:
+        return cached[1]
+    found = _criteria(profile, plan)
+    if len(_cache) > _CACHE_SIZE:
+        _cache.clear()
+    _cache[key] = (profile, found)
+    return found
+
+
+_CACHE_SIZE = 1024
+_cache: dict[tuple[int, Plan | None], tuple[Profile, tuple[Criterion, ...]]] = {}
+
+
+def _criteria(profile: Profile, plan: Plan | None) -> tuple[Criterion, ...]:
     found: list[Criterion] = []
     if profile.download is not None:
         plan_mbps = None if plan is None else plan.download_mbps
