@@ -9,7 +9,8 @@ the method's sample rules are applied here, once, at ingest (contract.sampling):
   4 implausible, 5 too close to the previous counted sample of its device);
 - `counted_download_10kbps`, `counted_upload_10kbps`, `counted_latency_10us`: a counted sample's
   values in whole units, so the store's sums over any window are exact;
-- `counted_day_part`: the six-hour part of the day (Vietnam time) of a counted sample.
+- `counted_day_part`: the six-hour part of the day (Vietnam time) of a counted sample: 1 for
+  00-06, 2 for 06-12, 3 for 12-18, 4 for 18-24.
 """
 
 from __future__ import annotations
@@ -143,7 +144,8 @@ def sample_fields(result: Result, profile: Profile | None) -> dict[str, float]:
     measurements = result.measurements
     if measurements.download is not None:
         values["counted_download_10kbps"] = float(rate_units(measurements.download.mbps))
-        values["counted_day_part"] = float(day_part(result.finished_at))
+        # 1 to 4, never 0: a histogram bucket of the store holds exactly one of them.
+        values["counted_day_part"] = float(day_part(result.finished_at) + 1)
     if measurements.upload is not None:
         values["counted_upload_10kbps"] = float(rate_units(measurements.upload.mbps))
     latency = measurements.latency

@@ -29,7 +29,7 @@ from collector.series import MEASUREMENT as SAMPLES
 from collector.store import StoreWriter, make_line
 from contract.errors import ServiceError
 from contract.profiles import Profile, profile_for
-from contract.sampling import CLASS_CODES, DAY_PARTS, EXACT_LIMIT, epoch_ms, rate_units
+from contract.sampling import CLASS_CODES, EXACT_LIMIT, epoch_ms, rate_units
 
 log = logging.getLogger("qosfleet.collector.verdicts")
 
@@ -60,35 +60,40 @@ def areas_of(labels: Mapping[str, str]) -> Iterator[Area]:
 
 
 class Rollup(NamedTuple):
-    """One statistic of every area group, as one MetricsQL instant query."""
+    """One MetricsQL instant query answering some statistics of every area group."""
 
     name: str
     expression: str
 
 
+# aggr_over_time's rollups, and the Moments field each answers.
+MOMENTS = {"count_over_time": "n", "sum_over_time": "total", "sum2_over_time": "total_sq"}
+CLASS_OF_CODE = {code: name for name, code in CLASS_CODES.items()}
+
+
 def rollups(profiles: Mapping[str, Profile], window: timedelta) -> list[Rollup]:
-    """The queries whose answers are every group's AreaStats (see `stats_from_rollups`)."""
+    """The queries whose answers are every group's AreaStats (see `stats_from_rollups`).
+
+    Few queries, each one pass over its series: histogram_over_time counts every class (and every
+    day part) at once, aggr_over_time gives n, sum and sum of squares together.
+    """
     group = ",".join(AREA_LABELS)
     span = f"{round(window.total_seconds() * 1000)}ms"
 
-    def summed(rollup: str, field: str, extra: str = "", selector: str = "") -> str:
-        return f"sum by ({group}) ({rollup}({SAMPLES}_{field}{selector}[{span}]{extra}))"
+    def summed(
+        by: str, rollup: str, field: str, *, before: str = "", after: str = "", selector: str = ""
+    ) -> str:
+        series = f"{SAMPLES}_{field}{selector}[{span}]"
+        return f"sum by ({group}{by}) ({rollup}({before}{series}{after}))"
 
+    moments = "(" + ",".join(f'"{name}"' for name in MOMENTS) + "), "
     found = [
-        Rollup(f"class.{name}", summed("count_eq_over_time", "sample_class", f", {code}"))
-        for name, code in CLASS_CODES.items()
+        Rollup("class", summed(",vmrange", "histogram_over_time", "sample_class")),
+        Rollup("day_part", summed(",vmrange", "histogram_over_time", "counted_day_part")),
     ]
     for quantity in ("download", "upload", "latency"):
         field = f"counted_{quantity}_{'10us' if quantity == 'latency' else '10kbps'}"
-        found += [
-            Rollup(f"{quantity}.n", summed("count_over_time", field)),
-            Rollup(f"{quantity}.total", summed("sum_over_time", field)),
-            Rollup(f"{quantity}.total_sq", summed("sum2_over_time", field)),
-        ]
-    found += [
-        Rollup(f"day_part.{part}", summed("count_eq_over_time", "counted_day_part", f", {part}"))
-        for part in range(DAY_PARTS)
-    ]
+        found.append(Rollup(quantity, summed(",rollup", "aggr_over_time", field, before=moments)))
     # count_ge_over_time is not in VictoriaMetrics 1.79; on whole units, > T - 0.5 is >= T.
     for profile in profiles.values():
         target = profile.download
@@ -100,7 +105,11 @@ def rollups(profiles: Mapping[str, Profile], window: timedelta) -> list[Rollup]:
             Rollup(
                 f"at_or_above.{units}",
                 summed(
-                    "count_gt_over_time", "counted_download_10kbps", f", {units - 0.5}", selector
+                    "",
+                    "count_gt_over_time",
+                    "counted_download_10kbps",
+                    after=f", {units - 0.5}",
+                    selector=selector,
                 ),
             )
         )
@@ -134,6 +143,21 @@ def _whole(text: str, rollup: str) -> int:
     return int(value)
 
 
+def _bucket_value(vmrange: str, rollup: str) -> int:
+    """The one whole number inside a histogram bucket 'low...high' (low < k <= high)."""
+    low, _, high = vmrange.partition("...")
+    try:
+        inside = range(math.floor(float(low)) + 1, math.floor(float(high)) + 1)
+    except ValueError:
+        inside = range(0)
+    if len(inside) != 1:
+        raise ServiceError(
+            f"rollup {rollup} answered a bucket {vmrange!r} holding no single whole number",
+            "the series must hold small whole numbers (collector/series.py)",
+        )
+    return inside[0]
+
+
 def stats_from_rollups(answers: Mapping[str, list[_Vector]]) -> dict[GroupKey, AreaStats]:
     """Every area group's statistics from the rollups' answers (pure)."""
     groups: dict[GroupKey, AreaStats] = {}
@@ -147,14 +171,15 @@ def stats_from_rollups(answers: Mapping[str, list[_Vector]]) -> dict[GroupKey, A
                 stats.mix[key[-2]] = 0
             count = _whole(vector.value[1], name)
             if kind == "class":
-                stats.count_class(detail, count)  # type: ignore[arg-type]
-            elif kind in {"download", "upload", "latency"}:
-                moments = getattr(stats, kind)
-                setattr(moments, detail, count)
-                if kind == "download" and detail == "n":
-                    stats.mix[key[-2]] = count
+                code = _bucket_value(vector.metric.get("vmrange", ""), name)
+                stats.count_class(CLASS_OF_CODE[code], count)
             elif kind == "day_part":
-                stats.day_parts[int(detail)] = count
+                stats.day_parts[_bucket_value(vector.metric.get("vmrange", ""), name) - 1] = count
+            elif kind in {"download", "upload", "latency"}:
+                field = MOMENTS[vector.metric.get("rollup", "")]
+                setattr(getattr(stats, kind), field, count)
+                if kind == "download" and field == "n":
+                    stats.mix[key[-2]] = count
             elif kind == "at_or_above":
                 stats.at_or_above[int(detail)] = count
     return groups

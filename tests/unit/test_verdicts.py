@@ -60,31 +60,43 @@ def test_a_sample_counts_in_its_village_commune_province_and_nation() -> None:
 
 
 def test_rollups_group_by_area_and_never_export_raw_samples() -> None:
-    queries = rollups(PROFILES, timedelta(days=30))
-    names = {rollup.name for rollup in queries}
-    assert {"class.counted", "class.too_close", "download.total_sq", "latency.n"} <= names
-    assert "day_part.3" in names
+    queries = {rollup.name: rollup.expression for rollup in rollups(PROFILES, timedelta(days=30))}
+    assert set(queries) == {
+        "class",
+        "day_part",
+        "download",
+        "upload",
+        "latency",
+        "at_or_above.3000",
+    }
+    assert "histogram_over_time(qos_sample_class[2592000000ms])" in queries["class"]
+    assert '"sum2_over_time"), qos_counted_latency_10us[' in queries["latency"]
     # 5G's share rule (>= 30 Mb/s): whole units, so > 2999.5 is >= 3000.
-    (share,) = [r for r in queries if r.name == "at_or_above.3000"]
-    assert 'count_gt_over_time(qos_counted_download_10kbps{technology=~"5g"}' in share.expression
-    assert ", 2999.5)" in share.expression
-    for rollup in queries:
-        assert rollup.expression.startswith(f"sum by ({','.join(AREA_LABELS)}) (")
-        assert "[2592000000ms]" in rollup.expression
-        assert "export" not in rollup.expression
+    share = queries["at_or_above.3000"]
+    assert 'count_gt_over_time(qos_counted_download_10kbps{technology=~"5g"}' in share
+    assert ", 2999.5)" in share
+    for expression in queries.values():
+        assert expression.startswith(f"sum by ({','.join(AREA_LABELS)}")
+        assert "export" not in expression
 
 
 def test_answers_become_each_groups_statistics() -> None:
-    metric = VILLAGE_A
+    def vector(value: str, **labels: str) -> _Vector:
+        return _Vector(VILLAGE_A | labels, (0.0, value))
+
     answers = {
-        "class.counted": [_Vector(metric, (0.0, "3"))],
-        "class.failed": [_Vector(metric, (0.0, "1"))],
-        "class.too_close": [_Vector(metric, (0.0, "2"))],
-        "download.n": [_Vector(metric, (0.0, "3"))],
-        "download.total": [_Vector(metric, (0.0, "12000"))],
-        "download.total_sq": [_Vector(metric, (0.0, "48020000"))],
-        "day_part.2": [_Vector(metric, (0.0, "3"))],
-        "at_or_above.4000": [_Vector(metric, (0.0, "2"))],
+        "class": [
+            vector("3", vmrange="8.799e-01...1.000e+00"),  # 1 counted
+            vector("1", vmrange="1.896e+00...2.154e+00"),  # 2 failed
+            vector("2", vmrange="4.642e+00...5.275e+00"),  # 5 too close
+        ],
+        "download": [
+            vector("3", rollup="count_over_time"),
+            vector("12000", rollup="sum_over_time"),
+            vector("48020000", rollup="sum2_over_time"),
+        ],
+        "day_part": [vector("3", vmrange="2.783e+00...3.162e+00")],  # 3: 12-18
+        "at_or_above.4000": [vector("2")],
     }
     found = stats_from_rollups(answers)[key(VILLAGE_A)]
     assert (found.attempts, found.failed, found.too_close) == (4, 1, 2)
@@ -97,8 +109,14 @@ def test_answers_become_each_groups_statistics() -> None:
     assert found.plans == {None}
 
 
+def test_a_bucket_without_one_whole_number_is_refused() -> None:
+    answers = {"class": [_Vector(VILLAGE_A | {"vmrange": "1.0e+00...3.0e+00"}, (0.0, "1"))]}
+    with pytest.raises(ServiceError, match="no single whole number"):
+        stats_from_rollups(answers)
+
+
 def test_an_inexact_sum_is_refused_not_judged() -> None:
-    answers = {"download.total_sq": [_Vector(VILLAGE_A, (0.0, "1e17"))]}
+    answers = {"download": [_Vector(VILLAGE_A | {"rollup": "sum2_over_time"}, (0.0, "1e17"))]}
     with pytest.raises(ServiceError, match="not an exact whole number"):
         stats_from_rollups(answers)
 
