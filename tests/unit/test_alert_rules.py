@@ -71,6 +71,19 @@ def test_every_rule_says_how_bad_and_what_to_do() -> None:
         assert {"summary", "description"} <= rule["annotations"].keys(), rule["alert"]
 
 
+def test_verdict_alerts_name_their_part_and_the_national_target_never_pages() -> None:
+    """The regulation and the fixed 1 Gb/s programme target are two parts, never merged: an
+    alert on a verdict says which part it comes from, and the programme's is a warning at most."""
+    verdict_rules = [rule for rule in rules() if "qos_compliance_" in rule["expr"]]
+    parts = {rule["alert"]: rule["labels"].get("part") for rule in verdict_rules}
+    assert set(parts.values()) == {"regulation", "national_target"}, parts
+    for rule in verdict_rules:
+        reads_national = "national_target" in rule["expr"]
+        assert reads_national == (rule["labels"]["part"] == "national_target"), rule["alert"]
+        if reads_national:
+            assert rule["labels"]["severity"] == "warning", rule["alert"]
+
+
 def test_every_rule_is_unit_tested() -> None:
     document = yaml.safe_load(RULES_TEST_FILE.read_text(encoding="utf-8"))
     tested = {
