@@ -44,6 +44,7 @@ from grafana_foundation_sdk.models.common import (
 from grafana_foundation_sdk.models.geomap import TooltipMode
 from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
+from contract.sampling import CLASS_CODES
 from dashboards.promql import ALL_VALUE, DATASOURCE_UID
 
 HERE = Path(__file__).resolve().parent
@@ -88,11 +89,20 @@ def value_map(texts: dict[str, tuple[str, str]]) -> list[model.ValueMapping]:
     ]
 
 
-# qos_compliance_status: 1 pass, 0 fail, -1 insufficient data (SERIES.md).
+# qos_compliance_status (the regulation): 1 pass, 0 fail, -1 insufficient data (SERIES.md).
 VERDICT_TEXT = value_map(
     {"1": ("pass", "green"), "0": ("fail", "red"), "-1": ("insufficient data", "orange")}
 )
 VERDICT_COLOURS = thresholds((None, "orange"), (0, "red"), (1, "green"))
+# qos_compliance_national_target_status: a programme indicator beside the regulation, so a line
+# below it is "below target" in a warning colour, never a red "fail".
+NATIONAL_TARGET_TEXT = value_map(
+    {"1": ("met", "green"), "0": ("below target", "orange"), "-1": ("insufficient data", "blue")}
+)
+NATIONAL_TARGET_COLOURS = thresholds((None, "blue"), (0, "orange"), (1, "green"))
+# qos_compliance_formal: whether the verdict followed the QCVN method (sample mix, day spread).
+METHOD_TEXT = value_map({"1": ("QCVN method", "green"), "0": ("monitoring", "blue")})
+EARLY_WARNING_TEXT = value_map({"1": ("early warning", "orange"), "0": ("none", "green")})
 YES_NO = value_map({"1": ("yes", "green"), "0": ("no", "red")})
 ONLINE = value_map({"1": ("online", "green"), "0": ("offline", "red")})
 
@@ -104,7 +114,7 @@ def override(name: str, **properties: object) -> tuple[str, list[model.DynamicCo
 # Label columns first, from the widest area to the narrowest, then the link.
 LABEL_ORDER = (
     *("probe", "province", "commune", "village"),
-    *("interface", "access", "technology", "operator", "profile"),
+    *("interface", "access", "technology", "operator", "setting", "plan", "profile"),
 )
 
 
@@ -187,17 +197,26 @@ def time_panel(
     return panel.min(0) if from_zero else panel
 
 
-def target_line(panel: timeseries.Panel, ref: str) -> timeseries.Panel:
-    """The profile's target drawn as a dashed red line, so a chart reads against the rule."""
+def dashed_line(panel: timeseries.Panel, ref: str, colour: str) -> timeseries.Panel:
     return panel.override_by_query(
         ref,
         [
-            model.DynamicConfigValue(id_val="color", value={"mode": "fixed", "fixedColor": "red"}),
+            model.DynamicConfigValue(id_val="color", value={"mode": "fixed", "fixedColor": colour}),
             model.DynamicConfigValue(id_val="custom.lineStyle", value={"fill": "dash"}),
             model.DynamicConfigValue(id_val="custom.lineWidth", value=2),
             model.DynamicConfigValue(id_val="custom.showPoints", value="never"),
         ],
     )
+
+
+def target_line(panel: timeseries.Panel, ref: str) -> timeseries.Panel:
+    """The regulation's line dashed red, so a chart reads against the rule."""
+    return dashed_line(panel, ref, "red")
+
+
+def programme_line(panel: timeseries.Panel, ref: str) -> timeseries.Panel:
+    """The national programme's target dashed purple: a goal beside the rule, not the rule."""
+    return dashed_line(panel, ref, "purple")
 
 
 def table_panel(
@@ -208,7 +227,7 @@ def table_panel(
     description: str = "",
     width: int = 12,
     height: int = 10,
-    verdict_column: str | None = None,
+    mapped_columns: dict[str, list[model.ValueMapping]] | None = None,
     units: dict[str, str] | None = None,
 ) -> table.Panel:
     panel = (
@@ -221,11 +240,10 @@ def table_panel(
         .height(height)
         .transformations(merge_and_rename(renames))
     )
-    if verdict_column:
-        name, properties = override(
-            verdict_column, mappings=VERDICT_TEXT, **{"custom.cellOptions": {"type": "color-text"}}
+    for column, mappings in (mapped_columns or {}).items():
+        panel = panel.override_by_name(
+            *override(column, mappings=mappings, **{"custom.cellOptions": {"type": "color-text"}})
         )
-        panel = panel.override_by_name(name, properties)
     for column, unit in (units or {}).items():
         panel = panel.override_by_name(*override(column, unit=unit))
     return panel
@@ -292,19 +310,21 @@ def overview() -> Dashboard:
     by_area = "max by (province, technology, operator, profile)"
     by_village = "max by (province, commune, village, technology, operator, profile)"
 
-    def count(condition: str) -> str:
-        fresh = f"last_over_time(qos_compliance_status{{{village}}}[{VERDICT_FRESH}])"
+    def count(condition: str, field: str = "status") -> str:
+        fresh = f"last_over_time(qos_compliance_{field}{{{village}}}[{VERDICT_FRESH}])"
         return f"count({fresh} {condition}) or vector(0)"
 
     def verdict_table_queries(by: str, selector: str) -> list[Dataquery]:
         fields = [
             "status",
+            "formal",
             "n",
             "n_required",
             "mean_download_mbps",
             "ci_low_mbps",
             "ci_high_mbps",
             "target_download_mbps",
+            "national_target_status",
         ]
         return [
             query(
@@ -317,14 +337,27 @@ def overview() -> Dashboard:
 
     verdict_columns = {
         "Value #A": "verdict",
-        "Value #B": "n",
-        "Value #C": "n required",
-        "Value #D": "mean Mb/s",
-        "Value #E": "CI low",
-        "Value #F": "CI high",
-        "Value #G": "target Mb/s",
+        "Value #B": "method",
+        "Value #C": "n",
+        "Value #D": "n required",
+        "Value #E": "mean Mb/s",
+        "Value #F": "CI low",
+        "Value #G": "CI high",
+        "Value #H": "target Mb/s",
+        "Value #I": "national target",
     }
     speed_columns = dict.fromkeys(["mean Mb/s", "CI low", "CI high", "target Mb/s"], "Mbits")
+    verdict_mappings = {
+        "verdict": VERDICT_TEXT,
+        "method": METHOD_TEXT,
+        "national target": NATIONAL_TARGET_TEXT,
+    }
+    table_help = (
+        "Verdict: the regulation (QCVN; fixed lines: QCVN 34 plan conformity, the target is"
+        " 0.8 x the plan). National target: the fixed 1 Gb/s programme indicator, apart from the"
+        " verdict. Mean of per-sample download rates with its 95 % confidence interval. Method:"
+        " 'QCVN method' when the sample mix and the spread over the day are met."
+    )
 
     dashboard = base(
         "qosfleet-overview",
@@ -342,8 +375,9 @@ def overview() -> Dashboard:
         )
     )
     verdict_help = (
-        "Village x technology x operator verdicts evaluated in the last 10 minutes. A verdict"
-        " is pass/fail only with n >= the regulation's minimum; otherwise insufficient data."
+        "Village x technology x operator verdicts of the regulation (QCVN; fixed lines: QCVN 34"
+        " plan conformity) evaluated in the last 10 minutes. A verdict is pass/fail only with"
+        " n >= the regulation's minimum; otherwise insufficient data."
     )
     return (
         dashboard.with_panel(
@@ -352,6 +386,7 @@ def overview() -> Dashboard:
                 [query(count("== 1"), instant=True)],
                 description=verdict_help,
                 colours=thresholds((None, "green")),
+                width=5,
             )
         )
         .with_panel(
@@ -360,6 +395,7 @@ def overview() -> Dashboard:
                 [query(count("== 0"), instant=True)],
                 description=verdict_help,
                 colours=thresholds((None, "green"), (1, "red")),
+                width=5,
             )
         )
         .with_panel(
@@ -368,20 +404,32 @@ def overview() -> Dashboard:
                 [query(count("== -1"), instant=True)],
                 description=verdict_help,
                 colours=thresholds((None, "green"), (1, "orange")),
+                width=5,
             )
         )
         .with_panel(
             stat_panel(
                 "Early warnings",
-                [
-                    query(
-                        "count(last_over_time(qos_compliance_early_warning"
-                        f"{{{village}}}[{VERDICT_FRESH}]) == 1) or vector(0)",
-                        instant=True,
-                    )
-                ],
-                description="Insufficient data, but the whole 95 % CI lies below the target.",
+                [query(count("== 1", "early_warning"), instant=True)],
+                description=(
+                    "The regulation's verdict has insufficient data, but the whole 95 % CI of a"
+                    " criterion already lies on its failing side."
+                ),
                 colours=thresholds((None, "green"), (1, "orange")),
+                width=5,
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "Below the national 1 Gb/s target",
+                [query(count("== 0", "national_target_status"), instant=True)],
+                description=(
+                    "Fixed-line villages whose mean download is below the national programme's"
+                    " target. A programme indicator, not a QCVN verdict: a line that conforms to"
+                    " its plan (QCVN 34) passes the regulation whatever its speed."
+                ),
+                colours=thresholds((None, "green"), (1, "orange")),
+                width=4,
             )
         )
         .with_panel(village_map(village))
@@ -390,9 +438,10 @@ def overview() -> Dashboard:
                 "Provinces: verdict per technology x operator",
                 verdict_table_queries(by_area, province),
                 verdict_columns,
-                description="Mean of per-sample download rates with its 95 % confidence interval.",
+                description=table_help,
+                width=14,
                 height=14,
-                verdict_column="verdict",
+                mapped_columns=verdict_mappings,
                 units=speed_columns,
             )
         )
@@ -402,8 +451,9 @@ def overview() -> Dashboard:
                 "Villages: verdict per technology x operator",
                 verdict_table_queries(by_village, village),
                 verdict_columns,
+                description=table_help,
                 width=24,
-                verdict_column="verdict",
+                mapped_columns=verdict_mappings,
                 units=speed_columns,
             )
         )
@@ -431,7 +481,11 @@ def village_map(village: str) -> geomap.Panel:
     return (
         geomap.Panel()
         .title("Villages by verdict (worst across technology x operator)")
-        .description("Red: fails a target. Orange: insufficient data. Green: passes.")
+        .description(
+            "The regulation's verdict (QCVN; fixed lines: QCVN 34 plan conformity). Red: fails."
+            " Orange: insufficient data. Green: passes. The national 1 Gb/s target is apart, in"
+            " the tables."
+        )
         .datasource(DATASOURCE)
         .targets(
             as_tables(
@@ -449,7 +503,7 @@ def village_map(village: str) -> geomap.Panel:
         .transformations(
             merge_and_rename({"Value #A": "lat", "Value #B": "lon", "Value #C": "status"})
         )
-        .span(12)
+        .span(10)
         .height(14)
         .mappings(VERDICT_TEXT)
         .thresholds(VERDICT_COLOURS)
@@ -489,7 +543,8 @@ def drill_down() -> Dashboard:
     dashboard = base(
         "qosfleet-area",
         "QoS fleet / Area drill-down",
-        "One area's per-sample results against its verdict and the profile's target.",
+        "One area's per-sample results, the method's sample rules and its verdict: the"
+        " regulation, and for fixed lines the national 1 Gb/s target apart.",
         "now-7d",
     ).with_variable(
         CustomVariable("level")
@@ -516,6 +571,16 @@ def drill_down() -> Dashboard:
     def fresh(field: str) -> str:
         return f"last_over_time(qos_compliance_{field}{{{VERDICT}}}[{VERDICT_FRESH}])"
 
+    def stats(fields: Sequence[tuple[str, str]], aggregate: str = "max") -> list[Dataquery]:
+        """One instant query per (field, name), refs A, B, ... in order."""
+        return [
+            query(f"{aggregate}({fresh(field)})", chr(ord("A") + index), name, instant=True)
+            for index, (field, name) in enumerate(fields)
+        ]
+
+    def with_interval(field: str, name: str, low: str, high: str) -> list[Dataquery]:
+        return stats([(field, name), (low, "CI low"), (high, "CI high")])
+
     legend = "{{village}} {{technology}} {{operator}}"
     speed = time_panel(
         "Download per sample vs target",
@@ -526,9 +591,18 @@ def drill_down() -> Dashboard:
                 "B",
                 "target {{profile}}",
             ),
+            query(
+                f"max by (profile) (qos_compliance_national_target_download_mbps{{{VERDICT}}})",
+                "C",
+                "national target {{profile}}",
+            ),
         ],
         unit="Mbits",
-        description="Per-sample rates: bytes / transfer time of each result, not a mean.",
+        description=(
+            "Per-sample rates: bytes / transfer time of each result, not a mean. Dashed red: the"
+            " regulation's line (fixed lines: 0.8 x the plan, QCVN 34); dashed purple: the"
+            " national 1 Gb/s programme target (fixed lines)."
+        ),
         width=24,
     )
     mean = time_panel(
@@ -542,6 +616,11 @@ def drill_down() -> Dashboard:
                 "D",
                 "target {{profile}}",
             ),
+            query(
+                f"max by (profile) (qos_compliance_national_target_download_mbps{{{VERDICT}}})",
+                "E",
+                "national target {{profile}}",
+            ),
         ],
         unit="Mbits",
         description=(
@@ -550,17 +629,50 @@ def drill_down() -> Dashboard:
         ),
         from_zero=False,
     )
-    mean = target_line(mean, "D").override_by_name(
+    mean = programme_line(target_line(mean, "D"), "E").override_by_name(
         *override("CI high", **{"custom.fillBelowTo": "CI low", "custom.fillOpacity": 20})
     )
+    # Fixed lines only: plan_status and the national target exist for them alone.
+    fixed_mean = f"max({fresh('mean_download_mbps')} and {fresh('national_target_status')})"
     return (
         dashboard.with_panel(
             stat_panel(
-                "Verdict",
+                "Regulation verdict",
                 [query(worst_verdict(fresh("status")), instant=True)],
-                description="Worst verdict among the selected areas (pass / fail / insufficient).",
+                description=(
+                    "Worst verdict of the regulation among the selected areas: QCVN 81 / 126"
+                    " with the 4G plan target for mobile links, QCVN 34 plan conformity for fixed"
+                    " lines. The national 1 Gb/s target is apart (below), never a fail here."
+                ),
                 colours=VERDICT_COLOURS,
                 mappings=VERDICT_TEXT,
+                width=4,
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "Early warning",
+                [query(f"max({fresh('early_warning')})", instant=True)],
+                description=(
+                    "Insufficient data for the regulation's verdict, but the whole 95 % CI of a"
+                    " criterion already lies on its failing side: provisional, not a verdict."
+                ),
+                colours=thresholds((None, "green"), (1, "orange")),
+                mappings=EARLY_WARNING_TEXT,
+                width=3,
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "Method",
+                [query(f"min({fresh('formal')})", instant=True)],
+                description=(
+                    "QCVN method: the sample mix the profile asks for (counted samples per"
+                    " setting) and the spread over the hours of the day are met. Otherwise"
+                    " monitoring per the QCVN method."
+                ),
+                colours=thresholds((None, "blue"), (1, "green")),
+                mappings=METHOD_TEXT,
                 width=4,
             )
         )
@@ -571,34 +683,129 @@ def drill_down() -> Dashboard:
                     query(f"sum({fresh('n')})", "A", "n", instant=True),
                     query(f"sum({fresh('n_required')})", "B", "required", instant=True),
                 ],
-                description="Samples in the download mean and the regulation's minimum.",
+                description="Counted samples in the download mean and the regulation's minimum.",
                 width=5,
             )
         )
         .with_panel(
             stat_panel(
                 "Mean download and 95 % CI",
-                [
-                    query(f"max({fresh(field)})", ref, name, instant=True)
-                    for ref, field, name in (
-                        ("A", "mean_download_mbps", "mean"),
-                        ("B", "ci_low_mbps", "CI low"),
-                        ("C", "ci_high_mbps", "CI high"),
-                    )
-                ],
+                stats(
+                    [
+                        ("mean_download_mbps", "mean"),
+                        ("ci_low_mbps", "CI low"),
+                        ("ci_high_mbps", "CI high"),
+                        ("target_download_mbps", "target"),
+                    ]
+                ),
                 unit="Mbits",
+                description="Target: the regulation's line (fixed lines: 0.8 x the plan).",
+                width=8,
+                decimals=1,
+            )
+        )
+        .with_row(Row("The method's sample rules"))
+        .with_panel(
+            stat_panel(
+                "Attempts, and samples not in the mean",
+                stats(
+                    [
+                        ("n_attempts", "attempts"),
+                        ("n_failed", "failed"),
+                        ("n_probe_limited", "probe-limited"),
+                        ("n_implausible", "implausible"),
+                        ("n_too_close", "too close"),
+                    ],
+                    "sum",
+                ),
+                description=(
+                    "Over the verdict's window. Failed attempts count as access failures;"
+                    " probe-limited ones (the probe was the bottleneck) and implausible ones"
+                    " (above the technology's physical ceiling) are kept as evidence but"
+                    " excluded; a sample closer than the profile's minimum gap to its device's"
+                    " previous counted one is not counted."
+                ),
+                width=10,
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "Sample mix (counted samples per setting)",
+                stats(
+                    [
+                        ("n_indoor", "indoor"),
+                        ("n_outdoor_fixed", "outdoor fixed"),
+                        ("n_outdoor_moving", "outdoor moving"),
+                    ],
+                    "sum",
+                ),
+                description="QCVN 81 / 126 ask for a share of each setting (profiles.toml).",
                 width=7,
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "Spread over the day (counted samples, Vietnam time)",
+                stats(
+                    [
+                        ("n_day_part_0", "00-06"),
+                        ("n_day_part_1", "06-12"),
+                        ("n_day_part_2", "12-18"),
+                        ("n_day_part_3", "18-24"),
+                    ],
+                    "sum",
+                ),
+                description=(
+                    "QCVN 34 asks for samples spread over the hours of the day: each six-hour"
+                    " part must hold at least the profile's share."
+                ),
+                width=7,
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "Access failure rate and 95 % CI",
+                with_interval(
+                    "access_failure_rate", "rate", "access_failure_ci_low", "access_failure_ci_high"
+                ),
+                unit="percentunit",
+                colours=thresholds((None, "green"), (0.05, "red")),
+                description="Failed attempts / attempts; QCVN 81 and 126 allow at most 5 %.",
+                width=5,
                 decimals=1,
             )
         )
         .with_panel(
             stat_panel(
-                "Access failure rate",
-                [query(f"max({fresh('access_failure_rate')})", instant=True)],
+                "Share at the minimum rate and 95 % CI",
+                with_interval("share_at_or_above_min", "share", "share_ci_low", "share_ci_high"),
                 unit="percentunit",
-                colours=thresholds((None, "green"), (0.05, "red")),
-                description="Failed attempts / attempts; QCVN 81 and 126 allow at most 5 %.",
-                width=4,
+                description=(
+                    "Share of counted samples at or above the profile's minimum rate (QCVN 126:"
+                    " 95 % of samples >= 30 Mb/s)."
+                ),
+                width=5,
+                decimals=1,
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "Mean upload and 95 % CI",
+                with_interval(
+                    "mean_upload_mbps", "mean", "upload_ci_low_mbps", "upload_ci_high_mbps"
+                ),
+                unit="Mbits",
+                width=5,
+                decimals=1,
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "Mean latency and 95 % CI",
+                with_interval("mean_latency_ms", "mean", "latency_ci_low_ms", "latency_ci_high_ms"),
+                unit="ms",
+                description="Mean of the idle latency medians (QCVN 126 judges it).",
+                width=5,
                 decimals=1,
             )
         )
@@ -613,8 +820,82 @@ def drill_down() -> Dashboard:
                 decimals=0,
             )
         )
+        .with_row(Row("Fixed lines: QCVN 34 (the regulation) and the 1 Gb/s national target"))
+        .with_panel(
+            stat_panel(
+                "QCVN 34 plan conformity",
+                [query(worst_verdict(fresh("plan_status")), instant=True)],
+                description=(
+                    "The regulation for fixed lines: mean download and upload at least 0.8 x the"
+                    " subscribed plan. Judged where the area has one plan."
+                ),
+                colours=VERDICT_COLOURS,
+                mappings=VERDICT_TEXT,
+                width=5,
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "QCVN 34 lines (0.8 x plan)",
+                [
+                    query(
+                        f"max({fresh('target_download_mbps')} and {fresh('plan_status')})",
+                        "A",
+                        "download",
+                        instant=True,
+                    ),
+                    query(f"max({fresh('target_upload_mbps')})", "B", "upload", instant=True),
+                ],
+                unit="Mbits",
+                width=6,
+                decimals=0,
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "National 1 Gb/s target",
+                [query(worst_verdict(fresh("national_target_status")), instant=True)],
+                description=(
+                    "A national programme indicator, apart from the regulation: a line that"
+                    " conforms to its plan passes QCVN 34 even below 1 Gb/s."
+                ),
+                colours=NATIONAL_TARGET_COLOURS,
+                mappings=NATIONAL_TARGET_TEXT,
+                width=4,
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "National target: early warning",
+                [query(f"max({fresh('national_target_early_warning')})", instant=True)],
+                description=(
+                    "Too few samples for the national target, but the whole 95 % CI of the mean"
+                    " already lies below it."
+                ),
+                colours=thresholds((None, "green"), (1, "orange")),
+                mappings=EARLY_WARNING_TEXT,
+                width=4,
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "Mean download vs national target",
+                [
+                    query(fixed_mean, "A", "mean", instant=True),
+                    query(
+                        f"max({fresh('national_target_download_mbps')})",
+                        "B",
+                        "target",
+                        instant=True,
+                    ),
+                ],
+                unit="Mbits",
+                width=5,
+                decimals=0,
+            )
+        )
         .with_row(Row("Speed"))
-        .with_panel(target_line(speed, "B"))
+        .with_panel(programme_line(target_line(speed, "B"), "C"))
         .with_panel(mean)
         .with_panel(
             time_panel(
@@ -662,8 +943,15 @@ PROBE = 'probe="$probe"'
 
 
 def probe_view() -> Dashboard:
-    links = "max by (interface, access, technology, operator)"
-    by_link = "interface, access, technology, operator"
+    by_link = "interface, access, technology, operator, setting, plan"
+    links = f"max by ({by_link})"
+
+    def classes(code: int) -> str:
+        return (
+            f"sum by ({by_link}) "
+            f"(count_eq_over_time(qos_sample_class{{{PROBE}}}[$__range], {code}))"
+        )
+
     dashboard = base(
         "qosfleet-probe",
         "QoS fleet / Probe",
@@ -809,6 +1097,27 @@ def probe_view() -> Dashboard:
                     "last upload": "Mbits",
                     "last idle latency": "ms",
                 },
+            )
+        )
+        .with_panel(
+            table_panel(
+                "Samples by the method's rules",
+                [
+                    query(classes(code), chr(ord("A") + code - 1), instant=True)
+                    for code in sorted(CLASS_CODES.values())
+                ],
+                {
+                    f"Value #{chr(ord('A') + code - 1)}": name.replace("_", " ")
+                    for name, code in CLASS_CODES.items()
+                },
+                description=(
+                    "Each speed attempt in the range by its class (contract/sampling.py):"
+                    " counted in the verdict, failed (an access failure), probe-limited,"
+                    " implausible (above the technology's ceiling), or too close to the previous"
+                    " counted sample of the link."
+                ),
+                width=24,
+                height=5,
             )
         )
         .with_panel(

@@ -1,18 +1,26 @@
-"""Lab-like demo data for the dashboards: results, verdicts, fleet state and collector metrics.
+"""Lab-like demo data for the dashboards: results, the engine's verdicts, fleet state, collector.
 
     .venv/bin/python -m dashboards.seed --store http://127.0.0.1:8428 [--hours 6]
 
 Five probes shaped like the village lab (DESIGN.md): village A on 4G at 30 Mb/s (fails), B on 4G
-at 60 Mb/s, C on 5G at 150 Mb/s, town D on fibre at 1 Gb/s, E on 4G, IPv4-only and short of
-samples. Measured rates are 0.956 x the shaped rate, as TCP goodput across `tc tbf` is. Series and
-labels follow SERIES.md: results and verdicts as InfluxDB line protocol (what the collector
-writes), fleet state and collector metrics in the Prometheus text format (what a scrape stores).
-The data is the same for the same `now` (a seeded random generator).
+at 60 Mb/s, C on 5G at 150 Mb/s, town D on fibre at 1 Gb/s (conforms to QCVN 34, below the 1 Gb/s
+national target), E on 4G, IPv4-only and short of samples. Measured rates are 0.956 x the shaped
+rate, as TCP goodput across `tc tbf` is.
+
+No verdict is invented here. The demo makes Results (contract.result) and stores them through the
+collector's StoreWriter, so collector/series.py gives them their series and sample classes; then
+collector.verdicts.refresh_verdicts judges every area from the store every five minutes of the
+shown range, as a running collector does. Each link has a result every five minutes, as many as
+its verdicts need, days back into their 30-day window; some fail, some are probe-limited, too close
+to the previous one or implausible, so every sample rule shows.
+Fleet state and collector metrics are written in the Prometheus text format (what a scrape
+stores). The data is the same for the same `now` (a seeded random generator).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import math
 import random
 import time
@@ -20,21 +28,52 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
+import aiohttp
+from uuid6 import uuid7
+
+from collector.store import StoreWriter
+from collector.verdicts import refresh_verdicts
 from contract.errors import ServiceError
+from contract.profiles import bundled_profiles
+from contract.result import (
+    SCHEMA,
+    Access,
+    Clock,
+    Ipv6,
+    Latency,
+    LatencyStats,
+    Link,
+    Location,
+    MeasurementError,
+    Measurements,
+    Plan,
+    Provenance,
+    Result,
+    Setting,
+    Target,
+    Technology,
+    Throughput,
+)
 
 GOODPUT = 0.956  # TCP goodput / shaped rate across tc tbf, measured on these machines
 RESULT_EVERY_S = 300
-VERDICT_EVERY_S = 60
+VERDICT_EVERY_S = 300  # the dashboards read a verdict up to 10 min old
+RERUN_AFTER_S = 20.0  # a re-run this soon after a result is too close to count (min_gap_s 30)
+GLITCH_MBPS = 4812.0  # a modem counter glitch: far above any 4G link (ceiling 2,000 Mb/s)
+TRANSFER_S = 8.0
+WRITE_BATCH = 2000
 SCRAPE_EVERY_S = 15
 LAG_BUCKETS = (0.1, 0.5, 1, 2, 5, 30, 60, 600, 3600, 86400)  # collector/metrics.py
 COLLECTORS = ("collector-1:9108", "collector-2:9108")
 REJECT_EVERY_S = {"duplicate": 1800, "bad-signature": 7200, "schema": 10800}
+TARGET = Target(id="target-hn-1", address="198.18.0.10", ip_version=4)
 
 
 @dataclass(frozen=True)
 class DemoLink:
-    """One probe's one link, what it measures, and the verdict its area gets."""
+    """One probe's one link and what it measures; its verdict is the engine's."""
 
     probe: str
     province: str
@@ -42,22 +81,21 @@ class DemoLink:
     village: str
     lat: float
     lon: float
-    access: str
-    technology: str
+    access: Access
+    technology: Technology
     operator: str
     interface: str
-    profile: str
+    setting: Setting
     shaped_mbps: float
     upload_mbps: float
     latency_ms: float
     ipv6_works_share: float
     failure_share: float
     probe_limited_share: float
-    n: int  # samples in the verdict's 30-day window now
-    n_required: int
-    target_mbps: float
-    ci_half_width_mbps: float
-    plan_mbps: float | None = None
+    results: int  # results in its verdicts' window, re-runs aside
+    plan: Plan | None = None
+    glitch_every: int = 0  # every so many older results reports GLITCH_MBPS (implausible)
+    rerun_every: int = 0  # every so many older results is re-run RERUN_AFTER_S later
     clock_synced: bool = True
     offline_for_s: float = 0.0
     budget_left: float = 0.5
@@ -83,17 +121,15 @@ DEMO_LINKS = (
         technology="4g",
         operator="Viettel",
         interface="wwan0",
-        profile="4g",
+        setting="outdoor_fixed",
         shaped_mbps=30,
         upload_mbps=11,
         latency_ms=38,
         ipv6_works_share=0.9,
         failure_share=0.03,
         probe_limited_share=0,
-        n=1600,
-        n_required=1500,
-        target_mbps=40,
-        ci_half_width_mbps=0.5,
+        results=1700,
+        glitch_every=400,
         budget_left=0.55,
     ),
     DemoLink(
@@ -107,17 +143,15 @@ DEMO_LINKS = (
         technology="4g",
         operator="VNPT",
         interface="wwan0",
-        profile="4g",
+        setting="indoor",
         shaped_mbps=60,
         upload_mbps=18,
         latency_ms=32,
         ipv6_works_share=1,
         failure_share=0.01,
         probe_limited_share=0,
-        n=1650,
-        n_required=1500,
-        target_mbps=40,
-        ci_half_width_mbps=0.6,
+        results=1700,
+        rerun_every=150,
         budget_left=0.7,
     ),
     DemoLink(
@@ -131,17 +165,14 @@ DEMO_LINKS = (
         technology="5g",
         operator="Viettel",
         interface="wwan0",
-        profile="5g",
+        setting="outdoor_fixed",
         shaped_mbps=150,
         upload_mbps=41,
         latency_ms=21,
         ipv6_works_share=1,
         failure_share=0.01,
         probe_limited_share=0,
-        n=1540,
-        n_required=1500,
-        target_mbps=100,
-        ci_half_width_mbps=2.2,
+        results=1650,
         budget_left=0.35,
     ),
     DemoLink(
@@ -155,18 +186,15 @@ DEMO_LINKS = (
         technology="ftth",
         operator="FPT",
         interface="eth0",
-        profile="fixed",
+        setting="indoor",
         shaped_mbps=1000,
         upload_mbps=930,
         latency_ms=3,
         ipv6_works_share=1,
         failure_share=0,
         probe_limited_share=0.1,
-        n=1200,
-        n_required=1000,
-        target_mbps=1000,
-        ci_half_width_mbps=3.1,
-        plan_mbps=1000,
+        results=1300,
+        plan=Plan(download_mbps=1000.0, upload_mbps=1000.0),
         budget_left=0.92,
     ),
     DemoLink(
@@ -180,17 +208,14 @@ DEMO_LINKS = (
         technology="4g",
         operator="MobiFone",
         interface="wwan0",
-        profile="4g",
+        setting="outdoor_fixed",
         shaped_mbps=26,
         upload_mbps=8,
         latency_ms=45,
         ipv6_works_share=0,
         failure_share=0.04,
         probe_limited_share=0,
-        n=200,
-        n_required=1500,
-        target_mbps=40,
-        ci_half_width_mbps=2.2,
+        results=200,
         clock_synced=False,
         offline_for_s=3000,
         budget_left=0.08,
@@ -198,123 +223,165 @@ DEMO_LINKS = (
 )
 
 
-def escape_tag(value: str) -> str:
-    return value.replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ")
-
-
-def line(measurement: str, tags: dict[str, str], fields: dict[str, float], at_s: float) -> str:
-    tag_text = "".join(f",{key}={escape_tag(value)}" for key, value in tags.items() if value)
-    field_text = ",".join(f"{key}={value:g}" for key, value in fields.items())
-    return f"{measurement}{tag_text} {field_text} {round(at_s * 1000)}"
-
-
 def sample(name: str, labels: dict[str, str], value: float, at_s: float) -> str:
     label_text = ",".join(f'{key}="{value}"' for key, value in labels.items())
     return f"{name}{{{label_text}}} {value:g} {round(at_s * 1000)}"
 
 
-def steps(start: float, end: float, every_s: float, offset_s: float = 0.0) -> Iterator[float]:
-    at = start + offset_s
+def steps(start: float, end: float, every_s: float) -> Iterator[float]:
+    at = start
     while at <= end:
         yield at
         at += every_s
 
 
-def result_times(index: int, link: DemoLink, start: float, end: float) -> list[float]:
-    """When a link's results finish: every 5 min, probes out of step, none while offline."""
-    last = end - link.offline_for_s
-    return list(steps(start, last, RESULT_EVERY_S, offset_s=37.0 * index))
+def result_times(index: int, link: DemoLink, end: float) -> list[float]:
+    """When a link's results finish, oldest first: every 5 min, probes out of step, none while
+    offline. The oldest is days inside the 30-day window of every verdict shown."""
+    last = end - link.offline_for_s - 37.0 * index
+    return [last - RESULT_EVERY_S * number for number in range(link.results - 1, -1, -1)]
 
 
-def result_lines(
+def throughput(mbps: float) -> Throughput:
+    return Throughput(
+        mbps=mbps, bytes=round(mbps / 8 * 1e6 * TRANSFER_S), duration_s=TRANSFER_S, flows=4
+    )
+
+
+def latency_stats(median_ms: float) -> LatencyStats:
+    return LatencyStats(
+        median_ms=median_ms,
+        p95_ms=round(median_ms * 1.4, 1),
+        jitter_ms=round(median_ms * 0.1, 1),
+        loss=0.0,
+        count=20,
+        method="icmp",
+    )
+
+
+def measured(link: DemoLink, rng: random.Random, *, glitch: bool) -> Measurements:
+    # A measured rate never exceeds the line's rate, nor a fixed line's upload its plan.
+    download = min(link.shaped_mbps, rng.gauss(link.download_mbps, link.download_mbps * 0.06))
+    upload_ceiling = link.plan.upload_mbps if link.plan else math.inf
+    upload = min(upload_ceiling, rng.gauss(link.upload_mbps, link.upload_mbps * 0.08))
+    idle = max(1.0, rng.gauss(link.latency_ms, link.latency_ms * 0.15))
+    works = rng.random() < link.ipv6_works_share
+    return Measurements(
+        download=throughput(GLITCH_MBPS if glitch else round(max(1.0, download), 2)),
+        upload=throughput(round(max(0.5, upload), 2)),
+        latency=Latency(
+            idle=latency_stats(round(idle, 1)),
+            loaded=latency_stats(round(idle + rng.uniform(20, 120), 1)),
+        ),
+        ipv6=Ipv6(status="works" if works else "no-v6"),
+    )
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """When a result finished, and how it came about."""
+
+    at: float
+    rerun: bool = False
+    glitch: bool = False
+
+
+def attempts(index: int, link: DemoLink, start: float, end: float) -> list[Attempt]:
+    found: list[Attempt] = []
+    for number, at in enumerate(result_times(index, link, end), start=1):
+        # Glitches only before the shown range, so the charts keep their scale.
+        glitch = at < start and bool(link.glitch_every) and number % link.glitch_every == 0
+        found.append(Attempt(at, glitch=glitch))
+        if link.rerun_every and number % link.rerun_every == 0:
+            found.append(Attempt(at + RERUN_AFTER_S, rerun=True))
+    return found
+
+
+def demo_results(
     index: int, link: DemoLink, start: float, end: float, rng: random.Random
-) -> list[str]:
-    """Per-result series (collector/store.py): what a probe's results look like once stored."""
-    tags = {
-        "probe": link.probe,
-        **link.area,
-        "access": link.access,
-        "technology": link.technology,
-        "operator": link.operator,
-        "interface": link.interface,
-        "target": "target-hn-1",
-        "ip_version": "4",
-    }
-    lines = []
-    for seq, at in enumerate(result_times(index, link, start, end), start=1):
-        fields: dict[str, float] = {"seq": seq, "lat": link.lat, "lon": link.lon}
+) -> list[Result]:
+    """The link's results as its probe sends them; `gap_s` is the time since its previous
+    counted sample, as the probe keeps it (collector/series.py turns a short gap into too_close)."""
+    location = Location(
+        province_code=link.province,
+        commune_code=link.commune,
+        village=link.village,
+        lat=link.lat,
+        lon=link.lon,
+    )
+    wire_link = Link(
+        interface=link.interface,
+        access=link.access,
+        technology=link.technology,
+        operator=link.operator,
+        plan=link.plan,
+        setting=link.setting,
+    )
+    results: list[Result] = []
+    previous_counted: float | None = None
+    for seq, attempt in enumerate(attempts(index, link, start, end), start=1):
+        gap = None if previous_counted is None else attempt.at - previous_counted
+        if not attempt.rerun:
+            previous_counted = attempt.at
+        finished = datetime.fromtimestamp(attempt.at, UTC)
+        errors: tuple[MeasurementError, ...] = ()
         if rng.random() < link.failure_share:
-            fields |= {"attempt_failed": 1, "errors": 1, "probe_limited": 0, "bytes_used": 2e4}
+            measurements = Measurements()
+            errors = (
+                MeasurementError(
+                    stage="download", code="timeout", message="no answer from the target in 10 s"
+                ),
+            )
         else:
-            download = max(1.0, rng.gauss(link.download_mbps, link.download_mbps * 0.06))
-            upload = max(0.5, rng.gauss(link.upload_mbps, link.upload_mbps * 0.08))
-            idle = max(1.0, rng.gauss(link.latency_ms, link.latency_ms * 0.15))
-            fields |= {
-                "download_mbps": round(download, 2),
-                "upload_mbps": round(upload, 2),
-                "latency_idle_median_ms": round(idle, 1),
-                "latency_loaded_median_ms": round(idle + rng.uniform(20, 120), 1),
-                "attempt_failed": 0,
-                "errors": 0,
-                "probe_limited": float(rng.random() < link.probe_limited_share),
-                # about 8 s of transfer each way: Mb/s / 8 x 1e6 bytes per second
-                "bytes_used": round((download + upload) / 8 * 1e6 * 8),
-                "ipv6_works": float(rng.random() < link.ipv6_works_share),
-            }
-        fields["clock_synced"] = float(link.clock_synced)
-        if link.plan_mbps is not None:
-            fields |= {"plan_download_mbps": link.plan_mbps, "plan_upload_mbps": link.plan_mbps}
-        lines.append(line("qos", tags, fields, at))
-    return lines
-
-
-def verdict_fields(link: DemoLink, at: float, end: float, rng: random.Random) -> dict[str, float]:
-    """The verdict as the QCVN rule gives it (QCVN.md): n grows as results arrive."""
-    n = link.n - round((end - at) / RESULT_EVERY_S)
-    mean = link.download_mbps + rng.gauss(0, link.ci_half_width_mbps / 4)
-    low, high = mean - link.ci_half_width_mbps, mean + link.ci_half_width_mbps
-    enough = n >= link.n_required
-    status = (1 if mean >= link.target_mbps else 0) if enough else -1
-    fields: dict[str, float] = {
-        "status": status,
-        "early_warning": float(not enough and high < link.target_mbps),
-        "formal": 0,  # fixed probes give fixed-point samples only: "monitoring per the method"
-        "n": n,
-        "n_required": link.n_required,
-        "mean_download_mbps": round(mean, 2),
-        "ci_low_mbps": round(low, 2),
-        "ci_high_mbps": round(high, 2),
-        "target_download_mbps": link.target_mbps,
-        "access_failure_rate": link.failure_share,
-        "n_failed": round(n * link.failure_share),
-        "n_probe_limited": round(n * link.probe_limited_share),
-    }
-    if link.profile == "5g":  # QCVN 126 also judges upload, latency and a share of samples
-        fields |= {
-            "share_at_or_above_min": 0.99,
-            "mean_upload_mbps": link.upload_mbps,
-            "mean_latency_ms": link.latency_ms,
-        }
-    return fields
-
-
-def verdict_lines(link: DemoLink, start: float, end: float, rng: random.Random) -> list[str]:
-    """One demo area per province: the same verdict at every level down to the village."""
-    base = {"technology": link.technology, "operator": link.operator, "profile": link.profile}
-    levels = {
-        "village": link.area,
-        "commune": {"province": link.province, "commune": link.commune},
-        "province": {"province": link.province},
-        "nation": {},
-    }
-    lines: list[str] = []
-    for at in steps(start, end, VERDICT_EVERY_S):
-        fields = verdict_fields(link, at, end, rng)
-        lines.extend(
-            line("qos_compliance", {"level": level, **area, **base}, fields, at)
-            for level, area in levels.items()
+            measurements = measured(link, rng, glitch=attempt.glitch)
+        spent = sum(t.bytes for t in (measurements.download, measurements.upload) if t is not None)
+        results.append(
+            Result(
+                schema=SCHEMA,
+                id=uuid7(),
+                probe_id=link.probe,
+                seq=seq,
+                started_at=finished - timedelta(seconds=3 * TRANSFER_S),
+                finished_at=finished,
+                clock=Clock(synced=link.clock_synced),
+                location=location,
+                link=wire_link,
+                target=TARGET,
+                measurements=measurements,
+                provenance=Provenance(
+                    agent_version="0.1.0",
+                    runner="iperf3",
+                    bytes_used=spent or 20_000,
+                    probe_limited=bool(errors == () and rng.random() < link.probe_limited_share),
+                    gap_s=gap,
+                ),
+                errors=errors,
+            )
         )
-    return lines
+    return results
+
+
+def verdict_times(start: float, end: float) -> list[float]:
+    """Every five minutes back from `end`, so the last verdict is judged at `end` itself."""
+    count = int((end - start) // VERDICT_EVERY_S)
+    return [end - VERDICT_EVERY_S * number for number in range(count, -1, -1)]
+
+
+async def store_and_judge(store_url: str, results: list[Result], start: float, end: float) -> None:
+    """The results through the collector's writer, then the engine's verdicts over the range."""
+    profiles = bundled_profiles()
+    writer = StoreWriter(store_url)
+    try:
+        for first in range(0, len(results), WRITE_BATCH):
+            await writer.write(results[first : first + WRITE_BATCH])
+        async with aiohttp.ClientSession() as session:
+            await flush(session, store_url)
+            for at in verdict_times(start, end):
+                now = datetime.fromtimestamp(at, UTC)
+                await refresh_verdicts(session, writer, profiles, now=now)
+            await flush(session, store_url)
+    finally:
+        await writer.close()
 
 
 @dataclass
@@ -337,7 +404,10 @@ class CollectorCounters:
 def fleet_samples(start: float, end: float, rng: random.Random) -> list[str]:
     """Fleet state and the collectors' own metrics, as scraped every 15 s."""
     arrivals = sorted(
-        at for index, link in enumerate(DEMO_LINKS) for at in result_times(index, link, start, end)
+        at
+        for index, link in enumerate(DEMO_LINKS)
+        for at in result_times(index, link, end)
+        if at >= start
     )
     counters = [CollectorCounters() for _ in COLLECTORS]
     arrived = 0
@@ -400,6 +470,17 @@ def post(url: str, body: str) -> None:
         ) from exc
 
 
+async def flush(session: aiohttp.ClientSession, store_url: str) -> None:
+    """VictoriaMetrics makes fresh samples searchable within about a second; skip the wait."""
+    try:
+        async with session.get(f"{store_url}/internal/force_flush") as response:
+            await response.read()
+    except aiohttp.ClientError as exc:
+        raise ServiceError(
+            f"store at {store_url} did not flush: {exc}", "is it VictoriaMetrics?"
+        ) from exc
+
+
 def seed(store_url: str, *, hours: float = 6.0, now: float | None = None) -> float:
     """Write `hours` of demo data ending at `now` into the store; returns `now`."""
     if urllib.parse.urlsplit(store_url).scheme not in {"http", "https"}:
@@ -408,15 +489,13 @@ def seed(store_url: str, *, hours: float = 6.0, now: float | None = None) -> flo
     start = end - hours * 3600
     rng = random.Random(1)  # noqa: S311 - demo numbers, reproducible for the same `now`
     store_url = store_url.rstrip("/")
-    lines: list[str] = []
-    for index, link in enumerate(DEMO_LINKS):
-        lines += result_lines(index, link, start, end, rng)
-        lines += verdict_lines(link, start, end, rng)
-    post(f"{store_url}/write?precision=ms", "\n".join(lines) + "\n")
+    results = [
+        result
+        for index, link in enumerate(DEMO_LINKS)
+        for result in demo_results(index, link, start, end, rng)
+    ]
     post(f"{store_url}/api/v1/import/prometheus", "\n".join(fleet_samples(start, end, rng)) + "\n")
-    # VictoriaMetrics makes fresh samples searchable within about a second; flush to skip the wait.
-    with urllib.request.urlopen(f"{store_url}/internal/force_flush", timeout=30) as response:  # noqa: S310
-        response.read()
+    asyncio.run(store_and_judge(store_url, results, start, end))
     return end
 
 

@@ -1,8 +1,9 @@
 """Every dashboard query runs against a real VictoriaMetrics holding lab-like data.
 
-Grafana is not installable here: the store is seeded with results, verdicts, fleet state and
-collector metrics as the collector and a scrape would write them, then each panel's queries are
-run with the variables and interval macros substituted as Grafana would, and rendered to PNG.
+Grafana is not installable here: the store is seeded with results through the collector's writer,
+verdicts by the collector's engine, fleet state and collector metrics as a scrape would write them,
+then each panel's queries are run with the variables and interval macros substituted as Grafana
+would, and rendered to PNG.
 """
 
 from __future__ import annotations
@@ -35,9 +36,10 @@ pytestmark = pytest.mark.integration
 SEED_HOURS = 7.0  # an hour more than the window, so hourly windows are full from its start
 WINDOW_HOURS = 6.0
 DASHBOARDS = load_dashboards()
-# The seeded verdicts: A is under 40 Mb/s and D under 1 Gb/s with enough samples, B and C pass,
-# E has 200 of the 1,500 samples its profile needs.
-VERDICTS = {"Na Sang": 0, "Huoi Mun": 1, "Pa Tan": 1, "Phuc Xa": 0, "Plei Op": -1}
+# The engine's verdicts on the seeded results: A is under 40 Mb/s with enough samples, B and C
+# pass, D conforms to its 1 Gb/s plan (QCVN 34) though below the 1 Gb/s national target, E has
+# about 200 of the 1,500 samples its profile needs.
+VERDICTS = {"Na Sang": 0, "Huoi Mun": 1, "Pa Tan": 1, "Phuc Xa": 1, "Plei Op": -1}
 
 
 class Seeded:
@@ -105,21 +107,69 @@ def test_variables_resolve_to_seeded_values(seeded: Seeded) -> None:
     assert offered == sorted(link.probe for link in DEMO_LINKS)
 
 
-def stat_values(dashboard_uid: str, title: str, seeded: Seeded) -> list[float]:
+def stat_values(
+    dashboard_uid: str, title: str, seeded: Seeded, chosen: dict[str, str] | None = None
+) -> list[float]:
     (dashboard,) = (d for d in DASHBOARDS if d["uid"] == dashboard_uid)
     (panel,) = (p for p in panels(dashboard) if p["title"] == title)
-    values = resolve_variables(dashboard, seeded.store, seeded.window)
+    values = resolve_variables(dashboard, seeded.store, seeded.window, chosen)
     return [
         s.last for r in query_panel(seeded.store, panel, values, seeded.window) for s in r.series
     ]
 
 
 def test_overview_counts_the_seeded_verdicts(seeded: Seeded) -> None:
-    assert stat_values("qosfleet-overview", "Village verdicts: pass", seeded) == [2]
-    assert stat_values("qosfleet-overview", "Village verdicts: fail", seeded) == [2]
+    assert stat_values("qosfleet-overview", "Village verdicts: pass", seeded) == [3]
+    assert stat_values("qosfleet-overview", "Village verdicts: fail", seeded) == [1]
     assert stat_values("qosfleet-overview", "Village verdicts: insufficient data", seeded) == [1]
     assert stat_values("qosfleet-overview", "Early warnings", seeded) == [1]
+    assert stat_values("qosfleet-overview", "Below the national 1 Gb/s target", seeded) == [1]
     assert stat_values("qosfleet-fleet", "Probes offline", seeded) == [1]
+
+
+def test_area_shows_a_fixed_line_in_two_parts(seeded: Seeded) -> None:
+    """Phuc Xa conforms to QCVN 34 below 1 Gb/s: the regulation passes, the programme
+    indicator is below its target, each with its own line, and the method is the QCVN one."""
+    fixed = {"village": "Phuc Xa"}
+
+    def area(title: str) -> list[float]:
+        return stat_values("qosfleet-area", title, seeded, fixed)
+
+    (link,) = (link for link in DEMO_LINKS if link.village == "Phuc Xa")
+    assert link.plan is not None
+    assert area("Regulation verdict") == [1]
+    assert area("QCVN 34 plan conformity") == [1]
+    assert area("QCVN 34 lines (0.8 x plan)") == [
+        0.8 * link.plan.download_mbps,
+        0.8 * link.plan.upload_mbps,
+    ]
+    assert area("National 1 Gb/s target") == [0]
+    assert area("National target: early warning") == [0]
+    mean, target = area("Mean download vs national target")
+    assert 0.8 * link.plan.download_mbps < mean < target == 1000
+    assert area("Method") == [1]
+    # A mobile village has no fixed-line parts at all, rather than a misleading one.
+    assert (
+        stat_values("qosfleet-area", "National 1 Gb/s target", seeded, {"village": "Na Sang"}) == []
+    )
+
+
+def test_area_counts_every_sample_rule(seeded: Seeded) -> None:
+    """The seed's failed, probe-limited, implausible and too-close samples reach the verdicts."""
+
+    def counts(village: str) -> dict[str, float]:
+        names = ("attempts", "failed", "probe-limited", "implausible", "too close")
+        found = stat_values(
+            "qosfleet-area", "Attempts, and samples not in the mean", seeded, {"village": village}
+        )
+        return dict(zip(names, found, strict=True))
+
+    na_sang, huoi_mun, phuc_xa = counts("Na Sang"), counts("Huoi Mun"), counts("Phuc Xa")
+    assert na_sang["failed"] > 0
+    assert na_sang["implausible"] > 0
+    assert huoi_mun["too close"] > 0
+    assert phuc_xa["probe-limited"] > 0
+    assert phuc_xa["failed"] == phuc_xa["implausible"] == phuc_xa["too close"] == 0
 
 
 def test_map_places_every_village_with_its_verdict(seeded: Seeded) -> None:
