@@ -299,7 +299,8 @@ def verdict_line(area: Area, verdict: Verdict, profile: Profile, at: datetime) -
         "mean_upload_mbps": verdict.mean_upload_mbps,
         "upload_ci_low_mbps": verdict.upload_ci_low,
         "upload_ci_high_mbps": verdict.upload_ci_high,
-        "target_upload_mbps": verdict.plan_upload_threshold_mbps,
+        "target_upload_mbps": verdict.plan_upload_threshold_mbps
+        or (profile.upload.mean_min_mbps if profile.upload is not None else None),
         "mean_latency_ms": verdict.mean_latency_ms,
         "latency_ci_low_ms": verdict.latency_ci_low,
         "latency_ci_high_ms": verdict.latency_ci_high,
