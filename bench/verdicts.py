@@ -7,8 +7,9 @@
 Seeds a real VictoriaMetrics through the collector's own write path (collector/series.py lines,
 StoreWriter) with `--probes` x `--per-probe` results spread over the 30-day window (probes in
 villages of communes of the 34 provinces, 3 operators, 4G / 5G / fixed with a plan, settings
-mixed), then runs one verdict refresh (collector/verdicts.py: rollups, judging, writing the
-`qos_compliance_*` series) in a child process and reports its wall time and peak RSS. With
+mixed), then runs the verdict refresh (collector/verdicts.py: rollups, judging, writing the
+`qos_compliance_*` series) in a child process: a first one (the store cold after seeding) and
+the one a collector repeats every minute, whose wall time and the child's peak RSS are reported. With
 several `--per-probe` sizes the store is topped up between rows, on the same probes.
 
 Prints a table row per size and, last, one JSON object: {"rows": [{"results": N, "refresh_s": T,
@@ -166,26 +167,35 @@ async def write(writer: StoreWriter, lines: list[str]) -> int:
 
 
 async def refresh_once(store_url: str, at: float) -> dict[str, float]:
+    """A first refresh (the store's caches cold after the seeding), then the one a collector
+    repeats every minute, timed whole and for its rollups alone (what limits it)."""
     profiles = bundled_profiles()
     writer = StoreWriter(store_url)
+    moment = datetime.fromtimestamp(at, UTC)
     try:
         async with aiohttp.ClientSession() as session:
             started = time.perf_counter()
-            moment = datetime.fromtimestamp(at, UTC)
+            await refresh_verdicts(session, writer, profiles, now=moment)
+            first_s = time.perf_counter() - started
+            started = time.perf_counter()
             verdicts = await refresh_verdicts(session, writer, profiles, now=moment)
             elapsed = time.perf_counter() - started
-            # Again, the store's part alone: what limits a refresh.
             started = time.perf_counter()
             await read_area_stats(session, store_url, profiles, now=moment)
             rollups_s = time.perf_counter() - started
     finally:
         await writer.close()
-    return {"refresh_s": elapsed, "rollups_s": rollups_s, "areas": float(len(verdicts))}
+    return {
+        "first_s": first_s,
+        "refresh_s": elapsed,
+        "rollups_s": rollups_s,
+        "areas": float(len(verdicts)),
+    }
 
 
-def measure_refresh(store_url: str, at: float) -> tuple[float, float, float, int]:
-    """One refresh in a child process: (its wall time, the rollups' part of it, its peak RSS in
-    MB, areas judged)."""
+def measure_refresh(store_url: str, at: float) -> tuple[float, float, float, float, int]:
+    """Refreshes in a child process: (first, steady and rollups' seconds, the child's peak RSS
+    in MB, areas judged)."""
     child = subprocess.Popen(
         [sys.executable, __file__, "--refresh-once", store_url, "--at", str(at)],
         stdout=subprocess.PIPE,
@@ -198,6 +208,7 @@ def measure_refresh(store_url: str, at: float) -> tuple[float, float, float, int
         raise SystemExit(f"refresh child failed ({status})")
     answer = json.loads(output)
     return (
+        answer["first_s"],
         answer["refresh_s"],
         answer["rollups_s"],
         usage.ru_maxrss / 1024,
@@ -227,7 +238,7 @@ def main() -> int:
         parser.error("--per-probe: growing sizes, e.g. 25,250")
     now = datetime.now(UTC).replace(microsecond=0)
     print(f"# {platform.node()} {platform.machine()} {os.cpu_count()} cores, {now:%Y-%m-%d}")
-    header = ("results", "probes", "areas", "seed s", "refresh s", "rollups s", "RSS MB")
+    header = ("results", "probes", "areas", "seed s", "first s", "refresh s", "rollups s", "RSS MB")
     print("".join(f"{name:>11}" for name in header))
     rows: list[dict[str, float]] = []
     with tempfile.TemporaryDirectory() as workdir, victoria_metrics(Path(workdir)) as store:
@@ -239,9 +250,12 @@ def main() -> int:
             )
             flush(store.url)
             seeded = time.perf_counter() - started
-            refresh_s, rollups_s, rss_mb, areas = measure_refresh(store.url, now.timestamp())
+            first_s, refresh_s, rollups_s, rss_mb, areas = measure_refresh(
+                store.url, now.timestamp()
+            )
             cells = (f"{total:,}", f"{args.probes:,}", f"{areas:,}", f"{seeded:.1f}",
-                     f"{refresh_s:.3f}", f"{rollups_s:.3f}", f"{rss_mb:.1f}")  # fmt: skip
+                     f"{first_s:.3f}", f"{refresh_s:.3f}", f"{rollups_s:.3f}",
+                     f"{rss_mb:.1f}")  # fmt: skip
             print("".join(f"{cell:>11}" for cell in cells), flush=True)
             rows.append(
                 {"results": total, "refresh_s": round(refresh_s, 4), "rss_mb": round(rss_mb, 1)}
