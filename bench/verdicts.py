@@ -9,8 +9,8 @@ StoreWriter) with `--probes` x `--per-probe` results spread over the 30-day wind
 villages of communes of the 34 provinces, 3 operators, 4G / 5G / fixed with a plan, settings
 mixed), then runs the verdict refresh (collector/verdicts.py: rollups, judging, writing the
 `qos_compliance_*` series) in a child process: a first one (the store cold after seeding) and
-the one a collector repeats every minute, whose wall time and the child's peak RSS are reported. With
-several `--per-probe` sizes the store is topped up between rows, on the same probes.
+the one a collector repeats every minute, whose wall time and the child's peak RSS are reported.
+With several `--per-probe` sizes the store is topped up between rows, on the same probes.
 
 Prints a table row per size and, last, one JSON object: {"rows": [{"results": N, "refresh_s": T,
 "rss_mb": M}, ...]}.
