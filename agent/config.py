@@ -9,7 +9,7 @@ from typing import Annotated
 import msgspec
 
 from contract.addresses import parse_url
-from contract.errors import ConfigError
+from contract.errors import ConfigError, WireError
 from contract.mqtt import BrokerConfig, broker_endpoint
 from contract.result import (
     Access,
@@ -21,6 +21,7 @@ from contract.result import (
     Radio,
     Setting,
     Technology,
+    check_names,
 )
 from contract.typed import Strict, load_toml
 
@@ -205,3 +206,18 @@ def check_config(config: AgentConfig, *, where: str = "") -> None:
             "is above reconnect_cap_s",
             "the first reconnect delay must not exceed the cap",
         )
+    _check_names(config, where)
+
+
+def _check_names(config: AgentConfig, where: str) -> None:
+    """The names that travel in every result are plain text, as the collector requires."""
+    names = {"location.village": config.location.village}
+    for index, link in enumerate(config.links):
+        names[f"links[{index}].interface"] = link.interface
+        names[f"links[{index}].operator"] = link.operator
+    for index, target in enumerate(config.targets):
+        names[f"targets[{index}].id"] = target.id
+    try:
+        check_names(names)
+    except WireError as exc:
+        raise ConfigError(f"{where}{exc.field}", exc.reason, exc.hint) from exc

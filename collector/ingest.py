@@ -17,13 +17,22 @@ from typing import Literal, NamedTuple
 import msgspec
 
 from collector.registry import Enrollment
-from contract.errors import QosfleetError, WireError
-from contract.result import MAX_BATCH, MAX_FUTURE_SKEW, Location, Result, check_result, split_batch
+from contract.errors import QosfleetError, WireError, WireLimitError
+from contract.result import (
+    MAX_BATCH,
+    MAX_FUTURE_SKEW,
+    MAX_RESULT_BYTES,
+    Location,
+    Result,
+    check_result,
+    split_batch,
+)
 from contract.signing import verify_result
-from contract.typed import split_validation_error
+from contract.typed import decode_json
 
 Reason = Literal[
     "too-large",
+    "too-deep",
     "malformed",
     "topic-mismatch",
     "not-enrolled",
@@ -40,7 +49,6 @@ PERMANENT: frozenset[Reason] = frozenset(
 )
 Requirement = Literal["required", "optional"]
 
-MAX_PAYLOAD_BYTES = 64 * 1024
 # Keep below the store's retention: VictoriaMetrics drops older samples silently, after the
 # receipt would already have said "stored".
 MAX_AGE = timedelta(days=30)
@@ -55,7 +63,7 @@ MAX_SEQ = 2**53
 class IngestPolicy(msgspec.Struct, frozen=True, kw_only=True):
     signatures: Requirement = "required"
     enrollment: Requirement = "required"
-    max_payload_bytes: int = MAX_PAYLOAD_BYTES
+    max_payload_bytes: int = MAX_RESULT_BYTES
     max_age_s: float = MAX_AGE.total_seconds()
 
 
@@ -113,10 +121,8 @@ def check(
     enrollment_of: Callable[[str], Enrollment | None],
 ) -> Candidate:
     """Every check but the signature (which costs more than all others: see `verify`)."""
-    if len(payload) > policy.max_payload_bytes:
-        raise ResultRejectedError("too-large", f"{len(payload)} bytes > {policy.max_payload_bytes}")
     sender = probe_id_of(topic)
-    result = _decode(payload, sender)
+    result = _decode(payload, sender, policy.max_payload_bytes)
     if sender != result.probe_id:
         raise ResultRejectedError(
             "topic-mismatch", f"topic {topic!r} carries a result of probe {result.probe_id!r}"
@@ -152,6 +158,8 @@ def split(payload: bytes, policy: IngestPolicy) -> tuple[bytes, ...]:
         raise ResultRejectedError("too-large", f"batch of {len(payload)} bytes > {cap}")
     try:
         return split_batch(payload)
+    except WireLimitError as exc:
+        raise ResultRejectedError(exc.limit, f"batch {exc.message}") from exc
     except WireError as exc:
         raise ResultRejectedError("malformed", f"batch {exc.message}") from exc
 
@@ -168,22 +176,21 @@ def verify(candidate: Candidate) -> ResultRejectedError | None:
     return None
 
 
-def _decode(payload: bytes, sender: str) -> Result:
+def _decode(payload: bytes, sender: str, max_bytes: int) -> Result:
     try:
-        return _decoder.decode(payload)
-    except msgspec.ValidationError as exc:
-        path, reason = split_validation_error(exc)
-        detail = f"$.{path}: {reason}"
-    except msgspec.DecodeError as exc:
-        detail = f"not valid JSON ({exc})"
-    raise ResultRejectedError("malformed", detail, _identity(payload, sender))
+        return decode_json(_decoder, payload, max_bytes=max_bytes)
+    except WireLimitError as exc:
+        # Nothing in it can be read safely, so no receipt: the probe's operator sees the count.
+        raise ResultRejectedError(exc.limit, exc.message) from exc
+    except WireError as exc:
+        raise ResultRejectedError("malformed", exc.message, _identity(payload, sender)) from exc
 
 
 def _identity(payload: bytes, sender: str) -> uuid.UUID | None:
     """The id of a malformed result sent on its own probe's topic, else None (no receipt)."""
     try:
-        identity = _identity_decoder.decode(payload)
-    except (msgspec.ValidationError, msgspec.DecodeError):
+        identity = decode_json(_identity_decoder, payload, max_bytes=len(payload))
+    except WireError:
         return None
     return identity.id if identity.probe_id == sender else None
 

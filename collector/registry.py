@@ -18,9 +18,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from collector.state import transaction
 from collector.store import make_line
-from contract.errors import WireError
+from contract.errors import WireError, WireLimitError
 from contract.fleet import ProbeMeta, ProbeStatus, decode_meta, decode_status, encode
-from contract.result import Location
+from contract.result import PROBE_ID_RE, Location
 from contract.signing import parse_public_key
 
 log = logging.getLogger("qosfleet.collector.registry")
@@ -80,7 +80,7 @@ class ProbeRegistry:
                 probe.enrollment = _enrollment(decode_meta(meta)) if meta else None
                 probe.status = decode_status(status) if status else None
             except WireError as exc:
-                log.warning("registry entry of %s ignored: %s", probe_id, exc)
+                log.warning("registry entry of %r ignored: %s", probe_id, exc)
 
     def enrollment(self, probe_id: str) -> Enrollment | None:
         probe = self._probes.get(probe_id)
@@ -102,16 +102,17 @@ class ProbeRegistry:
 
     def apply_meta(self, probe_id: str, payload: bytes, now: float) -> None:
         """Enroll (or re-enroll) from a retained meta message; an empty payload un-enrolls."""
+        _check_probe_id(probe_id)
         if not payload:
             self._probe(probe_id).enrollment = None
             self._save(probe_id, "meta", None)
-            log.info("probe %s un-enrolled (retained meta cleared)", probe_id)
+            log.info("probe %r un-enrolled (retained meta cleared)", probe_id)
             return
         try:
             meta = decode_meta(payload)
             enrollment = _enrollment(meta)
         except WireError as exc:
-            raise FleetMessageRejectedError("malformed", exc.message) from exc
+            raise _refusal(exc) from exc
         if meta.probe_id != probe_id:
             raise FleetMessageRejectedError(
                 "topic-mismatch", f"meta of {meta.probe_id!r} on the topic of {probe_id!r}"
@@ -120,21 +121,32 @@ class ProbeRegistry:
         probe.enrollment = enrollment
         probe.last_seen = max(probe.last_seen or now, now)
         self._save(probe_id, "meta", encode(meta))
-        log.info("probe %s enrolled in %s", probe_id, meta.location.village)
+        log.info("probe %s enrolled in %r", probe_id, meta.location.village)
 
     def apply_status(self, probe_id: str, payload: bytes, now: float) -> bool:
         """Record a birth message or last will; True when the probe's state changed."""
+        _check_probe_id(probe_id)
         if not payload:
             return False
         try:
             status = decode_status(payload)
         except WireError as exc:
-            raise FleetMessageRejectedError("malformed", exc.message) from exc
+            raise _refusal(exc) from exc
         if status.probe_id != probe_id:
             raise FleetMessageRejectedError(
                 "topic-mismatch", f"status of {status.probe_id!r} on the topic of {probe_id!r}"
             )
         probe = self._probe(probe_id)
+        enrolled = _interfaces(probe.enrollment)
+        unknown = [
+            budget.interface
+            for budget in (status.health.budgets if status.health else ())
+            if enrolled is not None and budget.interface not in enrolled
+        ]
+        if unknown:
+            raise FleetMessageRejectedError(
+                "unknown-interface", f"budgets of links {unknown!r} the enrollment does not list"
+            )
         changed = probe.status is None or probe.status.state != status.state
         probe.status = status
         if status.state == "online":
@@ -178,8 +190,11 @@ class ProbeRegistry:
             }
             online = 1.0 if status.state == "online" else 0.0
             lines.append(make_line(ONLINE_MEASUREMENT, tags, {"online": online}, at_ms))
+            # A budget becomes a series only for an enrolled link: a probe's series are bounded
+            # by its enrollment, whatever its status messages say.
+            enrolled = _interfaces(probe.enrollment) or frozenset()
             for budget in status.health.budgets if status.health else ():
-                if budget.cap_bytes > 0:
+                if budget.cap_bytes > 0 and budget.interface in enrolled:
                     left = max(budget.cap_bytes - budget.used_bytes, 0) / budget.cap_bytes
                     budget_tags = {"probe": probe_id, "interface": budget.interface}
                     fields = {"budget_remaining_ratio": left}
@@ -198,6 +213,24 @@ class ProbeRegistry:
                 "last_seen = excluded.last_seen",
                 (probe_id, value, last_seen),
             )
+
+
+def _check_probe_id(probe_id: str) -> None:
+    """A topic's probe level names a probe, or the message is refused before it is kept."""
+    if not PROBE_ID_RE.fullmatch(probe_id):
+        raise FleetMessageRejectedError("topic-mismatch", f"{probe_id!r} is not a probe id")
+
+
+def _refusal(exc: WireError) -> FleetMessageRejectedError:
+    reason = exc.limit if isinstance(exc, WireLimitError) else "malformed"
+    return FleetMessageRejectedError(reason, exc.message)
+
+
+def _interfaces(enrollment: Enrollment | None) -> frozenset[str] | None:
+    """The enrolled links' interfaces (None: not enrolled)."""
+    if enrollment is None:
+        return None
+    return frozenset(link.interface for link in enrollment.meta.links)
 
 
 def _enrollment(meta: ProbeMeta) -> Enrollment:

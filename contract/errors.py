@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 
 class QosfleetError(Exception):
     """Base error: a message saying what was wrong and a hint saying what to do."""
@@ -22,6 +24,14 @@ class WireError(QosfleetError):
         super().__init__(f"{field}: {reason}", hint)
         self.field = field
         self.reason = reason
+
+
+class WireLimitError(WireError):
+    """A message beyond a bound of the contract; `limit` is the refusal's reason label."""
+
+    def __init__(self, limit: Literal["too-large", "too-deep"], reason: str, hint: str) -> None:
+        super().__init__("$", reason, hint)
+        self.limit: Literal["too-large", "too-deep"] = limit
 
 
 class ConfigError(QosfleetError):

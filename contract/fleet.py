@@ -11,15 +11,23 @@ from contract.result import (
     TOPIC_PREFIX,
     Clock,
     Frozen,
+    Interface,
     Link,
     Location,
+    Name,
     ProbeId,
     UtcTime,
+    check_names,
 )
-from contract.typed import split_validation_error
+from contract.typed import decode_json
 
 META_SCHEMA = "qosfleet.meta/1"
 STATUS_SCHEMA = "qosfleet.status/1"
+# A probe has a fixed line and a modem or two; each link is a series of the fleet state, so a
+# message listing more is refused rather than stored.
+MAX_LINKS = 8
+# A meta or status is well under 4 KB.
+MAX_FLEET_MESSAGE_BYTES = 64 * 1024
 
 
 def meta_topic(probe_id: str) -> str:
@@ -36,13 +44,13 @@ class ProbeMeta(Frozen, frozen=True, kw_only=True):
     schema: str = META_SCHEMA
     probe_id: ProbeId
     location: Location
-    links: tuple[Link, ...]
+    links: Annotated[tuple[Link, ...], msgspec.Meta(max_length=MAX_LINKS)]
     public_key: str  # base64 of the raw 32-byte Ed25519 public key
-    agent_version: str
+    agent_version: Name
 
 
 class LinkBudget(Frozen, frozen=True, kw_only=True):
-    interface: str
+    interface: Interface
     used_bytes: Annotated[int, msgspec.Meta(ge=0)]
     cap_bytes: Annotated[int, msgspec.Meta(ge=0)]
     # Tests skipped this month because their estimated bytes exceeded what was left.
@@ -54,7 +62,7 @@ class ProbeHealth(Frozen, frozen=True, kw_only=True):
     disk_free_bytes: int | None = None
     cpu_temperature_c: float | None = None
     spool_depth: Annotated[int, msgspec.Meta(ge=0)] = 0
-    budgets: tuple[LinkBudget, ...] = ()
+    budgets: Annotated[tuple[LinkBudget, ...], msgspec.Meta(max_length=MAX_LINKS)] = ()
     spool_bytes: Annotated[int, msgspec.Meta(ge=0)] = 0
     # Age of the oldest result still waiting for its receipt.
     spool_oldest_s: Annotated[float, msgspec.Meta(ge=0.0)] | None = None
@@ -91,13 +99,24 @@ def decode_status(data: bytes) -> ProbeStatus:
 
 
 def _decode(decoder: msgspec.json.Decoder[Message], data: bytes, schema: str) -> Message:
-    try:
-        message = decoder.decode(data)
-    except msgspec.ValidationError as exc:
-        path, reason = split_validation_error(exc)
-        raise WireError(f"$.{path}", reason) from exc
-    except msgspec.DecodeError as exc:
-        raise WireError("$", f"not valid JSON ({exc})") from exc
+    message = decode_json(
+        decoder, data, max_bytes=MAX_FLEET_MESSAGE_BYTES, hint=f"follow schema {schema}"
+    )
     if message.schema != schema:
         raise WireError("$.schema", f"unsupported schema {message.schema!r}, expected {schema!r}")
+    check_names(_names(message))
     return message
+
+
+def _names(message: ProbeMeta | ProbeStatus) -> dict[str, str]:
+    if isinstance(message, ProbeStatus):
+        budgets = message.health.budgets if message.health else ()
+        return {f"$.health.budgets[{n}].interface": b.interface for n, b in enumerate(budgets)}
+    names = {
+        "$.location.village": message.location.village,
+        "$.agent_version": message.agent_version,
+    }
+    for n, link in enumerate(message.links):
+        names[f"$.links[{n}].interface"] = link.interface
+        names[f"$.links[{n}].operator"] = link.operator
+    return names

@@ -8,18 +8,22 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal, NamedTuple
 
 import msgspec
 
 from contract.errors import WireError
-from contract.typed import split_validation_error
+from contract.typed import decode_json
 
 SCHEMA = "qosfleet.result/1"
 BATCH_SCHEMA = "qosfleet.batch/1"
 TOPIC_PREFIX = "qos/v1"
+# A result is ~2 KB; a payload 30 times that is a bug or an attack.
+MAX_RESULT_BYTES = 64 * 1024
+# A receipt carries at most MAX_BATCH ids and a short reason.
+MAX_RECEIPT_BYTES = 16 * 1024
 # Results per batch message: enough to cut the per-message cost of a spool drain fifty-fold, few
 # enough that one batch of ordinary results (~2 KB each) stays far below the broker's packet cap.
 MAX_BATCH = 50
@@ -39,7 +43,12 @@ Count = Annotated[int, msgspec.Meta(ge=0)]
 Seconds = Annotated[float, msgspec.Meta(ge=0.0, le=86_400.0)]
 UtcTime = Annotated[datetime, msgspec.Meta(tz=True)]
 ProbeId = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")]
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+MAX_NAME_LENGTH = 200
+# A village, operator, target, ...: printable text as well, checked by `check_names` (a length is
+# all a type can say cheaply: a pattern per field would cost more than the rest of a decode).
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_NAME_LENGTH)]
+# A network interface as Linux names it: at most 15 bytes.
+Interface = Annotated[str, msgspec.Meta(min_length=1, max_length=15)]
 
 Access = Literal["fixed", "mobile"]
 Technology = Literal["ftth", "cable", "dsl", "fwa", "3g", "4g", "5g", "unknown"]
@@ -89,7 +98,7 @@ class Radio(Frozen, frozen=True, kw_only=True):
 
 
 class Link(Frozen, frozen=True, kw_only=True):
-    interface: Annotated[str, msgspec.Meta(min_length=1, max_length=15)]
+    interface: Interface
     access: Access
     technology: Technology
     operator: Name
@@ -227,21 +236,71 @@ def canonical_bytes(result: Result) -> bytes:
 
 def decode_result(data: bytes | str, *, now: datetime | None = None) -> Result:
     """Decode and validate one result; raise WireError naming the offending field."""
-    try:
-        result = _decoder.decode(data)
-    except msgspec.ValidationError as exc:
-        path, reason = split_validation_error(exc)
-        raise WireError(
-            f"$.{path}", reason, "fix the sender to follow schema qosfleet.result/1"
-        ) from exc
-    except msgspec.DecodeError as exc:
-        raise WireError("$", f"not valid JSON ({exc})", "send one UTF-8 JSON object") from exc
+    result = decode_json(
+        _decoder, data, max_bytes=MAX_RESULT_BYTES, hint=f"fix the sender to follow schema {SCHEMA}"
+    )
     check_result(result, now=now or datetime.now(UTC))
     return result
 
 
+def check_names(names: Mapping[str, str]) -> None:
+    """Every name (field path -> value) is printable text; else WireError names the field.
+
+    Printable as Python says (`str.isprintable`): no control character (a newline would forge a
+    log line, an escape drive a terminal), no line separator, no invisible format character (a
+    bidirectional override makes text read as something else, a zero-width one makes two labels
+    that look the same), no unassigned code point. Spaces are fine.
+    """
+    if "".join(names.values()).isprintable():
+        return
+    for field, name in names.items():
+        if not name.isprintable():
+            raise WireError(
+                field,
+                "holds a character that is not printable (a control, separator or invisible "
+                "formatting character)",
+                "names are plain text: fix the probe's configuration",
+            )
+
+
+def _names(result: Result) -> dict[str, str]:
+    names = {
+        "$.link.interface": result.link.interface,
+        "$.link.operator": result.link.operator,
+        "$.target.id": result.target.id,
+        "$.target.address": result.target.address,
+        "$.provenance.agent_version": result.provenance.agent_version,
+        "$.provenance.runner": result.provenance.runner,
+    }
+    if result.location is not None:
+        names["$.location.village"] = result.location.village
+    for index, error in enumerate(result.errors):
+        names[f"$.errors[{index}].stage"] = error.stage
+        names[f"$.errors[{index}].code"] = error.code
+    return names
+
+
 def check_result(result: Result, *, now: datetime) -> None:
-    """Checks a type cannot express: schema version, UUIDv7, a sane time window."""
+    """Checks a type cannot express: schema version, UUIDv7, a sane time window, names."""
+    link, target, provenance, location = (
+        result.link,
+        result.target,
+        result.provenance,
+        result.location,
+    )
+    # Per result on the collector's busiest path: one test of all the names at once, and the
+    # field-by-field search only when it fails (or for the rare result with errors).
+    names = (
+        link.interface,
+        link.operator,
+        target.id,
+        target.address,
+        provenance.agent_version,
+        provenance.runner,
+        location.village if location else "",
+    )
+    if result.errors or not "".join(names).isprintable():
+        check_names(_names(result))
     if result.schema != SCHEMA:
         raise WireError(
             "$.schema",
@@ -305,15 +364,12 @@ def _check_count(count: int) -> None:
 
 def split_batch(data: bytes | str) -> tuple[bytes, ...]:
     """The envelope's checks; each result's bytes, for the single-result checks one by one."""
-    try:
-        envelope = _raw_batch_decoder.decode(data)
-    except msgspec.ValidationError as exc:
-        path, reason = split_validation_error(exc)
-        raise WireError(
-            f"$.{path}", reason, f"fix the sender to follow schema {BATCH_SCHEMA}"
-        ) from exc
-    except msgspec.DecodeError as exc:
-        raise WireError("$", f"not valid JSON ({exc})", "send one UTF-8 JSON object") from exc
+    envelope = decode_json(
+        _raw_batch_decoder,
+        data,
+        max_bytes=MAX_BATCH * MAX_RESULT_BYTES,
+        hint=f"fix the sender to follow schema {BATCH_SCHEMA}",
+    )
     if envelope.schema != BATCH_SCHEMA:
         raise WireError(
             "$.schema", f"unsupported schema {envelope.schema!r}, expected {BATCH_SCHEMA!r}"
@@ -370,7 +426,6 @@ def encode_receipt(receipt: Receipt) -> bytes:
 
 
 def decode_receipt(data: bytes | str) -> Receipt:
-    try:
-        return _receipt_decoder.decode(data)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-        raise WireError("$", f"not a receipt ({exc})") from exc
+    return decode_json(
+        _receipt_decoder, data, max_bytes=MAX_RECEIPT_BYTES, hint="not a receipt of schema v1"
+    )

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from contract.errors import ConfigError
+from contract.errors import ConfigError, WireError, WireLimitError
 
 T = TypeVar("T")
 _AT = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
@@ -24,6 +24,36 @@ def split_validation_error(exc: msgspec.ValidationError) -> tuple[str, str]:
     text = str(exc)
     match = _AT.search(text)
     return (match.group("path") or "(top level)") if match else "(top level)", _AT.sub("", text)
+
+
+def decode_json(
+    decoder: msgspec.json.Decoder[T], data: bytes | str, *, max_bytes: int, hint: str = ""
+) -> T:
+    """Decode one message from outside; WireError names the offending field.
+
+    Bounded in size (`max_bytes`, checked before any parsing) and in depth: msgspec enters every
+    nesting level through CPython's recursion guard, so JSON nested deeper than the interpreter's
+    recursion limit (1,000 levels; nothing in this project raises it) stops with RecursionError
+    before the C stack is at risk. That exception unwinds like any other - the decoder keeps no
+    state between calls - and costs nothing on a valid message, where scanning the bytes for
+    their depth first would cost a pass in Python per message. No wire type nests more than
+    a few levels, so nothing genuine comes near the bound.
+    """
+    if len(data) > max_bytes:
+        raise WireLimitError(
+            "too-large", f"{len(data)} bytes > {max_bytes}", "send smaller messages"
+        )
+    try:
+        return decoder.decode(data)
+    except msgspec.ValidationError as exc:
+        path, reason = split_validation_error(exc)
+        raise WireError(f"$.{path}", reason, hint) from exc
+    except msgspec.DecodeError as exc:
+        raise WireError("$", f"not valid JSON ({exc})", "send one UTF-8 JSON object") from exc
+    except RecursionError:
+        raise WireLimitError(
+            "too-deep", "JSON nested too deeply", "no message of the contract nests like this"
+        ) from None
 
 
 def read_toml(path: Path, *, hint: str) -> dict[str, Any]:

@@ -27,7 +27,11 @@ NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
 mbps = st.floats(min_value=0, max_value=100_000, allow_nan=False)
 millis = st.floats(min_value=0, max_value=600_000, allow_nan=False)
-text = st.text(min_size=1, max_size=40).filter(lambda s: s.strip() != "")
+# Any character a name may hold: printable ones (contract.result.check_names), space included.
+name_characters = st.characters(
+    exclude_categories=("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp", "Zs"), include_characters=" "
+)
+text = st.text(name_characters, min_size=1, max_size=40).filter(lambda s: s.strip() != "")
 
 throughput = st.builds(
     Throughput,

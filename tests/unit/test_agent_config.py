@@ -65,6 +65,9 @@ def test_good_config_loads(tmp_path: Path) -> None:
         ('probe_id = "vn-01-ban-a"', 'probe_id = "Ban A!"', "probe_id"),
         ('url = "mqtt://127.0.0.1:1883"', 'url = "tcp://broker"', "broker.url"),
         ('url = "http://198.18.0.1:8080"', 'url = "198.18.0.1"', "targets[0].url"),
+        # Names travel in every result, and the collector refuses one that is not plain text.
+        ('village = "Bản A"', 'village = "Bản A\\nINFO forged"', "location.village"),
+        ('operator = "Viettel"', 'operator = "Viettel\\u200b"', "links[0].operator"),
     ],
 )
 def test_bad_key_or_value_is_named(tmp_path: Path, old: str, new: str, key: str) -> None:

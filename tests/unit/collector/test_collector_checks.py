@@ -76,6 +76,7 @@ def test_a_signed_result_of_an_enrolled_probe_passes() -> None:
     ("payload", "reason", "receipt"),
     [
         (b"x" * 70_000, "too-large", False),
+        (b'{"x": ' + b"[" * 30_000 + b"]" * 30_000 + b"}", "too-deep", False),
         (b"{not json", "malformed", False),
         (encode_result(sign_result(_result(probe_id="vn-79-else"), KEY)), "topic-mismatch", False),
         (encode_result(_result()), "unsigned", True),

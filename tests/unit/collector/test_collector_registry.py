@@ -8,7 +8,14 @@ import pytest
 
 from collector.registry import FleetMessageRejectedError, ProbeRegistry
 from collector.state import open_database
-from contract.fleet import LinkBudget, ProbeHealth, ProbeMeta, ProbeStatus, encode
+from contract.fleet import (
+    MAX_FLEET_MESSAGE_BYTES,
+    LinkBudget,
+    ProbeHealth,
+    ProbeMeta,
+    ProbeStatus,
+    encode,
+)
 from contract.result import Clock, Link, Location
 from contract.signing import new_private_key, public_key_text
 
@@ -29,12 +36,21 @@ def _meta(probe_id: str = "pi-0001") -> bytes:
     )
 
 
-def _status(state: str, probe_id: str = "pi-0001", *, used: int = 0) -> bytes:
-    health = ProbeHealth(
-        clock=Clock(synced=True),
-        budgets=(LinkBudget(interface="wwan0", used_bytes=used, cap_bytes=1000),),
+def _status(
+    state: str,
+    probe_id: str = "pi-0001",
+    *,
+    used: int = 0,
+    interfaces: tuple[str, ...] = ("wwan0",),
+) -> bytes:
+    budgets = tuple(
+        LinkBudget(interface=interface, used_bytes=used, cap_bytes=1000) for interface in interfaces
     )
+    health = ProbeHealth(clock=Clock(synced=True), budgets=budgets)
     return encode(ProbeStatus(probe_id=probe_id, state=state, health=health))  # type: ignore[arg-type]
+
+
+DEEP = b'{"schema": "qosfleet.status/1", "x": ' + b"[" * 30_000 + b"]" * 30_000 + b"}"
 
 
 def test_enrollment_and_liveness_survive_a_restart(tmp_path: Path) -> None:
@@ -69,6 +85,13 @@ def test_an_empty_retained_meta_un_enrolls(tmp_path: Path) -> None:
         ("meta", b"{}", "malformed"),
         ("status", _status("online", "pi-0002"), "topic-mismatch"),
         ("status", b"[1]", "malformed"),
+        ("meta", DEEP, "too-deep"),
+        ("status", DEEP, "too-deep"),
+        ("meta", b" " * (MAX_FLEET_MESSAGE_BYTES + 1), "too-large"),
+        ("status", _status("online", interfaces=tuple(f"eth{n}" for n in range(9))), "malformed"),
+        ("status", _status("online", interfaces=("wwan\u20280",)), "malformed"),
+        ("meta", _meta().replace(b"Viettel", rb"Viettel\n"), "malformed"),
+        ("meta", _meta().replace("Bản Nà Hin".encode(), b"\\u202eevil"), "malformed"),
     ],
 )
 def test_bad_fleet_messages_are_refused(
@@ -87,13 +110,31 @@ def test_fleet_lines_carry_the_series_of_dashboards_series_md(tmp_path: Path) ->
     registry.apply_meta("pi-0001", _meta(), now=1.0)
     registry.apply_status("pi-0001", _status("offline", used=250), now=2.0)
     registry.apply_status("pi-0009", _status("online", "pi-0009", used=1500), now=2.0)
+    # A probe not enrolled has no links, so its budgets make no series.
     assert registry.fleet_lines(5000) == [
         r"qos_probe,probe=pi-0001,province=11,commune=03211,village=Bản\ Nà\ Hin online=0.0 5000",
         "qos_probe,probe=pi-0001,interface=wwan0 budget_remaining_ratio=0.75 5000",
         "qos_probe,probe=pi-0009 online=1.0 5000",
-        "qos_probe,probe=pi-0009,interface=wwan0 budget_remaining_ratio=0.0 5000",
     ]
     assert registry.fleet_lines(5000, only={"pi-0009", "pi-unknown"}) == [
         "qos_probe,probe=pi-0009 online=1.0 5000",
-        "qos_probe,probe=pi-0009,interface=wwan0 budget_remaining_ratio=0.0 5000",
     ]
+
+
+@pytest.mark.parametrize("kind", ["meta", "status"])
+def test_a_topic_that_names_no_probe_is_refused(tmp_path: Path, kind: str) -> None:
+    registry = ProbeRegistry(open_database(tmp_path))
+    apply = registry.apply_meta if kind == "meta" else registry.apply_status
+    with pytest.raises(FleetMessageRejectedError) as caught:
+        apply("pi\n0001", b"", 1.0)
+    assert caught.value.reason == "topic-mismatch"
+    assert ProbeRegistry(open_database(tmp_path)).enrolled_count() == 0
+
+
+def test_a_status_may_only_budget_the_enrolled_links(tmp_path: Path) -> None:
+    registry = ProbeRegistry(open_database(tmp_path))
+    registry.apply_meta("pi-0001", _meta(), now=1.0)
+    with pytest.raises(FleetMessageRejectedError) as caught:
+        registry.apply_status("pi-0001", _status("online", interfaces=("wwan0", "eth7")), 2.0)
+    assert caught.value.reason == "unknown-interface"
+    assert registry.state("pi-0001") == "unknown"
