@@ -1,22 +1,26 @@
 """Export API: stored results and per-area verdicts as JSON, CSV or GeoJSON, paged.
 
-GET /api/v1/results     one row per stored result
+GET /api/v1/results     one row per stored result, with the probe's coordinates: only with a
+                        bearer token (RFC 6750) from the collector's --api-token-file
 GET /api/v1/aggregates  one row per area x technology x operator at a `level`, judged over the
                         window by the same engine that writes the `qos_compliance_*` series
 
 Results are read back from VictoriaMetrics' /api/v1/export; aggregates from the same rollups the
 live verdicts use (collector/verdicts.py), so they cost per area, not per sample. Every parameter
 is checked before the store is asked; a bad one is a 400 naming it and saying what would be
-accepted.
+accepted. CSV cells that a spreadsheet would run as a formula are written as text.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
+import hmac
 import io
 import re
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, Literal, get_args
 
 import aiohttp
@@ -25,12 +29,13 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from collector.compliance import Verdict
+from collector.export import ExportedSeries, ExportTooLargeError, export_series
 from collector.series import FIELD_NAMES, LABEL_NAMES, MEASUREMENT
 from collector.verdicts import Area, Level, areas_of, judge_window
 from collector.verdicts import query as query_store
-from contract.errors import QosfleetError, ServiceError
+from contract.errors import ConfigError, QosfleetError, ServiceError
 from contract.profiles import Profile
-from contract.result import PROBE_ID_RE, Technology
+from contract.result import MAX_NAME_LENGTH, PROBE_ID_RE, Technology
 
 Format = Literal["json", "csv", "geojson"]
 Row = dict[str, Any]
@@ -42,7 +47,16 @@ RESULTS_WINDOW = timedelta(days=1)
 AGGREGATES_WINDOW = timedelta(days=30)
 MAX_WINDOW = timedelta(days=92)
 LEVELS: tuple[Level, ...] = get_args(Level)
-MAX_NAME_LENGTH = 200  # a village or operator name, as the wire contract allows
+# Times outside these are typing errors, and some would overflow the window's arithmetic.
+EARLIEST_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_TIME = datetime(2100, 1, 1, tzinfo=UTC)
+UNIX_SECONDS = re.compile(r"[0-9]{1,11}(\.[0-9]{1,9})?")
+WHOLE_NUMBER = re.compile(r"[0-9]{1,9}")
+# A spreadsheet runs a cell starting with one of these as a formula (OWASP, CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# RFC 6750's b64token; long enough that guessing is hopeless (openssl rand -base64 32: 44).
+TOKEN_PATTERN = re.compile(r"[A-Za-z0-9._~+/-]{32,}=*")
+REALM = 'Bearer realm="qosfleet export API"'
 # Location filters an aggregate level allows: a coarser area judged on part of its samples would
 # be a wrong verdict.
 LOCATION_FILTERS: dict[Level, tuple[str, ...]] = {
@@ -75,8 +89,8 @@ VERDICT_COLUMNS = (
     "national_target",
 )
 _PATTERNS = {
-    "province": re.compile(r"\d{2}"),
-    "commune": re.compile(r"\d{5}"),
+    "province": re.compile(r"[0-9]{2}"),
+    "commune": re.compile(r"[0-9]{5}"),
     "probe": PROBE_ID_RE,
 }
 _CHOICES: dict[str, tuple[str, ...]] = {
@@ -159,6 +173,8 @@ def _check_values(values: Mapping[str, str]) -> None:
     for name in ("village", "operator"):
         if name in values and not 0 < len(values[name]) <= MAX_NAME_LENGTH:
             raise BadRequestError(name, f"must be 1 to {MAX_NAME_LENGTH} characters")
+        if name in values and not values[name].isprintable():
+            raise BadRequestError(name, "holds a character that is not printable, as no name does")
 
 
 def _check_level(values: Mapping[str, str], level: Level) -> None:
@@ -176,18 +192,21 @@ def _time(values: Mapping[str, str], name: str) -> datetime | None:
     text = values.get(name)
     if text is None:
         return None
+    hint = "RFC 3339 (2026-11-24T12:00:00Z) or Unix seconds"
     try:
         moment = (
             datetime.fromtimestamp(float(text), UTC)
-            if re.fullmatch(r"\d+(\.\d+)?", text)
+            if UNIX_SECONDS.fullmatch(text)
             else datetime.fromisoformat(text)
         )
-    except (ValueError, OverflowError) as exc:
-        raise BadRequestError(
-            name, f"{text!r} is not a time", "RFC 3339 (2026-11-24T12:00:00Z) or Unix seconds"
-        ) from exc
+    except (ValueError, OverflowError, OSError) as exc:
+        raise BadRequestError(name, f"{text!r} is not a time", hint) from exc
     if moment.tzinfo is None:
         raise BadRequestError(name, f"{text!r} has no time zone", "end it with Z or +07:00")
+    if not EARLIEST_TIME <= moment < LATEST_TIME:
+        raise BadRequestError(
+            name, f"{text!r} is not between {EARLIEST_TIME.year} and {LATEST_TIME.year}", hint
+        )
     return moment
 
 
@@ -195,10 +214,11 @@ def _integer(values: Mapping[str, str], name: str, default: int, low: int, high:
     text = values.get(name)
     if text is None:
         return default
-    if not text.isdigit() or int(text) < low or (high is not None and int(text) > high):
+    number = int(text) if WHOLE_NUMBER.fullmatch(text) else -1
+    if number < low or (high is not None and number > high):
         upper = f" to {high}" if high is not None else " or more"
         raise BadRequestError(name, f"{text!r} is not a whole number from {low}{upper}")
-    return int(text)
+    return number
 
 
 # reading -------------------------------------------------------------------------------------
@@ -217,35 +237,6 @@ def _quote(value: str) -> str:
 
 def _label_key(metric: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
     return tuple(sorted((k, v) for k, v in metric.items() if k != "__name__"))
-
-
-class ExportedSeries(msgspec.Struct, frozen=True):
-    """One line of VictoriaMetrics' /api/v1/export."""
-
-    metric: dict[str, str]
-    values: list[float]
-    timestamps: list[int]
-
-
-async def export_series(
-    session: aiohttp.ClientSession, store_url: str, match: str, start: datetime, end: datetime
-) -> list[ExportedSeries]:
-    """The series `match` selects between start and end, from VictoriaMetrics' export API."""
-    params = {
-        "match[]": match,
-        "start": f"{start.timestamp():.3f}",
-        "end": f"{end.timestamp():.3f}",
-    }
-    decoder = msgspec.json.Decoder(ExportedSeries)
-    try:
-        async with session.get(f"{store_url}/api/v1/export", params=params) as response:
-            response.raise_for_status()
-            return [decoder.decode(line) async for line in response.content if line.strip()]
-    except (aiohttp.ClientError, msgspec.DecodeError) as exc:
-        raise ServiceError(
-            f"cannot read from the store at {store_url}: {exc}",
-            "check that VictoriaMetrics runs and --store points at it",
-        ) from exc
 
 
 def result_rows(series: Iterable[ExportedSeries]) -> list[Row]:
@@ -366,6 +357,9 @@ def _cell(value: object) -> str:
         return "true" if value else "false"
     if isinstance(value, datetime):
         return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        # A name from a probe ("=HYPERLINK(...)"): a leading quote makes it text.
+        return f"'{value}"
     return str(value)
 
 
@@ -380,11 +374,117 @@ def _error(status: int, message: str, hint: str = "") -> web.Response:
     )
 
 
-def api_app(store_url: str, profiles: dict[str, Profile]) -> web.Application:
-    """The export API over the store at `store_url`."""
+# who may read raw results ------------------------------------------------------------------
+
+
+class ApiTokens:
+    """The bearer tokens that may read raw results; compared in constant time."""
+
+    def __init__(self, tokens: Iterable[str]) -> None:
+        # Digests have one length, so comparing them takes the same time whatever the token.
+        self._digests = tuple(_digest(token) for token in tokens)
+
+    def __bool__(self) -> bool:
+        return bool(self._digests)
+
+    def allow(self, token: str) -> bool:
+        given = _digest(token)
+        # Every token is compared, so the time taken does not tell which one (or none) matched.
+        return sum(hmac.compare_digest(given, digest) for digest in self._digests) > 0
+
+
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+def read_api_tokens(path: Path) -> ApiTokens:
+    """Tokens from a file: one a line; blank lines and lines starting with # are skipped."""
+    option = "--api-token-file"
+    hint = "one token a line, e.g. `openssl rand -base64 32 >> FILE` (mode 0600)"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "it is not UTF-8 text"
+        raise ConfigError(option, f"cannot read {path}: {reason}", hint) from exc
+    tokens = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        token = line.strip()
+        if not token or token.startswith("#"):
+            continue
+        if not TOKEN_PATTERN.fullmatch(token):
+            raise ConfigError(
+                option,
+                f"{path} line {number} is not a token of 32 or more characters "
+                "(letters, digits and - . _ ~ + / =)",
+                hint,
+            )
+        tokens.append(token)
+    if not tokens:
+        raise ConfigError(option, f"{path} holds no token", hint)
+    return ApiTokens(tokens)
+
+
+def _refusal(request: web.Request, tokens: ApiTokens) -> web.Response | None:
+    """None when the request may read raw results, else the answer that says why not."""
+    if not tokens:
+        return _error(
+            403,
+            "raw results are not served: the collector has no tokens",
+            "start qos-collector with --api-token-file; aggregates need none",
+        )
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        response = _error(
+            401,
+            "raw results (with the probes' coordinates) need a bearer token",
+            "send the header `Authorization: Bearer TOKEN`",
+        )
+        response.headers["WWW-Authenticate"] = REALM
+        return response
+    if not tokens.allow(token.strip()):
+        response = _error(401, "the bearer token is not one of the collector's", "check it")
+        response.headers["WWW-Authenticate"] = f'{REALM}, error="invalid_token"'
+        return response
+    return None
+
+
+async def _index(_request: web.Request) -> web.Response:
+    return web.json_response(
+        {
+            "results": {
+                "path": "/api/v1/results",
+                "parameters": RESULT_PARAMETERS,
+                "authorization": "Bearer",
+            },
+            "aggregates": {"path": "/api/v1/aggregates", "parameters": AGGREGATE_PARAMETERS},
+            "formats": get_args(Format),
+            "levels": LEVELS,
+        }
+    )
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        response: web.StreamResponse = await handler(request)
+    except BadRequestError as exc:
+        return _error(400, exc.message, exc.hint)
+    except ServiceError as exc:
+        return _error(503, exc.message, "the store is unreachable: try again later")
+    return response
+
+
+def api_app(
+    store_url: str, profiles: dict[str, Profile], tokens: ApiTokens | None = None
+) -> web.Application:
+    """The export API over the store at `store_url`; raw results only for `tokens`."""
     session_key = web.AppKey("session", aiohttp.ClientSession)
+    tokens = tokens or ApiTokens(())
 
     async def results(request: web.Request) -> web.Response:
+        refusal = _refusal(request, tokens)
+        if refusal is not None:
+            return refusal
         query = parse_query(
             request.query.items(),
             allowed=RESULT_PARAMETERS,
@@ -392,9 +492,12 @@ def api_app(store_url: str, profiles: dict[str, Profile]) -> web.Application:
             now=datetime.now(UTC),
         )
         match = selector(FIELD_NAMES, query.filters)
-        series = await export_series(
-            request.app[session_key], store_url, match, query.start, query.end
-        )
+        try:
+            series = await export_series(
+                request.app[session_key], store_url, match, query.start, query.end
+            )
+        except ExportTooLargeError as exc:
+            raise BadRequestError("start", exc.message, exc.hint) from exc
         return render(request, result_rows(series), query)
 
     async def aggregates(request: web.Request) -> web.Response:
@@ -410,34 +513,14 @@ def api_app(store_url: str, profiles: dict[str, Profile]) -> web.Application:
         places = await area_places(session, store_url, query)
         return render(request, aggregate_rows(verdicts, places, query), query)
 
-    async def index(_request: web.Request) -> web.Response:
-        return web.json_response(
-            {
-                "results": {"path": "/api/v1/results", "parameters": RESULT_PARAMETERS},
-                "aggregates": {"path": "/api/v1/aggregates", "parameters": AGGREGATE_PARAMETERS},
-                "formats": get_args(Format),
-                "levels": LEVELS,
-            }
-        )
-
-    @web.middleware
-    async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-        try:
-            response: web.StreamResponse = await handler(request)
-        except BadRequestError as exc:
-            return _error(400, exc.message, exc.hint)
-        except ServiceError as exc:
-            return _error(503, exc.message, "the store is unreachable: try again later")
-        return response
-
     async def open_session(app: web.Application) -> AsyncIterator[None]:
         app[session_key] = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120))
         yield
         await app[session_key].close()
 
-    app = web.Application(middlewares=[errors])
+    app = web.Application(middlewares=[_errors])
     app.cleanup_ctx.append(open_session)
-    app.router.add_get("/api/v1", index)
+    app.router.add_get("/api/v1", _index)
     app.router.add_get("/api/v1/results", results)
     app.router.add_get("/api/v1/aggregates", aggregates)
     return app

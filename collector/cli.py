@@ -35,7 +35,13 @@ def _serve_parser() -> argparse.ArgumentParser:
     parser.add_argument("--group", default="collectors", help="shared-subscription group")
     parser.add_argument("--metrics-listen", default="127.0.0.1:9108", help="default %(default)s")
     parser.add_argument(
-        "--api-listen", help="serve the export API on HOST:PORT (e.g. 127.0.0.1:9109); default off"
+        "--api-listen",
+        help="serve the export API on PORT (on 127.0.0.1) or HOST:PORT; default off",
+    )
+    parser.add_argument(
+        "--api-token-file",
+        help="bearer tokens that may read raw results from the export API, one a line "
+        "(without it only aggregates are served)",
     )
     parser.add_argument(
         "--state-dir",
@@ -100,6 +106,13 @@ def _broker_password(given: str | None, path: str | None) -> str | None:
     return lines[0]
 
 
+def _api_listen(text: str) -> tuple[str, int]:
+    """PORT (loopback: a reverse proxy in front adds TLS) or HOST:PORT, as given."""
+    if text.isascii() and text.isdigit():
+        text = f"127.0.0.1:{text}"
+    return parse_host_port(text, option="--api-listen")
+
+
 def run_serve(argv: Sequence[str]) -> int:
     args = _serve_parser().parse_args(argv)
     logging.basicConfig(
@@ -108,11 +121,9 @@ def run_serve(argv: Sequence[str]) -> int:
     try:
         parse_url(args.store, option="--store", schemes=("http", "https"))
         metrics_host, metrics_port = parse_host_port(args.metrics_listen, option="--metrics-listen")
-        api_host, api_port = (
-            parse_host_port(args.api_listen, option="--api-listen")
-            if args.api_listen
-            else (None, 0)
-        )
+        api_host, api_port = _api_listen(args.api_listen) if args.api_listen else (None, 0)
+        if args.api_token_file and not args.api_listen:
+            raise ConfigError("--api-token-file", "needs --api-listen (the API is off)")
         broker = BrokerConfig(
             url=args.broker,
             username=args.broker_username,
@@ -128,6 +139,7 @@ def run_serve(argv: Sequence[str]) -> int:
             metrics_port=metrics_port,
             api_host=api_host,
             api_port=api_port,
+            api_token_file=args.api_token_file,
             state_dir=args.state_dir,
             verdict_interval_s=args.verdict_interval,
             fleet_interval_s=args.fleet_interval,

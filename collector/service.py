@@ -29,7 +29,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from collector.api import api_app
+from collector.api import ApiTokens, api_app, read_api_tokens
 from collector.ingest import (
     Candidate,
     IngestPolicy,
@@ -79,6 +79,8 @@ class CollectorSettings(msgspec.Struct, frozen=True, kw_only=True):
     # The export API; None leaves it off.
     api_host: str | None = None
     api_port: int = 9109
+    # Bearer tokens that may read raw results (None: only aggregates are served).
+    api_token_file: str | None = None
     # Seconds between refreshes of the per-area verdict series; 0 leaves it to another instance.
     verdict_interval_s: float = 60.0
     # Seconds between writes of the fleet-state series (qos_probe_online, budgets).
@@ -501,11 +503,14 @@ async def _start_site(runner: web.AppRunner, host: str, port: int, option: str) 
 async def serve(settings: CollectorSettings, registry: CollectorRegistry | None = None) -> None:
     """Run the collector until cancelled."""
     registry = registry or CollectorRegistry()
+    token_file = settings.api_token_file
+    tokens = read_api_tokens(Path(token_file)) if token_file else ApiTokens(())
     collector = Collector(settings, registry)
     profiles = collector.profiles
     runners = [web.AppRunner(metrics_app(registry), access_log=None)]
     if settings.api_host is not None:
-        runners.append(web.AppRunner(api_app(settings.store_url, profiles), access_log=None))
+        app = api_app(settings.store_url, profiles, tokens)
+        runners.append(web.AppRunner(app, access_log=None))
     try:
         for runner in runners:
             await runner.setup()

@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from collector.api import api_app
+from collector.api import ApiTokens, api_app
 from collector.store import StoreWriter
 from contract.profiles import bundled_profiles
 from contract.result import Link, Location, Result
@@ -22,6 +22,8 @@ from tests.strategies import sample_result
 pytestmark = pytest.mark.integration
 
 NOW = datetime.now(UTC).replace(microsecond=0)
+TOKEN = "k2Vx0bq4yT9mZ8cL1nR5sW7uA3dF6gH2jJ4kP9qX0vB="
+AUTHORIZED = {"Authorization": f"Bearer {TOKEN}"}
 VILLAGES = (
     # Each: probe id, commune code, village name, latitude, longitude, technology, Mb/s.
     ("vn-79-a", "26734", "Ấp Thạnh Hòa", 10.77, 106.70, "4g", 43.0),
@@ -52,7 +54,7 @@ async def api(store: VictoriaMetrics) -> AsyncIterator[TestClient[web.Request, w
     await writer.close()
     store.flush()
     client: TestClient[web.Request, web.Application] = TestClient(
-        TestServer(api_app(store.url, bundled_profiles()))
+        TestServer(api_app(store.url, bundled_profiles(), ApiTokens([TOKEN])))
     )
     await client.start_server()
     try:
@@ -67,7 +69,7 @@ WINDOW = {"start": (NOW - timedelta(hours=1)).isoformat(), "end": NOW.isoformat(
 async def test_results_as_json_are_paged_in_time_order(
     api: TestClient[web.Request, web.Application],
 ) -> None:
-    first = await api.get("/api/v1/results", params={**WINDOW, "limit": "5"})
+    first = await api.get("/api/v1/results", params={**WINDOW, "limit": "5"}, headers=AUTHORIZED)
     assert first.status == 200
     page = await first.json()
     assert page["total"] == 12
@@ -75,7 +77,7 @@ async def test_results_as_json_are_paged_in_time_order(
     assert page["next"] is not None
     times = [item["time"] for item in page["items"]]
     assert times == sorted(times)
-    second = await api.get(page["next"])
+    second = await api.get(page["next"], headers=AUTHORIZED)
     rest = await second.json()
     assert rest["offset"] == 5
     assert len(rest["items"]) == 5
@@ -90,7 +92,9 @@ async def test_results_filtered_as_csv_and_geojson(
     api: TestClient[web.Request, web.Application],
 ) -> None:
     reply = await api.get(
-        "/api/v1/results", params={**WINDOW, "village": "Ấp Bình Lợi", "format": "csv"}
+        "/api/v1/results",
+        params={**WINDOW, "village": "Ấp Bình Lợi", "format": "csv"},
+        headers=AUTHORIZED,
     )
     assert reply.status == 200
     assert reply.headers["X-Total-Count"] == "4"
@@ -99,7 +103,9 @@ async def test_results_filtered_as_csv_and_geojson(
     assert sorted(float(row["download_mbps"]) for row in rows) == [25.0, 26.0, 27.0, 28.0]
 
     reply = await api.get(
-        "/api/v1/results", params={**WINDOW, "technology": "5g", "format": "geojson"}
+        "/api/v1/results",
+        params={**WINDOW, "technology": "5g", "format": "geojson"},
+        headers=AUTHORIZED,
     )
     collection = await reply.json(content_type="application/geo+json")
     assert collection["type"] == "FeatureCollection"
@@ -159,7 +165,7 @@ async def test_aggregates_per_commune_and_village(
 async def test_bad_parameters_are_a_400_naming_them(
     api: TestClient[web.Request, web.Application], path: str, params: dict[str, str], named: str
 ) -> None:
-    reply = await api.get(path, params=params)
+    reply = await api.get(path, params=params, headers=AUTHORIZED)
     assert reply.status == 400
     body = await reply.json()
     assert f"'{named}'" in body["error"]
