@@ -66,6 +66,9 @@ BACKOFF_CAP_S = 30.0
 # more work turns a trickle of results into batches, for a few tens of milliseconds of latency.
 VERIFY_LINGER_S = 0.02
 WRITE_LINGER_S = 0.1
+# An error we did not foresee is logged with its traceback at most this often (each one counted):
+# a message that trips it again and again must not flood the log.
+UNEXPECTED_LOG_INTERVAL_S = 60.0
 
 
 class CollectorSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -142,6 +145,8 @@ class Collector:
         # After a start or a store outage, lines written since this moment are written again.
         self._replay_from: float | None = time.time() - settings.replay_margin_s
         self._store_down_since: float | None = None
+        self._unexpected_log_after = 0.0
+        self._unexpected_unlogged = 0
         self._refresh_gauges()
 
     async def run(self) -> None:
@@ -192,14 +197,44 @@ class Collector:
                 delay = min(delay * 2, BACKOFF_CAP_S)
 
     def on_message(self, topic: str, payload: object) -> None:
+        """One message; whatever happens while handling it, the next one is handled too."""
         kind = topic.rpartition("/")[2]
         data = bytes(payload) if isinstance(payload, bytes | bytearray) else b""
-        if kind == "result":
-            self.on_result(topic, data)
-        elif kind == "results":
-            self.on_batch(topic, data)
-        elif kind in {"meta", "status"}:
-            self.on_fleet_message(kind, topic, data)
+        try:
+            if kind == "result":
+                self.on_result(topic, data)
+            elif kind == "results":
+                self.on_batch(topic, data)
+            elif kind in {"meta", "status"}:
+                self.on_fleet_message(kind, topic, data)
+        except Exception as exc:  # noqa: BLE001 - a bug on one message must not stop the collector
+            self.unexpected(kind, topic, exc)
+
+    def unexpected(self, kind: str, topic: str, error: Exception) -> None:
+        """Count an unforeseen error on a message (reason "internal"); log it now and then.
+
+        No receipt goes: the probe keeps the result and sends it again, so it is stored once the
+        bug is fixed.
+        """
+        if kind in {"meta", "status"}:
+            self.metrics.fleet_rejected.labels(kind=kind, reason="internal").inc()
+        else:
+            self.metrics.rejected.labels(reason="internal").inc()
+        now = time.monotonic()
+        if now < self._unexpected_log_after:
+            self._unexpected_unlogged += 1
+            return
+        log.error(
+            "unexpected error on %s message %r (%d more not logged since the last report, "
+            "next report in %.0f s at the earliest); the collector goes on",
+            kind,
+            topic,
+            self._unexpected_unlogged,
+            UNEXPECTED_LOG_INTERVAL_S,
+            exc_info=error,
+        )
+        self._unexpected_log_after = now + UNEXPECTED_LOG_INTERVAL_S
+        self._unexpected_unlogged = 0
 
     def on_result(self, topic: str, payload: bytes) -> None:
         stored = self._admit(topic, payload, now=datetime.now(UTC))
@@ -244,7 +279,7 @@ class Collector:
         known = "pending" if result.id in self._in_flight else self.journal.known(result.id)
         if known is not None:
             self.metrics.rejected.labels(reason="replay").inc()
-            log.info("result %s of %s again (%s): not stored twice", result.id, topic, known)
+            log.info("result %s of %r again (%s): not stored twice", result.id, topic, known)
             # The probe missed the receipt of a written one: say it again so it drops the result.
             return result.id if known == "written" else None
         self._in_flight.add(result.id)
@@ -265,10 +300,10 @@ class Collector:
                 changed = self.probes.apply_status(probe_id, payload, now)
         except FleetMessageRejectedError as rejection:
             self.metrics.fleet_rejected.labels(kind=kind, reason=rejection.reason).inc()
-            log.warning("refused %s message on %s: %s", kind, topic, rejection)
+            log.warning("refused %s message on %r: %s", kind, topic, rejection)
             return
         except ServiceError as exc:
-            log.error("%s of %s not saved: %s", kind, probe_id, exc.message)  # noqa: TRY400
+            log.error("%s of %r not saved: %s", kind, probe_id, exc.message)  # noqa: TRY400
             return
         if changed:
             self._fleet_changed.add(probe_id)
@@ -276,7 +311,7 @@ class Collector:
 
     def reject(self, topic: str, rejection: ResultRejectedError) -> None:
         self.metrics.rejected.labels(reason=rejection.reason).inc()
-        log.warning("rejected result on %s: %s", topic, rejection.message)
+        log.warning("rejected result on %r: %s", topic, rejection.message)
         if rejection.permanent and rejection.result_id is not None:
             receipt = Receipt(id=rejection.result_id, status="rejected", reason=rejection.message)
             self.queue_receipt(probe_id_of(topic), receipt)
@@ -289,23 +324,32 @@ class Collector:
             await asyncio.sleep(VERIFY_LINGER_S)
             self._verify_wake.clear()
             batch, self._to_verify = self._to_verify, []
+            outcomes: list[Exception | None] = [None] * len(batch)
             if any(c.result.signature and c.enrollment for c in batch):
                 outcomes = await asyncio.to_thread(_verify_all, batch)
-            else:
-                outcomes = [None] * len(batch)
             now = time.time()
-            for candidate, rejection in zip(batch, outcomes, strict=True):
-                result = candidate.result
-                if rejection is not None:
-                    self._in_flight.discard(result.id)
-                    self._batched.discard(result.id)
-                    self.reject(result_topic(result.probe_id), rejection)
-                    continue
-                line = result_line(result, candidate.location, self.profiles)
-                entry = Entry(result.id, result.probe_id, result.finished_at.timestamp(), line)
-                self._accepted.append(entry)
-                self.probes.seen(result.probe_id, now)
+            for candidate, outcome in zip(batch, outcomes, strict=True):
+                try:
+                    self._verified(candidate, outcome, now)
+                except Exception as exc:  # noqa: BLE001 - one result's bug must not stop the others
+                    self._in_flight.discard(candidate.result.id)
+                    self._batched.discard(candidate.result.id)
+                    self.unexpected("result", result_topic(candidate.result.probe_id), exc)
             self._write_wake.set()
+
+    def _verified(self, candidate: Candidate, outcome: Exception | None, now: float) -> None:
+        result = candidate.result
+        if isinstance(outcome, ResultRejectedError):
+            self._in_flight.discard(result.id)
+            self._batched.discard(result.id)
+            self.reject(result_topic(result.probe_id), outcome)
+            return
+        if outcome is not None:
+            raise outcome
+        line = result_line(result, candidate.location, self.profiles)
+        entry = Entry(result.id, result.probe_id, result.finished_at.timestamp(), line)
+        self._accepted.append(entry)
+        self.probes.seen(result.probe_id, now)
 
     # write -----------------------------------------------------------------------------------
 
@@ -342,6 +386,7 @@ class Collector:
             self.journal.append(fresh)
         except ServiceError as exc:
             # Not buffered and no receipt: the probes still hold these and will send them again.
+            self.metrics.rejected.labels(reason="not-journaled").inc(len(fresh))
             log.error("%d results not buffered: %s", len(fresh), exc.message)  # noqa: TRY400
             self._batched.difference_update(entry.id for entry in fresh)
         finally:
@@ -378,7 +423,14 @@ class Collector:
             self.journal.set_durability(fsync_every_commit=False)
         self._replay_from = None
         self.metrics.store_up.set(1)
-        self.journal.mark_written(batch, now)
+        try:
+            self.journal.mark_written(batch, now)
+        except ServiceError as exc:
+            # The store has them but the journal cannot say so (its disk is full): no receipt
+            # yet. They stay pending, so they are written again (the store keeps one copy) and
+            # receipted once the journal can record it.
+            log.error("%d results stored, receipts wait: %s", len(batch), exc.message)  # noqa: TRY400
+            return False
         self.metrics.accepted.inc(len(batch))
         grouped: dict[str, list[uuid.UUID]] = {}
         for entry in batch:
@@ -476,8 +528,16 @@ class Collector:
         self._database.close()
 
 
-def _verify_all(batch: list[Candidate]) -> list[ResultRejectedError | None]:
-    return [verify(candidate) for candidate in batch]
+def _verify_all(batch: list[Candidate]) -> list[Exception | None]:
+    return [_verify_one(candidate) for candidate in batch]
+
+
+def _verify_one(candidate: Candidate) -> Exception | None:
+    """The refusal, None, or an unforeseen error: raised again on the loop, which counts it."""
+    try:
+        return verify(candidate)
+    except Exception as exc:  # noqa: BLE001 - in the worker thread: handed to the loop
+        return exc
 
 
 def metrics_app(registry: CollectorRegistry) -> web.Application:

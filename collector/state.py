@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from contract.errors import ServiceError
@@ -31,13 +31,15 @@ def open_database(state_dir: Path) -> sqlite3.Connection:
 @contextmanager
 def transaction(connection: sqlite3.Connection) -> Iterator[None]:
     """BEGIN ... COMMIT, rolled back on error; a refusing disk becomes a ServiceError."""
-    connection.execute("BEGIN IMMEDIATE")
     try:
+        connection.execute("BEGIN IMMEDIATE")
         yield
         connection.execute("COMMIT")
     except sqlite3.Error as exc:
+        # After SQLITE_FULL or an I/O error SQLite may have rolled back already.
         if connection.in_transaction:
-            connection.execute("ROLLBACK")
+            with suppress(sqlite3.Error):
+                connection.execute("ROLLBACK")
         raise ServiceError(
             f"the collector state database refused a write: {exc}",
             "check free space and permissions of --state-dir",
