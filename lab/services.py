@@ -274,12 +274,14 @@ def qos_collector(
     store_url: str,
     name: str = "qos-collector",
     extra_args: Sequence[str] = ("--signatures", "optional", "--enrollment", "optional"),
+    state_dir: Path | None = None,
 ) -> Iterator[Endpoint]:
     """A collector process; ready once its metrics say it is subscribed to the broker.
 
-    Its journal and registry live in `<workdir>/<name>-state` (kept across restarts). By default
-    it stores unsigned results of probes it has no enrollment for, as `qos-agent check` sends
-    them; pass `extra_args=()` for the production defaults (signed, enrolled).
+    Its journal and registry live in `state_dir`, by default `<workdir>/<name>-state` (kept
+    across restarts). By default it stores unsigned results of probes it has no enrollment for,
+    as `qos-agent check` sends them; pass `extra_args=()` for the production defaults (signed,
+    enrolled).
     """
     port = free_port()
     argv = [
@@ -292,7 +294,7 @@ def qos_collector(
         "--metrics-listen",
         f"127.0.0.1:{port}",
         "--state-dir",
-        str(workdir / f"{name}-state"),
+        str(state_dir or workdir / f"{name}-state"),
         *extra_args,
     ]
     service = Service(name, argv, workdir / f"{name}.log")

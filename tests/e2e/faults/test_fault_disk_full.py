@@ -11,11 +11,7 @@ store once.
 
 from __future__ import annotations
 
-import errno
 import os
-import subprocess
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -23,6 +19,7 @@ import pytest
 from agent.spool import RESERVE_NAME
 from lab.netns import NEEDS_ROOT
 from lab.services import VictoriaMetrics, free_port, mosquitto
+from tests.disks import fill, small_disk
 from tests.e2e.faults.conftest import (
     collector,
     count_exactly_once,
@@ -48,39 +45,6 @@ DISK_SIZE = "8m"
 RESERVE_BYTES = 512 * 1024
 # Results made while the disk is full before it is given space again.
 MADE_WHILE_FULL = 30
-
-
-@contextmanager
-def small_disk(mountpoint: Path, size: str) -> Iterator[Path]:
-    mountpoint.mkdir(parents=True)
-    subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(mountpoint)],
-        check=True,
-        timeout=10,
-    )
-    try:
-        yield mountpoint
-    finally:
-        unmounted = subprocess.run(["umount", str(mountpoint)], check=False, timeout=10)
-        if unmounted.returncode != 0:
-            # Still busy (a process that outlived its test): detach it now, freed when unused.
-            subprocess.run(["umount", "--lazy", str(mountpoint)], check=True, timeout=10)
-
-
-def fill(disk: Path) -> Path:
-    """Take every free byte of `disk` with one file; returns it (delete it to give space back)."""
-    filler = disk / "filler"
-    descriptor = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    chunk = bytes(64 * 1024)
-    try:
-        while True:
-            os.write(descriptor, chunk)
-    except OSError as exc:
-        if exc.errno != errno.ENOSPC:
-            raise
-    finally:
-        os.close(descriptor)
-    return filler
 
 
 def test_disk_full_on_the_probe(tmp_path: Path, store: VictoriaMetrics) -> None:

@@ -61,19 +61,25 @@ class EnrolledProbe:
 
     probe_id: str
     key: Ed25519PrivateKey
+    village: str = "Ấp Thạnh Hòa"
+    operator: str = "Viettel"
 
     @classmethod
-    def new(cls, probe_id: str) -> EnrolledProbe:
-        return cls(probe_id, new_private_key())
+    def new(cls, probe_id: str, **names: str) -> EnrolledProbe:
+        """A new key; `names` may set `village` and `operator`."""
+        return cls(probe_id, new_private_key(), **names)
+
+    @property
+    def link(self) -> Link:
+        return Link(interface="wwan0", access="mobile", technology="4g", operator=self.operator)
 
     def meta(self) -> ProbeMeta:
-        location = sample_result(self.probe_id).location
+        location = sample_result(self.probe_id, village=self.village).location
         assert location is not None
-        link = Link(interface="wwan0", access="mobile", technology="4g", operator="Viettel")
         return ProbeMeta(
             probe_id=self.probe_id,
             location=location,
-            links=(link,),
+            links=(self.link,),
             public_key=public_key_text(self.key),
             agent_version="0.1.0",
         )
@@ -91,8 +97,9 @@ class EnrolledProbe:
         Two results of one link with the same timestamp would be one sample in the store.
         """
         finished = datetime.now(UTC) - timedelta(seconds=seq)
-        result = sample_result(self.probe_id, finished_at=finished)
-        return sign_result(msgspec.structs.replace(result, seq=seq, **changes), self.key)
+        result = sample_result(self.probe_id, finished_at=finished, village=self.village)
+        changes = {"seq": seq, "link": self.link, **changes}
+        return sign_result(msgspec.structs.replace(result, **changes), self.key)
 
     async def send(self, client: aiomqtt.Client, result: Result | bytes) -> None:
         payload = result if isinstance(result, bytes) else encode_result(result)
