@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import signal
 import sys
 import tempfile
@@ -46,6 +47,8 @@ SCRAPE_INTERVAL_S = 15.0
 EVALUATION_INTERVAL = "1m"
 LAB_POLICY = ("--signatures", "optional", "--enrollment", "optional")
 STATE_FILE = "stack.json"
+# Bearer tokens of the export API's raw results (one, made at start).
+API_TOKENS_FILE = "api-tokens"
 POLL_S = 0.5
 
 
@@ -144,6 +147,9 @@ def central_stack(
         store = started.enter_context(victoria_metrics(workdir / "victoria-metrics"))
         notifier = started.enter_context(alertmanager(workdir / "alertmanager"))
         api_url = f"http://127.0.0.1:{free_port()}"
+        tokens = workdir / API_TOKENS_FILE
+        tokens.touch(mode=0o600)
+        tokens.write_text(secrets.token_urlsafe(32) + "\n", encoding="ascii")
         collector = started.enter_context(
             qos_collector(
                 workdir,
@@ -153,6 +159,8 @@ def central_stack(
                     *(() if production_policy else LAB_POLICY),
                     "--api-listen",
                     _host_port(api_url),
+                    "--api-token-file",
+                    str(tokens),
                 ),
             )
         )
@@ -239,7 +247,11 @@ def _print_urls(running: RunningStack, out: TextIO) -> None:
         ("VictoriaMetrics", urls.store, "Prometheus API; UI at /vmui"),
         ("VictoriaMetrics UI", urls.vmui, ""),
         ("collector metrics", urls.collector_metrics, "scraped by vmagent"),
-        ("export API", urls.collector_api, "results / aggregates as JSON, CSV, GeoJSON"),
+        (
+            "export API",
+            urls.collector_api,
+            f"raw results need the bearer token in {running.workdir / API_TOKENS_FILE}",
+        ),
         ("vmagent", urls.vmagent, ""),
         ("vmalert", urls.vmalert, "rules: deploy/alerts/qosfleet.rules.yml"),
         ("Alertmanager", urls.alertmanager, "config: deploy/alertmanager.yml"),
