@@ -19,7 +19,7 @@ from agent.config import DEFAULT_PATH, AgentConfig, load_config
 from agent.publish import publish_result
 from agent.runners.base import Progress, SpeedSettings
 from agent.runners.latency import Method
-from agent.verdict import sample_lines
+from agent.verdict import TONE_STYLES, sample_lines
 from contract.errors import ConfigError
 from contract.mqtt import BrokerConfig
 from contract.result import (
@@ -265,8 +265,7 @@ def _print_table(
         evidence = ", ".join(f"{key} {value}" for key, value in measured.ipv6.evidence.items())
         table.add_row("IPv6", f"[bold]{measured.ipv6.status}[/] [dim]({escape(evidence)})[/]")
     for line in sample_lines(result):
-        colour = {True: "green", False: "red", None: "dim"}[line.meets]
-        table.add_row("QCVN", f"[{colour}]{escape(line.text)}[/]")
+        table.add_row(line.heading, f"[{TONE_STYLES[line.tone]}]{escape(line.text)}[/]")
     provenance = result.provenance
     cpu = f", CPU peak {provenance.cpu_peak_percent:.0f} %" if provenance.cpu_peak_percent else ""
     limited = (
