@@ -266,6 +266,10 @@ def qos_target(workdir: Path, *, port: int | None = None) -> Iterator[Endpoint]:
         yield Endpoint(service, f"http://127.0.0.1:{port}")
 
 
+# `qos-agent check --publish` sends unsigned results of unenrolled probes; these flags accept them.
+UNSIGNED_CHECKS = ("--signatures", "optional", "--enrollment", "optional")
+
+
 @contextmanager
 def qos_collector(
     workdir: Path,
@@ -273,7 +277,7 @@ def qos_collector(
     broker_url: str,
     store_url: str,
     name: str = "qos-collector",
-    extra_args: Sequence[str] = ("--signatures", "optional", "--enrollment", "optional"),
+    extra_args: Sequence[str] = UNSIGNED_CHECKS,
     state_dir: Path | None = None,
 ) -> Iterator[Endpoint]:
     """A collector process; ready once its metrics say it is subscribed to the broker.
