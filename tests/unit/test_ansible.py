@@ -283,8 +283,8 @@ def test_the_config_renders_and_the_agent_loads_it(tmp_path: Path, hostname: str
     assert config.probe_id == hostname
     assert config.location.village == entry["qosfleet_location"]["village"]
     assert config.location.commune_code == entry["qosfleet_location"]["commune_code"]
-    assert [link.interface for link in config.links] == [
-        link["interface"] for link in entry["qosfleet_links"]
+    assert [(link.interface, link.setting) for link in config.links] == [
+        (link["interface"], link.get("setting")) for link in entry["qosfleet_links"]
     ]
     assert config.broker.username == hostname
     assert config.broker.password == FAKE_PASSWORD
@@ -367,6 +367,10 @@ def test_the_rendered_enroll_command_runs(tmp_path: Path, hostname: str) -> None
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
     written = load_config(tmp_path / "etc" / "agent.toml")
     assert written.probe_id == hostname
+    entry = inventory_groups()["probes"]["hosts"][hostname]
+    assert [link.setting for link in written.links] == [
+        link.get("setting") for link in entry["qosfleet_links"]
+    ]
     assert written.broker.password == FAKE_PASSWORD
 
 
