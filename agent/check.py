@@ -33,7 +33,7 @@ from agent.runners.base import (
 from agent.runners.latency import LatencyOutcome, Method
 from agent.runners.netif import BindError, resolve_binding
 from agent.state import next_seq, sample_gap
-from contract.profiles import profile_for
+from contract.profiles import MOBILE_TECHNOLOGIES, profile_for
 from contract.result import Link, MeasurementError, Plan, Result, Setting, Target, Technology
 
 RunnerName = Literal["http", "iperf3", "speedtest"]
@@ -157,10 +157,6 @@ async def run_check(
         clock=clock_status(),
         gap_s=gap,
     )
-
-
-# Radio technologies: a link labelled with one is a mobile link (fwa is fixed wireless: fixed).
-MOBILE_TECHNOLOGIES: Final = frozenset({"3g", "4g", "5g"})
 
 
 class LinkLabels(msgspec.Struct, frozen=True, kw_only=True):

@@ -15,7 +15,7 @@ from typing import Final, Literal, NamedTuple
 from contract.criteria import Criterion, Statistic, criteria
 from contract.profiles import Profile, ceiling_mbps, profile_for
 from contract.result import Result
-from contract.sampling import SampleClass, classify, too_close
+from contract.sampling import attempt_failed, sample_class
 
 # How the screen shows a line: meets / misses a criterion of the regulation, a warning (a
 # programme indicator missed, a sample the method would not count), or information.
@@ -59,12 +59,6 @@ def sample_lines(result: Result, profiles: dict[str, Profile] | None = None) -> 
     lines.append(_setting_line(result, profile))
     lines.append(SampleLine(REGULATION, "info", _formal_verdict(profile)))
     return lines
-
-
-def _attempt_failed(result: Result) -> bool:
-    """A download attempted that could not run: the rule collector/series.py stores by."""
-    measurements = result.measurements
-    return measurements.download is None and any(e.stage == "download" for e in result.errors)
 
 
 def _value(statistic: Statistic, result: Result) -> float | None:
@@ -128,7 +122,7 @@ def _measured_line(
 
 
 def _access_line(heading: str, name: str, result: Result) -> SampleLine | None:
-    if _attempt_failed(result):
+    if attempt_failed(result):
         return SampleLine(
             heading, "misses", f"{name}: this attempt failed and counts as an access failure"
         )
@@ -137,28 +131,8 @@ def _access_line(heading: str, name: str, result: Result) -> SampleLine | None:
     return SampleLine(heading, "meets", f"{name}: this attempt connected")
 
 
-def _sample_class(result: Result, profile: Profile) -> SampleClass | None:
-    """The class the collector stores for this speed attempt; None when it is not one."""
-    measurements = result.measurements
-    failed = _attempt_failed(result)
-    if measurements.download is None and not failed:
-        return None
-    return classify(
-        failed=failed,
-        probe_limited=result.provenance.probe_limited,
-        rates_mbps=_rates(result),
-        ceiling_mbps=ceiling_mbps(profile, result.link.technology),
-        is_too_close=too_close(result.provenance.gap_s, profile.min_gap_s),
-    )
-
-
-def _rates(result: Result) -> tuple[float | None, ...]:
-    download, upload = result.measurements.download, result.measurements.upload
-    return (download.mbps if download else None, upload.mbps if upload else None)
-
-
 def _method_line(result: Result, profile: Profile) -> SampleLine | None:
-    chosen = _sample_class(result, profile)
+    chosen = sample_class(result, profile)
     gap = result.provenance.gap_s
     not_counted = "the method would not count this sample:"
     if chosen is None:
@@ -185,7 +159,8 @@ def _method_line(result: Result, profile: Profile) -> SampleLine | None:
         )
     else:
         ceiling = ceiling_mbps(profile, result.link.technology)
-        fastest = max(rate for rate in _rates(result) if rate is not None)
+        download, upload = result.measurements.download, result.measurements.upload
+        fastest = max(t.mbps for t in (download, upload) if t is not None)
         text = (
             f"{not_counted} {fastest:,.1f} Mb/s is above the {result.link.technology} physical "
             f"ceiling of {ceiling:,.0f} Mb/s (implausible); kept as evidence"

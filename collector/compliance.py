@@ -12,7 +12,7 @@ still insufficient).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from fractions import Fraction
@@ -335,21 +335,29 @@ def share_units_of(profile: Profile) -> tuple[int, ...]:
     return (rate_units(target.share_min_mbps),)
 
 
-def _by_device(
-    samples: Iterable[Sample], start: datetime, now: datetime
-) -> tuple[dict[str, dict[int, Sample]], int]:
-    """Samples per device by time at the store's resolution (whole milliseconds), where a second
-    sample of the same device and time is a duplicate: counted (inside the window) and dropped."""
-    by_device: dict[str, dict[int, Sample]] = {}
-    duplicates = 0
-    for sample in samples:
-        moment = _aware(sample.timestamp, "sample timestamp")
-        seen = by_device.setdefault(sample.device, {})
-        if epoch_ms(moment) in seen:
-            duplicates += start < moment <= now
-            continue
-        seen[epoch_ms(moment)] = sample
-    return by_device, duplicates
+def sample_classes(samples: Sequence[Sample], profile: Profile) -> list[SampleClass | None]:
+    """Each sample's class, in input order; None for a duplicate (same device and time, at the
+    store's millisecond resolution, as an earlier sample), which counts once.
+
+    Per device, a sample closer than `min_gap_s` to the previous counted one is `too_close`, as
+    the probe marks it live. The gap chain runs over the device's whole history, as the probe
+    keeps it, so a sample's class does not depend on where a window starts.
+    """
+    classes: list[SampleClass | None] = [None] * len(samples)
+    by_device: dict[str, dict[int, int]] = {}
+    for index, sample in enumerate(samples):
+        moment = epoch_ms(_aware(sample.timestamp, "sample timestamp"))
+        by_device.setdefault(sample.device, {}).setdefault(moment, index)
+    for firsts in by_device.values():
+        previous_counted: datetime | None = None
+        for moment in sorted(firsts):
+            index = firsts[moment]
+            sample = samples[index]
+            close = too_close(gap_s(previous_counted, sample.timestamp), profile.min_gap_s)
+            if not close:
+                previous_counted = sample.timestamp
+            classes[index] = classify_sample(sample, profile, is_too_close=close)
+    return classes
 
 
 def area_stats(
@@ -360,11 +368,8 @@ def area_stats(
     window: timedelta = DEFAULT_WINDOW,
     plan: Plan | None = None,
 ) -> AreaStats:
-    """The samples inside (now - window, now] reduced to statistics, by the method's rules.
-
-    The same device and timestamp count once (`duplicates`); per device, a sample closer than
-    `min_gap_s` to the previous counted one is `too_close`, as the probe marks it live.
-    """
+    """The samples inside (now - window, now] reduced to statistics, by the method's rules
+    (`sample_classes`); duplicates inside the window are counted apart."""
     _aware(now, "now")
     if window <= timedelta(0):
         msg = f"window {window} must be positive"
@@ -374,23 +379,16 @@ def area_stats(
     share_units = share_units_of(profile)
     for threshold in share_units:
         result.at_or_above[threshold] = 0
-    by_device, result.duplicates = _by_device(samples, start, now)
-    for device_samples in by_device.values():
-        previous_counted: datetime | None = None
-        # The gap chain runs over the device's whole history, as the probe keeps it, so a
-        # sample's class does not depend on where the window starts.
-        for key in sorted(device_samples):
-            sample = device_samples[key]
-            moment = sample.timestamp
-            close = too_close(gap_s(previous_counted, moment), profile.min_gap_s)
-            if not close:
-                previous_counted = moment
-            if not start < moment <= now:
-                continue
-            sample_class = classify_sample(sample, profile, is_too_close=close)
-            result.count_class(sample_class)
-            if sample_class == "counted":
-                add_counted(result, sample, share_units)
+    listed = list(samples)
+    for sample, sample_class in zip(listed, sample_classes(listed, profile), strict=True):
+        if not start < sample.timestamp <= now:
+            continue
+        if sample_class is None:
+            result.duplicates += 1
+            continue
+        result.count_class(sample_class)
+        if sample_class == "counted":
+            add_counted(result, sample, share_units)
     return result
 
 

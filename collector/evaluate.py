@@ -4,10 +4,11 @@ The CSV has a header line; `timestamp` and `download_mbps` are required; `upload
 `status` (ok | failed | probe_limited), `setting` (indoor | outdoor_fixed | outdoor_moving) and
 `probe` (the device: the minimum gap between samples is per device; without it the file is one
 device) are optional. Times are ISO 8601 or dd/mm/yyyy [HH:MM[:SS]] (day first, as written in
-Vietnam); a time without zone is UTC. Commas or semicolons separate fields; with semicolons a
-decimal comma is read too (41,5). A bad row is reported by line number and skipped; a rate above
-its technology's physical ceiling is reported by line and counted as implausible. The verdict is
-the same the live collector gives on the same samples (docs/qcvn-method.md).
+Vietnam); a time without zone is UTC unless --timezone names another (+07:00 for Vietnam time).
+Commas or semicolons separate fields; with semicolons a decimal comma is read too (41,5). A bad
+row is reported by line number and skipped; a rate above its technology's physical ceiling is
+reported by line and counted as implausible. The verdict is the one the live collector gives on
+the same samples (docs/qcvn-method.md).
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ import math
 import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from importlib.metadata import version
 from pathlib import Path
 from typing import Final, get_args
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
@@ -35,6 +37,7 @@ from collector.compliance import (
     SampleStatus,
     Verdict,
     evaluate_compliance,
+    sample_classes,
 )
 from contract.errors import QosfleetError
 from contract.profiles import Profile, bundled_profiles, ceiling_mbps, load_profiles
@@ -101,16 +104,32 @@ def _number(row: _Row, column: str, ceiling: float, *, decimal_comma: bool = Fal
 _DAY_FIRST = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?")
 
 
-def parse_time(text: str) -> datetime:
-    """ISO 8601 or dd/mm/yyyy [HH:MM[:SS]] to an aware UTC time; without zone, UTC."""
+def parse_time(text: str, zone: tzinfo = UTC) -> datetime:
+    """ISO 8601 or dd/mm/yyyy [HH:MM[:SS]] to an aware UTC time; a time without zone is in
+    `zone` (--timezone)."""
     day_first = _DAY_FIRST.fullmatch(text)
     if day_first:
         day, month, year, hour, minute, second = (int(g or 0) for g in day_first.groups())
-        return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
-    moment = datetime.fromisoformat(text)
+        moment = datetime(year, month, day, hour, minute, second)  # noqa: DTZ001 - zone below
+    else:
+        moment = datetime.fromisoformat(text)
     if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
+        moment = moment.replace(tzinfo=zone)
     return moment.astimezone(UTC)
+
+
+def parse_zone(text: str) -> tzinfo:
+    """'UTC', an offset like +07:00, or an IANA name like Asia/Ho_Chi_Minh."""
+    offset = re.fullmatch(r"([+-])(\d{2}):(\d{2})", text)
+    if offset:
+        sign = -1 if offset.group(1) == "-" else 1
+        return timezone(sign * timedelta(hours=int(offset.group(2)), minutes=int(offset.group(3))))
+    try:
+        return ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a time zone (UTC, +07:00 or Asia/Ho_Chi_Minh)"
+        ) from None
 
 
 def _choice(row: _Row, column: str, allowed: tuple[str, ...]) -> str | None:
@@ -120,7 +139,7 @@ def _choice(row: _Row, column: str, allowed: tuple[str, ...]) -> str | None:
     return text
 
 
-def _sample(row: _Row, *, decimal_comma: bool) -> Sample:
+def _sample(row: _Row, *, decimal_comma: bool, zone: tzinfo) -> Sample:
     # Surplus fields are most likely an unquoted comma inside a value.
     if None in row:
         raise _RowError("has more fields than the header")
@@ -128,7 +147,7 @@ def _sample(row: _Row, *, decimal_comma: bool) -> Sample:
     if stamp is None:
         raise _RowError("timestamp is missing")
     try:
-        timestamp = parse_time(stamp)
+        timestamp = parse_time(stamp, zone)
     except ValueError:
         raise _RowError(
             f"timestamp {stamp!r} is not a time (ISO 8601, or dd/mm/yyyy HH:MM)"
@@ -153,7 +172,7 @@ def _sample(row: _Row, *, decimal_comma: bool) -> Sample:
     )
 
 
-def parse_campaign(lines: Iterable[str]) -> Campaign:
+def parse_campaign(lines: Iterable[str], zone: tzinfo = UTC) -> Campaign:
     """Rows of a campaign CSV to samples; bad rows are kept aside with their line numbers."""
     rows = iter(lines)
     header = next(rows, None)
@@ -186,7 +205,7 @@ def parse_campaign(lines: Iterable[str]) -> Campaign:
         for row in reader:
             rows_read += 1
             try:
-                samples.append(_sample(row, decimal_comma=delimiter == ";"))
+                samples.append(_sample(row, decimal_comma=delimiter == ";", zone=zone))
                 sample_lines.append(reader.line_num)
             except _RowError as exc:
                 bad_rows.append(BadRow(line=reader.line_num, reason=str(exc)))
@@ -202,10 +221,10 @@ def parse_campaign(lines: Iterable[str]) -> Campaign:
     )
 
 
-def read_campaign(path: Path) -> Campaign:
+def read_campaign(path: Path, zone: tzinfo = UTC) -> Campaign:
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
-            return parse_campaign(handle)
+            return parse_campaign(handle, zone)
     except FileNotFoundError:
         raise QosfleetError(f"{path}: no such file", "check the --input path") from None
     except UnicodeDecodeError:
@@ -269,7 +288,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=30,
         help="length of the window in days (default %(default)s)",
     )
-    parser.add_argument("--json", action="store_true", help="print the verdict as JSON")
+    parser.add_argument(
+        "--timezone",
+        type=parse_zone,
+        default=UTC,
+        help="zone of the file's times that name none: UTC (default), +07:00 or Asia/Ho_Chi_Minh"
+        " for a spreadsheet in Vietnam time",
+    )
+    parser.add_argument("--json", action="store_true", help="print the verdict record as JSON")
     return parser
 
 
@@ -398,25 +424,25 @@ class VerdictRecord(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def _implausible_rows(campaign: Campaign, profile: Profile) -> list[BadRow]:
-    """Rows above the physical ceiling: kept as evidence, excluded and counted by the engine."""
+    """Rows the method found above the physical ceiling: kept as evidence, excluded, counted."""
     technology = profile.default_for[0] if profile.default_for else ""
     ceiling = ceiling_mbps(profile, technology)
+    classes = sample_classes(campaign.samples, profile)
     return [
         BadRow(
             line=line,
             reason=f"a rate above the {technology or 'profile'} ceiling of {ceiling:g} Mb/s:"
             " not believable, excluded and counted as implausible",
         )
-        for sample, line in zip(campaign.samples, campaign.lines, strict=True)
-        if sample.status == "ok"
-        and any(r is not None and r > ceiling for r in (sample.download_mbps, sample.upload_mbps))
+        for line, sample_class in zip(campaign.lines, classes, strict=True)
+        if sample_class == "implausible"
     ]
 
 
 def _evaluate(args: argparse.Namespace) -> tuple[Verdict, Profile, Campaign, list[BadRow]]:
     profile = _choose_profile(args)
     plan = _plan(args)
-    campaign = read_campaign(args.input)
+    campaign = read_campaign(args.input, args.timezone)
     bad_rows = sorted([*campaign.bad_rows, *_implausible_rows(campaign, profile)], key=_line)
     for bad in bad_rows:
         print(f"line {bad.line}: {bad.reason}", file=sys.stderr)

@@ -17,16 +17,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from contract.profiles import Profile, ceiling_mbps, profile_for
+from contract.profiles import Profile, profile_for
 from contract.result import Location, Plan, Result
 from contract.sampling import (
     CLASS_CODES,
-    SampleClass,
-    classify,
+    attempt_failed,
     day_part,
     latency_units,
     rate_units,
-    too_close,
+    sample_class,
 )
 
 MEASUREMENT = "qos"
@@ -105,32 +104,6 @@ def labels(result: Result, location: Location | None = None) -> dict[str, str]:
         "target": result.target.id,
         "ip_version": str(result.target.ip_version),
     }
-
-
-def attempt_failed(result: Result) -> bool:
-    """QCVN access failure: a download attempted that could not run. A light test (latency,
-    IPv6) or a probe-side problem (interface missing) is not an attempt on the link."""
-    measurements = result.measurements
-    return measurements.download is None and any(e.stage == "download" for e in result.errors)
-
-
-def sample_class(result: Result, profile: Profile) -> SampleClass | None:
-    """The class of a speed attempt under the profile; None for a result that is not one."""
-    measurements = result.measurements
-    failed = attempt_failed(result)
-    if measurements.download is None and not failed:
-        return None
-    upload = measurements.upload
-    return classify(
-        failed=failed,
-        probe_limited=result.provenance.probe_limited,
-        rates_mbps=(
-            measurements.download.mbps if measurements.download else None,
-            upload.mbps if upload else None,
-        ),
-        ceiling_mbps=ceiling_mbps(profile, result.link.technology),
-        is_too_close=too_close(result.provenance.gap_s, profile.min_gap_s),
-    )
 
 
 def sample_fields(result: Result, profile: Profile | None) -> dict[str, float]:

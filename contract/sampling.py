@@ -13,7 +13,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
+
+if TYPE_CHECKING:
+    from contract.profiles import Profile
+    from contract.result import Result
 
 # Units per Mb/s (rates) and per ms (latency): 0.01 Mb/s = 10 kb/s, 0.01 ms = 10 us.
 UNITS_PER_MBPS: Final = 100
@@ -83,3 +87,31 @@ def classify(
     if any(rate is not None and rate > ceiling_mbps for rate in rates_mbps):
         return "implausible"
     return "counted"
+
+
+def attempt_failed(result: Result) -> bool:
+    """QCVN access failure: a download attempted that could not run. A light test (latency,
+    IPv6) or a probe-side problem (interface missing) is not an attempt on the link."""
+    measurements = result.measurements
+    return measurements.download is None and any(e.stage == "download" for e in result.errors)
+
+
+def sample_class(result: Result, profile: Profile) -> SampleClass | None:
+    """The class of a result's speed attempt under the profile; None when it is not one.
+
+    The collector stores this (collector/series.py); the technician's check shows it.
+    """
+    from contract.profiles import ceiling_mbps  # noqa: PLC0415 - profiles imports result
+
+    measurements = result.measurements
+    failed = attempt_failed(result)
+    if measurements.download is None and not failed:
+        return None
+    download, upload = measurements.download, measurements.upload
+    return classify(
+        failed=failed,
+        probe_limited=result.provenance.probe_limited,
+        rates_mbps=(download.mbps if download else None, upload.mbps if upload else None),
+        ceiling_mbps=ceiling_mbps(profile, result.link.technology),
+        is_too_close=too_close(result.provenance.gap_s, profile.min_gap_s),
+    )

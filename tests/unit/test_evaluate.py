@@ -333,3 +333,19 @@ def test_the_minimum_gap_and_duplicates_are_applied_per_probe(
     report = run_json(capsys, "--profile", "4g", "--input", str(csv_file))
     assert (report["n"], report["n_too_close"], report["n_duplicates"]) == (3, 1, 1)
     assert report["mean_download_mbps"] == pytest.approx(42.0)
+
+
+def test_times_without_zone_can_be_vietnam_time(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    csv_file = tmp_path / "vi.csv"
+    csv_file.write_text("timestamp;download_mbps\n05/12/2026 08:00;41,5\n", encoding="utf-8")
+    argv = ["--profile", "4g", "--input", str(csv_file)]
+    report = run_json(capsys, *argv, "--timezone", "+07:00")
+    assert report["window_end"] == "2026-12-05T01:00:00Z"
+    assert run_json(capsys, *argv, "--timezone", "Asia/Ho_Chi_Minh")["window_end"] == (
+        "2026-12-05T01:00:00Z"
+    )
+    with pytest.raises(SystemExit):
+        run_evaluate([*argv, "--timezone", "Mars/Olympus"])
+    assert "not a time zone" in capsys.readouterr().err
