@@ -9,6 +9,9 @@ from collections.abc import Sequence
 
 from contract.errors import QosfleetError
 
+# The exit status of a refusal (a bad config, key, CA file or state directory): restarting cannot
+# fix it, a person must, so deploy/systemd/qos-agent.service does not restart on it.
+REFUSED = 2
 # Subcommand -> its module (with add_parser() and run()); add new ones here. Only the module of
 # the chosen subcommand is imported, so the daemon never loads the technician's display or the
 # measurement engine's HTTP stack before it needs them.
@@ -35,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from rich.markup import escape  # noqa: PLC0415
 
         Console(stderr=True).print(f"[bold red]qos-agent:[/] {escape(str(exc))}", highlight=False)
-        return 2
+        return REFUSED
     except KeyboardInterrupt:
         return 130
     return code

@@ -18,7 +18,15 @@ from agent.budget import link_budgets, month_of
 from agent.config import DEFAULT_PATH, AgentConfig, load_config
 from agent.health import clock_status, cpu_temperature_c, disk_free_bytes
 from agent.spool import RESERVE_NAME, SpoolReport, recent_results, spool_report
-from agent.state import DaemonState, open_state_db, read_daemon_state
+from agent.state import (
+    DAMAGED,
+    DaemonState,
+    Quarantine,
+    error_code,
+    open_state_db,
+    read_daemon_state,
+    read_quarantine,
+)
 from contract.errors import ConfigError
 from contract.fleet import LinkBudget
 from contract.result import Clock, Result
@@ -48,6 +56,8 @@ class StatusReport(msgspec.Struct, frozen=True, kw_only=True):
     spool: SpoolReport
     budgets: tuple[LinkBudget, ...]
     recent: tuple[RecentResult, ...]
+    # The damaged state database the daemon last set aside at a start, if ever.
+    quarantine: Quarantine | None = None
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -85,7 +95,15 @@ def gather(config: AgentConfig, now: datetime | None = None) -> StatusReport:
         caps = {link.interface: link.budget_bytes for link in config.links}
         budgets = link_budgets(db, caps, month_of(now))
         recent = tuple(_summary(payload, delivered) for payload, delivered in recent_results(db))
-    except sqlite3.OperationalError as exc:
+        quarantine = read_quarantine(db)
+    except sqlite3.DatabaseError as exc:
+        if error_code(exc) in DAMAGED:
+            raise ConfigError(
+                "state_dir",
+                f"the state database in {state_dir} is damaged ({exc})",
+                "the daemon sets it aside for recovery and starts afresh when it starts: "
+                "`systemctl restart qos-agent`, then `qos-agent status` again",
+            ) from exc
         raise ConfigError(
             "state_dir",
             f"cannot read the state database in {state_dir} ({exc})",
@@ -107,6 +125,7 @@ def gather(config: AgentConfig, now: datetime | None = None) -> StatusReport:
         spool=spool,
         budgets=budgets,
         recent=recent,
+        quarantine=quarantine,
     )
 
 
@@ -194,6 +213,14 @@ def show(console: Console, report: StatusReport) -> None:
             f"budget {budget.interface}",
             f"[{colour}]{left / 1e6:,.0f} MB left[/] of {budget.cap_bytes / 1e6:,.0f} MB "
             f"this month, {_warn(budget.skipped_tests)} tests skipped",
+        )
+    if report.quarantine is not None:
+        damaged = report.quarantine
+        table.add_row(
+            "state",
+            f"[red]the state database was damaged[/] ({escape(damaged.reason)}); the daemon set "
+            f"it aside {_ago(damaged.at, now)} as {escape(damaged.moved_to)} and started afresh "
+            "(its unsent results are in that file)",
         )
     table.add_row("clock", _clock(report.clock))
     if report.disk_free_bytes is not None:

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
+from agent.cli import REFUSED
 from lab.alerting import ALERTMANAGER_CONFIG, RULES_FILE
 from lab.services import venv_script
 
@@ -29,6 +30,7 @@ ENV_EXAMPLE = DEPLOY / ".env.example"
 DOCKERFILE = DEPLOY / "Dockerfile"
 PROVISIONING = REPO / "dashboards" / "provisioning"
 DASHBOARDS_JSON = REPO / "dashboards" / "json"
+AGENT_UNIT = DEPLOY / "systemd" / "qos-agent.service"
 
 EXPECTED_SERVICES = {
     "mosquitto",
@@ -372,3 +374,29 @@ def test_published_ports_lead_to_listening_ports() -> None:
         int(str(mapping).split(":")[-1]) for mapping in services()["mosquitto"]["ports"]
     }
     assert all(mosquitto_listeners()[port] for port in broker_ports), "publish TLS listeners only"
+
+
+def _unit_settings(section: str) -> dict[str, list[str]]:
+    """deploy/systemd/qos-agent.service's `Key=value` lines of one section (keys may repeat)."""
+    settings: dict[str, list[str]] = {}
+    current = None
+    for line in AGENT_UNIT.read_text(encoding="utf-8").splitlines():
+        text = line.strip()
+        if text.startswith("["):
+            current = text
+        elif current == f"[{section}]" and "=" in text and not text.startswith("#"):
+            key, _, value = text.partition("=")
+            settings.setdefault(key, []).append(value)
+    return settings
+
+
+def test_the_agent_unit_restarts_on_a_crash_but_not_on_a_refusal() -> None:
+    """A refusal (bad config, CA file, read-only state) needs a person: no restart loop."""
+    service = _unit_settings("Service")
+    assert service["Restart"] in (["always"], ["on-failure"])
+    prevented = {
+        status for value in service["RestartPreventExitStatus"] for status in value.split()
+    }
+    assert str(REFUSED) in prevented
+    assert float(service["RestartSec"][0]) >= 5, "a crash loop must not spin"
+    assert service["ExecStart"][0].split()[1] == "run"

@@ -10,6 +10,7 @@ import pytest
 from agent import state
 from agent.state import next_seq
 from collector.ingest import MAX_SEQ
+from contract.errors import ConfigError
 
 
 def test_numbers_follow_each_other_from_zero(tmp_path: Path) -> None:
@@ -43,9 +44,22 @@ def test_on_a_full_disk_the_number_is_written_in_place(
 def test_other_write_errors_are_not_hidden(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     next_seq(tmp_path)
 
+    def failing(path: Path, value: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(state, "_replace", failing)
+    with pytest.raises(OSError, match="Input/output"):
+        next_seq(tmp_path)
+
+
+def test_a_read_only_file_system_is_told_with_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    next_seq(tmp_path)
+
     def read_only(path: Path, value: int) -> None:
         raise OSError(errno.EROFS, "Read-only file system")
 
     monkeypatch.setattr(state, "_replace", read_only)
-    with pytest.raises(OSError, match="Read-only"):
+    with pytest.raises(ConfigError, match=r"seq is not writable .*Read-only file system"):
         next_seq(tmp_path)
