@@ -10,7 +10,7 @@ import msgspec
 
 from contract.addresses import parse_url
 from contract.errors import ConfigError, WireError
-from contract.mqtt import BrokerConfig, broker_endpoint
+from contract.mqtt import BrokerConfig, broker_endpoint, tls_context
 from contract.result import (
     Access,
     Link,
@@ -28,13 +28,24 @@ from contract.typed import Strict, load_toml
 DEFAULT_PATH = Path("/etc/qosfleet/agent.toml")
 DEFAULT_STATE_DIR = Path("/var/lib/qosfleet")
 HINT = "see deploy/agent.example.toml, or run `qos-agent enroll`"
+BROKER_ACCOUNT_HINT = (
+    "put the account in [broker] username and password (agent.toml is readable by root and the "
+    "daemon only; `qos-agent enroll --password` writes it there), and the URL without it"
+)
 # Mobile data costs money in villages: a mobile link with no stated budget gets this one.
 DEFAULT_MOBILE_BUDGET_BYTES = 2 * 1000**3
 
-Seconds = Annotated[float, msgspec.Meta(ge=0.0)]
-PositiveSeconds = Annotated[float, msgspec.Meta(gt=0.0)]
-Bytes = Annotated[int, msgspec.Meta(ge=0)]
-PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
+# Every number people write has bounds: beyond them a value is a typo (or an attack on the
+# probe: a status interval of 1e-9 s published and fsynced without pause). Means and floors go
+# down to milliseconds for the "accelerated" schedule of tests and the lab.
+DAY_S = 86_400.0
+Gap = Annotated[float, msgspec.Meta(ge=0.0, le=90 * DAY_S)]
+MeanGap = Annotated[float, msgspec.Meta(ge=0.01, le=90 * DAY_S)]
+TestSeconds = Annotated[float, msgspec.Meta(ge=0.1, le=120.0)]
+ReceiptWait = Annotated[float, msgspec.Meta(ge=0.1, le=DAY_S)]
+Backoff = Annotated[float, msgspec.Meta(ge=0.01, le=DAY_S)]
+MonthlyBytes = Annotated[int, msgspec.Meta(ge=0, le=10 * 1000**4)]
+TestBytes = Annotated[int, msgspec.Meta(ge=1000, le=10 * 1000**3)]
 
 
 class PlanConfig(Plan, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -55,7 +66,7 @@ class LinkConfig(Strict, frozen=True, kw_only=True):
     # outdoor_moving (drive tests); unset, its samples count in no part of the mix.
     setting: Setting | None = None
     # Monthly byte cap of the tests on this link (default: 2 GB on mobile, none on fixed).
-    monthly_budget_bytes: Bytes | None = None
+    monthly_budget_bytes: MonthlyBytes | None = None
     # ModemManager modem index; by default the modem whose network port is `interface`.
     modem: str | None = None
 
@@ -93,41 +104,42 @@ class ScheduleConfig(Strict, frozen=True, kw_only=True):
     (an "accelerated" schedule) let tests and the lab run many tests quickly.
     """
 
-    speed_mean_s: PositiveSeconds = 6 * 3600.0
-    speed_floor_s: Seconds = 30 * 60.0
+    speed_mean_s: MeanGap = 6 * 3600.0
+    speed_floor_s: Gap = 30 * 60.0
     # Latency and IPv6 checks cost little, so they run more often than speed tests.
-    light_mean_s: PositiveSeconds = 3600.0
-    light_floor_s: Seconds = 5 * 60.0
-    speed_duration_s: PositiveSeconds = 10.0
+    light_mean_s: MeanGap = 3600.0
+    light_floor_s: Gap = 5 * 60.0
+    speed_duration_s: TestSeconds = 10.0
     flows: Annotated[int, msgspec.Meta(ge=1, le=64)] = 4
 
 
 class BudgetConfig(Strict, frozen=True, kw_only=True):
     """What a test is assumed to spend before its link has a history to estimate from."""
 
-    speed_test_estimate_bytes: Bytes = 100 * 1000**2
-    light_test_estimate_bytes: Bytes = 1000**2
+    speed_test_estimate_bytes: TestBytes = 100 * 1000**2
+    light_test_estimate_bytes: TestBytes = 1000**2
 
 
 class SpoolConfig(Strict, frozen=True, kw_only=True):
     """Caps of the local spool; beyond them the oldest results are dropped, counted and reported."""
 
-    max_results: PositiveInt = 100_000
-    max_bytes: PositiveInt = 200 * 1000**2
+    max_results: Annotated[int, msgspec.Meta(ge=1, le=10_000_000)] = 100_000
+    max_bytes: Annotated[int, msgspec.Meta(ge=100_000, le=100 * 1000**3)] = 200 * 1000**2
     # Disk held back for a full disk (agent/spool.py): results keep being kept while it lasts.
-    reserve_bytes: Bytes = 16 * 1024**2
+    reserve_bytes: Annotated[int, msgspec.Meta(ge=0, le=1024**3)] = 16 * 1024**2
 
 
 class PublishConfig(Strict, frozen=True, kw_only=True):
     # A result with no receipt after this long is sent again (the wait doubles up to the cap).
-    receipt_timeout_s: PositiveSeconds = 60.0
-    resend_cap_s: PositiveSeconds = 1800.0
+    receipt_timeout_s: ReceiptWait = 60.0
+    resend_cap_s: ReceiptWait = 1800.0
     # Results sent and awaiting a receipt at once: flow control towards broker and collector.
-    window: PositiveInt = 50
-    reconnect_first_s: PositiveSeconds = 1.0
-    reconnect_cap_s: PositiveSeconds = 120.0
-    # How often the retained status (health, spool, budgets) is refreshed.
-    status_interval_s: PositiveSeconds = 300.0
+    window: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 50
+    reconnect_first_s: Backoff = 1.0
+    reconnect_cap_s: Backoff = 120.0
+    # How often the retained status (health, spool, budgets) is refreshed: each refresh is a
+    # retained publish and an fsync of the state database.
+    status_interval_s: Annotated[float, msgspec.Meta(ge=1.0, le=DAY_S)] = 300.0
 
 
 class AgentConfig(Strict, frozen=True, kw_only=True):
@@ -171,14 +183,18 @@ def load_config(path: Path) -> AgentConfig:
 
 def check_config(config: AgentConfig, *, where: str = "") -> None:
     """Rules across keys that the types cannot express."""
-    broker_endpoint(config.broker.url, option=f"{where}broker.url")
+    broker_endpoint(
+        config.broker.url, option=f"{where}broker.url", credentials_hint=BROKER_ACCOUNT_HINT
+    )
     ca_file = config.broker.ca_file
-    if ca_file is not None and not os.access(ca_file, os.R_OK):
-        raise ConfigError(
-            f"{where}broker.ca_file",
-            f"cannot read {ca_file}",
-            "give the PEM file of the CA that signed the broker's certificate",
-        )
+    if ca_file is not None:
+        if not os.access(ca_file, os.R_OK):
+            raise ConfigError(
+                f"{where}broker.ca_file",
+                f"cannot read {ca_file}",
+                "give the PEM file of the CA that signed the broker's certificate",
+            )
+        tls_context(ca_file, option=f"{where}broker.ca_file")
     for index, target in enumerate(config.targets):
         parse_url(target.url, option=f"{where}targets[{index}].url", schemes=("http", "https"))
     interfaces = [link.interface for link in config.links]
@@ -205,6 +221,12 @@ def check_config(config: AgentConfig, *, where: str = "") -> None:
             f"{where}publish.reconnect_first_s",
             "is above reconnect_cap_s",
             "the first reconnect delay must not exceed the cap",
+        )
+    if publish.receipt_timeout_s > publish.resend_cap_s:
+        raise ConfigError(
+            f"{where}publish.receipt_timeout_s",
+            f"{publish.receipt_timeout_s:g} s is above resend_cap_s ({publish.resend_cap_s:g} s)",
+            "the first wait for a receipt must not exceed the cap of the waits",
         )
     _check_names(config, where)
 

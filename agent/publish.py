@@ -21,7 +21,7 @@ import aiomqtt
 
 from agent.config import AgentConfig
 from agent.spool import Spool, SpooledResult
-from contract.errors import ServiceError, WireError
+from contract.errors import ConfigError, ServiceError, WireError
 from contract.fleet import ProbeMeta, ProbeStatus, encode, meta_topic, status_topic
 from contract.mqtt import BrokerConfig, mqtt_client
 from contract.result import (
@@ -141,15 +141,17 @@ class Publisher:
         while True:
             offline = ProbeStatus(probe_id=self.probe_id, state="offline")
             will = aiomqtt.Will(status_topic(self.probe_id), encode(offline), qos=1, retain=True)
-            client = mqtt_client(self.config.broker, identifier=self.probe_id, will=will)
-            # A full window of results awaiting PUBACK is normal here, not a warning.
-            client.pending_calls_threshold = publish.window + PENDING_MARGIN
             connected_at: float | None = None
             try:
+                # A CA file gone bad since the start is a ConfigError here: the probe keeps
+                # measuring into its spool, says why it cannot connect, and tries again.
+                client = mqtt_client(self.config.broker, identifier=self.probe_id, will=will)
+                # A full window of results awaiting PUBACK is normal here, not a warning.
+                client.pending_calls_threshold = publish.window + PENDING_MARGIN
                 async with client:
                     connected_at = time.monotonic()
                     await self._session(client)
-            except* aiomqtt.MqttError as errors:
+            except* (aiomqtt.MqttError, ConfigError) as errors:
                 reason = str(_first(errors))
                 self._set_connected(up=False, error=reason)
                 # Only a session that held resets the backoff: a broker that drops the probe at
@@ -289,7 +291,7 @@ def messages(probe_id: str, rows: Sequence[SpooledResult]) -> list[tuple[str, by
     ]
 
 
-def _first(errors: BaseExceptionGroup[aiomqtt.MqttError]) -> BaseException:
+def _first(errors: BaseExceptionGroup[aiomqtt.MqttError | ConfigError]) -> BaseException:
     """The first leaf of a (possibly nested) exception group: the reason a session ended."""
     first: BaseException = errors
     while isinstance(first, BaseExceptionGroup):

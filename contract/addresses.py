@@ -7,6 +7,8 @@ from urllib.parse import urlsplit
 from contract.errors import ConfigError
 
 MAX_PORT = 65535
+# A URL is logged, shown by status commands and stored: an account in it would leak everywhere.
+CREDENTIALS_HINT = "remove user:password@ from the URL; give the account in its own settings"
 
 
 def parse_host_port(text: str, *, option: str) -> tuple[str, int]:
@@ -20,8 +22,15 @@ def parse_host_port(text: str, *, option: str) -> tuple[str, int]:
     return host, int(port_text)
 
 
-def parse_url(text: str, *, option: str, schemes: tuple[str, ...]) -> tuple[str, str, int | None]:
-    """Split a URL into (scheme, host, port), refusing schemes we do not speak."""
+def parse_url(
+    text: str,
+    *,
+    option: str,
+    schemes: tuple[str, ...],
+    credentials_hint: str = CREDENTIALS_HINT,
+) -> tuple[str, str, int | None]:
+    """Split a URL into (scheme, host, port), refusing schemes we do not speak and credentials."""
+    refuse_credentials(text, option=option, hint=credentials_hint)
     parts = urlsplit(text)
     if parts.scheme not in schemes or not parts.hostname:
         wanted = " or ".join(f"{s}://HOST:PORT" for s in schemes)
@@ -31,3 +40,13 @@ def parse_url(text: str, *, option: str, schemes: tuple[str, ...]) -> tuple[str,
     except ValueError as exc:
         raise ConfigError(option, f"{text!r} has a bad port ({exc})") from exc
     return parts.scheme, parts.hostname, port
+
+
+def refuse_credentials(text: str, *, option: str, hint: str = CREDENTIALS_HINT) -> None:
+    """A URL with user:password@ is refused, and the refusal never repeats the password."""
+    scheme, separator, rest = text.partition("://")
+    authority = (rest if separator else text).split("/", 1)[0]
+    if "@" not in authority:
+        return
+    shown = f"{scheme}{separator}***@{authority.rpartition('@')[2]}" if separator else "***@..."
+    raise ConfigError(option, f"{shown} holds an account (user:password@ in the URL)", hint)

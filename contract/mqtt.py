@@ -7,7 +7,7 @@ from typing import Literal, NamedTuple
 
 import aiomqtt
 
-from contract.addresses import parse_url
+from contract.addresses import CREDENTIALS_HINT, parse_url, refuse_credentials
 from contract.errors import ConfigError
 from contract.typed import Strict
 
@@ -32,8 +32,11 @@ class BrokerEndpoint(NamedTuple):
     tls: bool
 
 
-def broker_endpoint(url: str, *, option: str = "broker.url") -> BrokerEndpoint:
+def broker_endpoint(
+    url: str, *, option: str = "broker.url", credentials_hint: str = CREDENTIALS_HINT
+) -> BrokerEndpoint:
     """Check and split a broker URL: mqtt://HOST:PORT, mqtts://HOST:PORT or unix:///PATH."""
+    refuse_credentials(url, option=option, hint=credentials_hint)
     if url.startswith(UNIX_PREFIX):
         path = url.removeprefix(UNIX_PREFIX)
         if not path.startswith("/"):
@@ -42,6 +45,20 @@ def broker_endpoint(url: str, *, option: str = "broker.url") -> BrokerEndpoint:
         return BrokerEndpoint(path, DEFAULT_PORTS["mqtt"], "unix", tls=False)
     scheme, host, port = parse_url(url, option=option, schemes=("mqtt", "mqtts"))
     return BrokerEndpoint(host, port or DEFAULT_PORTS[scheme], "tcp", tls=scheme == "mqtts")
+
+
+def tls_context(ca_file: str | None, *, option: str = "broker.ca_file") -> ssl.SSLContext:
+    """The TLS context for an mqtts:// broker; a CA file that is not PEM certificates is refused."""
+    try:
+        return ssl.create_default_context(cafile=ca_file)
+    except OSError as exc:  # ssl.SSLError included
+        reason = exc.strerror or str(exc)
+        raise ConfigError(
+            option,
+            f"{ca_file} holds no usable CA certificate ({reason})",
+            "give the PEM file of the CA that signed the broker's certificate "
+            "(it starts with -----BEGIN CERTIFICATE-----)",
+        ) from exc
 
 
 def mqtt_client(
@@ -61,7 +78,7 @@ def mqtt_client(
         username=broker.username,
         password=broker.password,
         protocol=protocol,
-        tls_context=ssl.create_default_context(cafile=broker.ca_file) if endpoint.tls else None,
+        tls_context=tls_context(broker.ca_file) if endpoint.tls else None,
         will=will,
         timeout=10,
     )

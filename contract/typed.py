@@ -8,11 +8,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import msgspec
+import msgspec.inspect
 
 from contract.errors import ConfigError, WireError, WireLimitError
 
 T = TypeVar("T")
 _AT = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
+_OUT_OF_BOUNDS = re.compile(r"^Expected `(?:int|float)` [<>]=? ")
+_PATH_STEP = re.compile(r"[^.\[\]]+|\[\d+\]")
 
 
 class Strict(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -71,13 +74,65 @@ def read_toml(path: Path, *, hint: str) -> dict[str, Any]:
 
 
 def convert(table: object, type_: type[T], *, where: str, hint: str) -> T:
-    """Validate plain tables into `type_`; ConfigError names `where` + the bad key's path."""
+    """Validate plain tables into `type_`; ConfigError names `where` + the bad key's path.
+
+    A number out of bounds is told with the value and its whole allowed range, not only the side
+    it crossed.
+    """
     try:
         return msgspec.convert(table, type=type_)
     except msgspec.ValidationError as exc:
         key, reason = split_validation_error(exc)
+        if _OUT_OF_BOUNDS.match(reason):
+            reason = _out_of_bounds(table, type_, key) or reason
         joined = f"{where}{key}" if key != "(top level)" else where.rstrip(". :")
         raise ConfigError(joined, reason, hint) from exc
+
+
+def _out_of_bounds(table: object, type_: type[Any], key: str) -> str | None:
+    """'<value> is out of range (allowed: >= 1 and <= 86400)' for the number at `key`."""
+    info: msgspec.inspect.Type = msgspec.inspect.type_info(type_)
+    value = table
+    for step in _PATH_STEP.findall(key):
+        info = _navigable(info)
+        if step.startswith("["):
+            index = int(step[1:-1])
+            if not isinstance(info, msgspec.inspect.VarTupleType | msgspec.inspect.ListType):
+                return None
+            info = info.item_type
+            value = value[index] if isinstance(value, list | tuple) and index < len(value) else None
+        else:
+            if not isinstance(info, msgspec.inspect.StructType):
+                return None
+            info = next((f.type for f in info.fields if f.encode_name == step), info)
+            value = value.get(step) if isinstance(value, dict) else None
+    number = _navigable(info)
+    if not isinstance(number, msgspec.inspect.IntType | msgspec.inspect.FloatType):
+        return None
+    bounds = (("≥", number.ge), (">", number.gt), ("≤", number.le), ("<", number.lt))
+    allowed = " and ".join(
+        f"{sign} {_number(limit)}" for sign, limit in bounds if limit is not None
+    )
+    return f"{_number(value)} is out of range (allowed: {allowed})"
+
+
+def _navigable(info: msgspec.inspect.Type) -> msgspec.inspect.Type:
+    """An optional value's type without its None."""
+    if isinstance(info, msgspec.inspect.UnionType):
+        return next(t for t in info.types if not isinstance(t, msgspec.inspect.NoneType))
+    return info
+
+
+def _number(value: object) -> str:
+    """As a person would write it in TOML: 86_400, 0.01, 1e-09."""
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:_}"
+    if isinstance(value, float):
+        whole = value.is_integer() and abs(value) < 1e15  # noqa: PLR2004 - exact as an int
+        return f"{int(value):_}" if whole else f"{value:g}"
+    return repr(value)
 
 
 def load_toml(path: Path, type_: type[T], *, hint: str) -> T:

@@ -27,6 +27,7 @@ import yaml
 from agent.commands.enroll import SERVICE_USER
 from agent.config import DEFAULT_PATH, DEFAULT_STATE_DIR, load_config
 from lab.services import venv_script
+from tests.certificates import make_certificates
 
 REPO = Path(__file__).resolve().parents[2]
 ANSIBLE = REPO / "deploy" / "ansible"
@@ -273,9 +274,8 @@ def test_paths_are_the_agents_own() -> None:
 @pytest.mark.parametrize("hostname", probe_hosts())
 def test_the_config_renders_and_the_agent_loads_it(tmp_path: Path, hostname: str) -> None:
     assert 'ca_file = "/etc/qosfleet/ca.crt"' in render_config(hostname)
-    # The agent refuses a CA file it cannot read: stand one in where the playbook puts it.
-    ca_file = tmp_path / "ca.crt"
-    ca_file.write_text("-----BEGIN CERTIFICATE-----\n", encoding="utf-8")
+    # The agent refuses a CA file it cannot read or use: stand one in where the playbook puts it.
+    ca_file, _, _ = make_certificates(tmp_path)
     path = tmp_path / "agent.toml"
     path.write_text(render_config(hostname, qosfleet_broker_ca_dest=str(ca_file)), encoding="utf-8")
     config = load_config(path)
@@ -320,8 +320,8 @@ def test_the_template_task_validates_with_the_agent(tmp_path: Path) -> None:
     assert template["mode"] == "0640"
     venv = str(Path(venv_script("qos-agent")).parent.parent)
     variables = host_vars(probe_hosts()[0], qosfleet_venv=venv)
-    ca_file = tmp_path / "ca.crt"  # the playbook installs the CA before it writes the config
-    ca_file.write_text("-----BEGIN CERTIFICATE-----\n", encoding="utf-8")
+    # The playbook installs the CA before it writes the config.
+    ca_file, _, _ = make_certificates(tmp_path)
     rendered = render_config(probe_hosts()[0], qosfleet_broker_ca_dest=str(ca_file))
     good = tmp_path / "good.toml"
     good.write_text(rendered, encoding="utf-8")
