@@ -28,6 +28,7 @@ from agent.runners.base import (
     Progress,
     SpeedOutcome,
     SpeedSettings,
+    checked_speed,
     no_progress,
 )
 from agent.runners.latency import LatencyOutcome, Method
@@ -247,9 +248,10 @@ class _Link:
         self.progress = progress
 
     async def speed(self, direction: Direction) -> SpeedOutcome:
-        return await self.measure_speed(
+        outcome = await self.measure_speed(
             direction, self.target_url, self.binding, self.settings, self.progress
         )
+        return checked_speed(direction, outcome)
 
     async def latency(self, stage: str, stop: asyncio.Event | None = None) -> LatencyOutcome:
         if stop is None:

@@ -7,9 +7,12 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from contract.result import MeasurementError, StopReason, Throughput
+from contract.result import MAX_MBPS, MeasurementError, StopReason, Throughput
 
 Direction = Literal["download", "upload"]
+# The least a measured phase must carry to make a rate: ten full-size TCP segments' payload
+# (an initial congestion window). Less is a budget or a link that moved next to nothing.
+MIN_SAMPLE_BYTES = 10 * 1448
 # A runner reports its live state: the stage it is in and, once known, the current rate.
 Progress = Callable[[str, float | None], None]
 
@@ -82,4 +85,45 @@ def failed_speed(
         bytes_used=bytes_used,
         stop_reason="error",
         errors=(MeasurementError(stage=direction, code=code, message=message[:2000]),),
+    )
+
+
+def checked_speed(direction: Direction, outcome: SpeedOutcome) -> SpeedOutcome:
+    """A runner's outcome as it may enter a result: a rate only from bytes that moved.
+
+    Whatever the runner, a direction that moved nothing (or too little to make a rate) is an error
+    of its stage, never a 0.0 sample, and so is a rate no link gives; the rate is exactly
+    bytes x 8 / duration, the QCVN per-sample rate a collector checks it against.
+    """
+    measured = outcome.throughput
+    if measured is None:
+        return outcome
+    rate = measured.bytes * 8 / measured.duration_s / 1e6 if measured.duration_s > 0 else 0.0
+    if measured.bytes < MIN_SAMPLE_BYTES or rate <= 0:
+        code = "no-data" if measured.bytes == 0 else "too-little-data"
+        message = (
+            f"the measured phase moved {measured.bytes} bytes in {measured.duration_s:.3g} s: a "
+            f"rate needs at least {MIN_SAMPLE_BYTES} (is the byte budget too small, or does the "
+            "link carry nothing?)"
+        )
+    elif rate > MAX_MBPS:
+        code = "implausible"
+        message = (
+            f"{rate:,.0f} Mb/s is beyond any link ({MAX_MBPS:,.0f} Mb/s at most): a fault of the "
+            "probe's measurement, not a rate"
+        )
+    else:
+        return msgspec.structs.replace(
+            outcome, throughput=msgspec.structs.replace(measured, mbps=rate)
+        )
+    failed = failed_speed(
+        direction,
+        outcome.runner,
+        code,
+        message,
+        bytes_used=outcome.bytes_used,
+        tool_version=outcome.tool_version,
+    )
+    return msgspec.structs.replace(
+        failed, cpu_peak_percent=outcome.cpu_peak_percent, probe_limited=outcome.probe_limited
     )

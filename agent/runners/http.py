@@ -138,6 +138,7 @@ class _Test:
                 self._grow(controller.flows - len(self.flows) - len(self.connecting))
             elif action == "stop":
                 break
+        peak = cpu.peak()
         throughput = Throughput(
             mbps=controller.mbps,
             bytes=controller.measured_bytes,
@@ -151,8 +152,8 @@ class _Test:
             bytes_used=controller.total_bytes,
             stop_reason=controller.stop_reason or "duration",
             confidence=_ratio(controller.confidence),
-            cpu_peak_percent=cpu.peak.peak_percent,
-            probe_limited=cpu.peak.probe_limited,
+            cpu_peak_percent=peak.peak_percent,
+            probe_limited=peak.probe_limited,
         )
 
     def _total(self) -> int:

@@ -24,7 +24,7 @@ from agent.runners.base import (
     failed_speed,
     no_progress,
 )
-from agent.runners.cpu import MACHINE_LIMIT_PERCENT, CpuMonitor, CpuPeak
+from agent.runners.cpu import CpuMonitor, CpuPeak
 from agent.runners.rawhttp import TargetError, resolve
 from contract.result import Throughput
 
@@ -187,8 +187,9 @@ async def measure(
         stderr=asyncio.subprocess.PIPE,
     )
     try:
-        # iperf3 reports its own CPU; the monitor adds how busy the whole machine was.
-        async with CpuMonitor() as cpu:
+        # iperf3 reports its CPU over the whole test; the monitor adds its peak window and how
+        # busy the whole machine was.
+        async with CpuMonitor(pids=(process.pid,)) as cpu:
             async with asyncio.timeout(OMIT_S + seconds + GRACE_S):
                 stdout, stderr = await process.communicate()
     except TimeoutError:
@@ -206,9 +207,9 @@ async def measure(
     outcome = parse_report(stdout or stderr, direction)
     if outcome.throughput is None:
         return outcome
-    machine = cpu.peak.machine_percent
+    peak = cpu.peak()
     return msgspec.structs.replace(
         outcome,
-        cpu_peak_percent=min(100.0, max(outcome.cpu_peak_percent or 0.0, machine)),
-        probe_limited=outcome.probe_limited or machine >= MACHINE_LIMIT_PERCENT,
+        cpu_peak_percent=max(outcome.cpu_peak_percent or 0.0, peak.peak_percent),
+        probe_limited=outcome.probe_limited or peak.probe_limited,
     )

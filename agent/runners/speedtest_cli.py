@@ -126,6 +126,7 @@ async def measure(
             tool_version=version,
         )
     seconds = used * 8 / bps
+    peak = cpu.peak()
     return SpeedOutcome(
         throughput=Throughput(
             mbps=bps / 1e6, bytes=used, duration_s=seconds, flows=8, warmup_s=0.0
@@ -134,6 +135,6 @@ async def measure(
         tool_version=version,
         bytes_used=used,
         stop_reason="duration",
-        cpu_peak_percent=cpu.peak.peak_percent,
-        probe_limited=cpu.peak.probe_limited,
+        cpu_peak_percent=peak.peak_percent,
+        probe_limited=peak.probe_limited,
     )
