@@ -37,7 +37,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from rich.console import Console  # noqa: PLC0415 - the error path alone needs colour
         from rich.markup import escape  # noqa: PLC0415
 
-        Console(stderr=True).print(f"[bold red]qos-agent:[/] {escape(str(exc))}", highlight=False)
+        # Unwrapped: under systemd this is one journal entry, and a path stays whole.
+        Console(stderr=True, soft_wrap=True).print(
+            f"[bold red]qos-agent:[/] {escape(str(exc))}", highlight=False
+        )
         return REFUSED
     except KeyboardInterrupt:
         return 130

@@ -49,13 +49,23 @@ MAX_BATCH_BYTES = 128 * 1024
 
 
 async def publish_result(
-    broker: BrokerConfig, result: Result, *, receipt_timeout_s: float | None = 10.0
+    broker: BrokerConfig,
+    result: Result,
+    *,
+    meta: ProbeMeta | None = None,
+    receipt_timeout_s: float | None = 10.0,
 ) -> Receipt | None:
-    """Publish one result; return the collector's receipt, or None when not waiting for one."""
+    """Publish one result; return the collector's receipt, or None when not waiting for one.
+
+    meta: the probe's enrollment, published (retained) first as the daemon does on connecting,
+    so a collector knows the probe and its key even when its daemon has never run.
+    """
     try:
         async with mqtt_client(broker, identifier=f"{result.probe_id}-check") as client:
             if receipt_timeout_s is not None:
                 await client.subscribe(receipt_topic(result.probe_id), qos=1)
+            if meta is not None:
+                await client.publish(meta_topic(meta.probe_id), encode(meta), qos=1, retain=True)
             await client.publish(result_topic(result.probe_id), encode_result(result), qos=1)
             if receipt_timeout_s is None:
                 return None
@@ -83,7 +93,9 @@ async def _await_receipt(client: aiomqtt.Client, result: Result, timeout_s: floa
         pass
     raise ServiceError(
         f"no receipt for result {result.id} within {timeout_s:g} s",
-        "the broker took the result, but no collector confirmed storing it: is qos-collector up?",
+        "the broker took the result, but no collector confirmed storing it: is qos-collector "
+        "up? A collector also stays silent on a probe it has no enrollment for (run "
+        "`qos-agent enroll` first)",
     )
 
 

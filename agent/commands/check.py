@@ -6,9 +6,10 @@ import argparse
 import asyncio
 import sys
 from pathlib import Path
-from typing import get_args
+from typing import NamedTuple, get_args
 
 import msgspec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from rich.console import Console
 from rich.markup import escape
 from rich.status import Status
@@ -16,21 +17,33 @@ from rich.table import Table
 
 from agent.check import ALL_TESTS, CheckOptions, LinkLabels, RunnerName, TestName, run_check
 from agent.config import DEFAULT_PATH, AgentConfig, load_config
+from agent.daemon import probe_meta
+from agent.keys import load_key
 from agent.publish import publish_result
 from agent.runners.base import Progress, SpeedSettings
 from agent.runners.latency import Method
+from agent.state import ensure_state_dir, require_writable
 from agent.verdict import TONE_STYLES, sample_lines
-from contract.errors import ConfigError
-from contract.mqtt import BrokerConfig
+from contract.addresses import parse_url
+from contract.errors import ConfigError, QosfleetError, ServiceError
+from contract.fleet import ProbeMeta
+from contract.mqtt import BrokerConfig, broker_endpoint
 from contract.result import (
     LatencyStats,
     Plan,
+    Provenance,
     Receipt,
     Result,
     Setting,
     Technology,
     Throughput,
     encode_result,
+)
+from contract.signing import sign_result
+
+CHECK_ACCOUNT_HINT = (
+    "give the URL without the account; the account goes in the config's [broker] username and "
+    "password (qos-agent check --config FILE)"
 )
 
 
@@ -160,8 +173,16 @@ async def _check(args: argparse.Namespace, console: Console) -> int:
     if target_url is None:
         console.print("[bold red]qos-agent:[/] no target: pass --target URL or --config FILE")
         return 2
+    parse_url(target_url, option="--target", schemes=("http", "https"))
     options = _options(args)
     budget = None if args.budget_mb is None else max(1, int(args.budget_mb * 1e6))
+    if config is not None:
+        # The result's sequence number is written there: say so now, not after measuring.
+        ensure_state_dir(Path(config.state_dir))
+        require_writable(Path(config.state_dir))
+    plan = _publication(args, config) if args.publish else None
+    if plan is not None and plan.warning is not None:
+        _warn(console, plan.warning)
     with console.status(f"measuring {escape(target_url)} ...", spinner="dots") as status:
         result = await run_check(
             target_url=target_url,
@@ -178,19 +199,91 @@ async def _check(args: argparse.Namespace, console: Console) -> int:
                 setting=args.setting,
             ),
         )
-    receipt: Receipt | None = None
-    if args.publish:
-        broker = config.broker if config else BrokerConfig()
-        if args.broker:
-            broker = msgspec.structs.replace(broker, url=args.broker)
-        timeout = args.receipt_timeout or None
-        with console.status(f"publishing to {broker.url} ...", spinner="dots"):
-            receipt = await publish_result(broker, result, receipt_timeout_s=timeout)
+    published = await _publish(plan, result, args, console) if plan is not None else None
     if args.json:
         sys.stdout.write(encode_result(result).decode() + "\n")
     else:
-        _print_table(Console(), result, receipt, published=args.publish)
+        _print_table(Console(), result, published)
+    if published is not None and published.failure is not None:
+        _warn(console, published.failure, colour="red")
+        return 2
     return 1 if result.errors else 0
+
+
+class _Publication(NamedTuple):
+    """How a check's result will be sent, decided before measuring."""
+
+    broker: BrokerConfig
+    key: Ed25519PrivateKey | None  # None: sent unsigned
+    meta: ProbeMeta | None  # the enrollment, published first
+    warning: QosfleetError | None  # said before measuring
+    refused: bool  # cannot be sent at all: measured and shown only
+
+
+class _Published(NamedTuple):
+    receipt: Receipt | None
+    failure: QosfleetError | None
+
+
+def _publication(args: argparse.Namespace, config: AgentConfig | None) -> _Publication:
+    """Who sends the result, to which broker, signed or not; problems said before measuring."""
+    broker = config.broker if config else BrokerConfig()
+    if args.broker:
+        broker_endpoint(args.broker, option="--broker", credentials_hint=CHECK_ACCOUNT_HINT)
+        broker = msgspec.structs.replace(broker, url=args.broker)
+    if config is None:
+        not_enrolled = ConfigError(
+            "--publish",
+            f"this probe is not enrolled (no config at {DEFAULT_PATH}): no collector stores a "
+            "result of a probe it does not know, so this one is measured and shown, not sent",
+            "enroll the probe first (`sudo qos-agent enroll ...`, docs/install-probe.md "
+            "section 4), then `qos-agent check --publish`; or pass --config FILE",
+        )
+        return _Publication(broker=broker, key=None, meta=None, warning=not_enrolled, refused=True)
+    if not config.key_path.exists():
+        unsigned = ConfigError(
+            "key_file",
+            f"no signing key at {config.key_path}: the result goes unsigned, which only a "
+            "collector accepting unsigned results (the lab's) stores",
+            "run `qos-agent enroll` to make the probe's key",
+        )
+        return _Publication(broker=broker, key=None, meta=None, warning=unsigned, refused=False)
+    try:
+        key = load_key(config.key_path)
+    except ConfigError as exc:
+        return _Publication(broker=broker, key=None, meta=None, warning=exc, refused=True)
+    meta = probe_meta(config, key)
+    return _Publication(broker=broker, key=key, meta=meta, warning=None, refused=False)
+
+
+async def _publish(
+    plan: _Publication, result: Result, args: argparse.Namespace, console: Console
+) -> _Published:
+    """Send the result (signed, after the enrollment) and wait for the receipt; never raises."""
+    if plan.refused:
+        return _Published(receipt=None, failure=plan.warning)
+    signed = sign_result(result, plan.key) if plan.key is not None else result
+    timeout = args.receipt_timeout or None
+    try:
+        with console.status(f"publishing to {escape(plan.broker.url)} ...", spinner="dots"):
+            receipt = await publish_result(
+                plan.broker, signed, meta=plan.meta, receipt_timeout_s=timeout
+            )
+    except QosfleetError as exc:
+        return _Published(receipt=None, failure=exc)
+    if receipt is not None and receipt.status == "rejected":
+        refusal = ServiceError(
+            f"the collector refused result {receipt.id}: {receipt.reason or 'no reason given'}",
+            "fix what the reason names (the probe's clock, key or config) and check again",
+        )
+        return _Published(receipt=receipt, failure=refusal)
+    return _Published(receipt=receipt, failure=None)
+
+
+def _warn(console: Console, problem: QosfleetError, *, colour: str = "yellow") -> None:
+    console.print(
+        f"[bold {colour}]qos-agent:[/] {escape(str(problem))}", highlight=False, soft_wrap=True
+    )
 
 
 def _plan(text: str) -> Plan:
@@ -219,10 +312,15 @@ def _config(path: Path | None) -> AgentConfig | None:
     return load_config(DEFAULT_PATH) if DEFAULT_PATH.exists() else None
 
 
+def _mbps(value: float) -> str:
+    """A rate as read: one decimal, or three significant digits below 1 Mb/s (never "0.0")."""
+    return f"{value:,.1f}" if value >= 1 else f"{value:.3g}"
+
+
 def _speed_text(speed: Throughput) -> str:
     confidence = f", ±{speed.confidence:.1%}" if speed.confidence is not None else ""
     return (
-        f"[bold]{speed.mbps:,.1f} Mb/s[/] over {speed.duration_s:.1f} s, {speed.flows} flows, "
+        f"[bold]{_mbps(speed.mbps)} Mb/s[/] over {speed.duration_s:.1f} s, {speed.flows} flows, "
         f"warm-up {speed.warmup_s:.1f} s excluded, stopped: {speed.stop_reason or '-'}{confidence}"
     )
 
@@ -234,9 +332,28 @@ def _latency_text(stats: LatencyStats) -> str:
     )
 
 
-def _print_table(
-    console: Console, result: Result, receipt: Receipt | None, *, published: bool
-) -> None:
+def _runner_text(provenance: Provenance) -> str:
+    cpu = f", CPU peak {provenance.cpu_peak_percent:.0f} %" if provenance.cpu_peak_percent else ""
+    limited = (
+        " — [red]probe-limited[/] (its CPU, not the link, set the rate)"
+        if provenance.probe_limited
+        else ""
+    )
+    tool = f" ({provenance.tool_version})" if provenance.tool_version else ""
+    return f"{provenance.runner}{tool}{cpu}{limited}"
+
+
+def _published_text(published: _Published) -> str:
+    receipt = published.receipt
+    if receipt is not None:
+        colour = "green" if receipt.status == "stored" else "red"
+        return f"[{colour}]{receipt.status}[/] by the collector"
+    if published.failure is not None:
+        return "[red]not published[/] (see below)"
+    return "sent (no receipt asked)"
+
+
+def _print_table(console: Console, result: Result, published: _Published | None) -> None:
     table = Table(title=f"qos-agent check — probe {result.probe_id}", show_header=False)
     table.add_column(style="bold")
     table.add_column()
@@ -266,21 +383,10 @@ def _print_table(
         table.add_row("IPv6", f"[bold]{measured.ipv6.status}[/] [dim]({escape(evidence)})[/]")
     for line in sample_lines(result):
         table.add_row(line.heading, f"[{TONE_STYLES[line.tone]}]{escape(line.text)}[/]")
-    provenance = result.provenance
-    cpu = f", CPU peak {provenance.cpu_peak_percent:.0f} %" if provenance.cpu_peak_percent else ""
-    limited = (
-        " — [red]probe-limited[/] (its CPU, not the link, set the rate)"
-        if provenance.probe_limited
-        else ""
-    )
-    tool = f" ({provenance.tool_version})" if provenance.tool_version else ""
-    table.add_row("runner", f"{provenance.runner}{tool}{cpu}{limited}")
-    table.add_row("data used", f"{provenance.bytes_used / 1e6:.1f} MB")
+    table.add_row("runner", _runner_text(result.provenance))
+    table.add_row("data used", f"{result.provenance.bytes_used / 1e6:.1f} MB")
     for error in result.errors:
         table.add_row("[red]error[/]", escape(f"{error.stage}: {error.code} — {error.message}"))
-    if published:
-        status = (
-            f"[green]{receipt.status}[/] by the collector" if receipt else "sent (no receipt asked)"
-        )
-        table.add_row("published", status)
+    if published is not None:
+        table.add_row("published", _published_text(published))
     console.print(table)
