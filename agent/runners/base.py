@@ -91,39 +91,41 @@ def failed_speed(
 def checked_speed(direction: Direction, outcome: SpeedOutcome) -> SpeedOutcome:
     """A runner's outcome as it may enter a result: a rate only from bytes that moved.
 
-    Whatever the runner, a direction that moved nothing (or too little to make a rate) is an error
-    of its stage, never a 0.0 sample, and so is a rate no link gives; the rate is exactly
-    bytes x 8 / duration, the QCVN per-sample rate a collector checks it against.
+    Whatever the runner, a direction that moved nothing (or too little to make a rate) is an error,
+    never a 0.0 sample, and so is a rate no link gives; the rate is exactly bytes x 8 / duration,
+    the QCVN per-sample rate a collector checks it against. The error's stage says whose it is:
+    the direction's when the link moved (next to) nothing, an access failure; "probe" when the
+    probe's own byte budget ended the test too soon, or its measurement is impossible: no attempt
+    on the link, so no failure charged to it.
     """
     measured = outcome.throughput
     if measured is None:
         return outcome
     rate = measured.bytes * 8 / measured.duration_s / 1e6 if measured.duration_s > 0 else 0.0
+    stage: str = direction
     if measured.bytes < MIN_SAMPLE_BYTES or rate <= 0:
         code = "no-data" if measured.bytes == 0 else "too-little-data"
         message = (
-            f"the measured phase moved {measured.bytes} bytes in {measured.duration_s:.3g} s: a "
-            f"rate needs at least {MIN_SAMPLE_BYTES} (is the byte budget too small, or does the "
-            "link carry nothing?)"
+            f"{direction}: the measured phase moved {measured.bytes} bytes in "
+            f"{measured.duration_s:.3g} s; a rate needs at least {MIN_SAMPLE_BYTES}"
         )
+        if measured.bytes > 0 and outcome.stop_reason == "budget":
+            stage, message = "probe", f"{message}: the test's byte budget is too small"
     elif rate > MAX_MBPS:
-        code = "implausible"
+        stage, code = "probe", "implausible"
         message = (
-            f"{rate:,.0f} Mb/s is beyond any link ({MAX_MBPS:,.0f} Mb/s at most): a fault of the "
-            "probe's measurement, not a rate"
+            f"{direction}: {rate:,.0f} Mb/s is beyond any link ({MAX_MBPS:,.0f} Mb/s at most): "
+            "a fault of the probe's measurement, not a rate"
         )
     else:
         return msgspec.structs.replace(
             outcome, throughput=msgspec.structs.replace(measured, mbps=rate)
         )
-    failed = failed_speed(
-        direction,
-        outcome.runner,
-        code,
-        message,
-        bytes_used=outcome.bytes_used,
-        tool_version=outcome.tool_version,
-    )
+    error = MeasurementError(stage=stage, code=code, message=message)
     return msgspec.structs.replace(
-        failed, cpu_peak_percent=outcome.cpu_peak_percent, probe_limited=outcome.probe_limited
+        outcome,
+        throughput=None,
+        stop_reason="error",
+        confidence=None,
+        errors=(*outcome.errors, error),
     )

@@ -394,28 +394,39 @@ def test_a_budget_too_small_for_a_rate_is_an_error(target: Endpoint) -> None:
     )
     assert code == 1
     assert result["measurements"] == {}
-    codes = {(e["stage"], e["code"]) for e in result["errors"]}
-    assert codes == {("download", "too-little-data"), ("upload", "too-little-data")}
+    # The probe's budget, not the link: no access failure charged to the link.
+    assert [(e["stage"], e["code"]) for e in result["errors"]] == [("probe", "too-little-data")] * 2
+    assert [e["message"].split(":")[0] for e in result["errors"]] == ["download", "upload"]
 
 
-@pytest.mark.slow
-def test_a_cpu_bound_test_is_probe_limited_whatever_the_runner(
+def test_a_cpu_bound_tool_is_probe_limited_whatever_it_says(
     tmp_path: Path, target: Endpoint
 ) -> None:
-    """11,717 Mb/s from a tool that burned a core and said it used 40 %; loopback is CPU-bound."""
+    """11,717 Mb/s from a tool that burned a core for 2 s and said it used 40 % of it."""
     path = fake_iperf3(tmp_path / "bin", received_bytes=14_646_250_000, seconds=10.0, busy_s=2.0)
-    runs = {
-        "iperf3 (lying about its CPU)": ("--runner", "iperf3", "--tests", "download"),
-        # A fast link spends 50 MB per direction in a tenth of a second: shorter than one window.
-        "http, small budget": ("--budget-mb", "100", "--tests", "download,upload"),
-    }
-    for name, args in runs.items():
-        _, result, _ = check_json("--target", target.url, *args, path=path)
-        assert result["provenance"]["probe_limited"], name
-        for direction in ("download", "upload"):
-            speed = result["measurements"].get(direction)
-            if speed is not None:  # the rate is bytes over duration, exactly
-                assert speed["mbps"] == speed["bytes"] * 8 / speed["duration_s"] / 1e6, name
+    _, result, _ = check_json(
+        "--target", target.url, "--runner", "iperf3", "--tests", "download", path=path
+    )
+    assert result["provenance"].get("probe_limited"), result["provenance"]
+    assert result["measurements"]["download"]["mbps"] == 11_717.0
+
+
+def test_a_test_shorter_than_a_cpu_window_has_its_cpu_and_its_rate_is_bytes_over_time(
+    target: Endpoint,
+) -> None:
+    """A 100 MB budget on loopback: each direction over in about 0.1 s, before any 0.5 s window.
+
+    Whether it is flagged depends on who was busy (on loopback the target shares the machine,
+    and its CPU is not the probe's); that the CPU was measured does not.
+    """
+    _, result, _ = check_json(
+        "--target", target.url, "--budget-mb", "100", "--tests", "download,upload"
+    )
+    assert result["provenance"]["cpu_peak_percent"] > 0
+    for direction in ("download", "upload"):
+        speed = result["measurements"][direction]
+        assert speed["stop_reason"] == "budget"
+        assert speed["mbps"] == speed["bytes"] * 8 / speed["duration_s"] / 1e6
 
 
 def test_a_target_that_answers_an_upload_early_is_an_error_not_a_crash(tmp_path: Path) -> None:

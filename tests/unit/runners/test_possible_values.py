@@ -10,36 +10,43 @@ import pytest
 from agent.runners import cpu
 from agent.runners.base import MIN_SAMPLE_BYTES, SpeedOutcome, checked_speed
 from agent.runners.cpu import CLOCK_TICKS, MIN_TAIL_S, CpuMonitor, CpuTimes
-from contract.result import MAX_MBPS, Throughput
+from contract.result import MAX_MBPS, StopReason, Throughput
 
 
-def _outcome(bytes_: int, duration_s: float, mbps: float) -> SpeedOutcome:
+def _outcome(
+    bytes_: int, duration_s: float, mbps: float, stop_reason: StopReason = "duration"
+) -> SpeedOutcome:
     return SpeedOutcome(
         throughput=Throughput(mbps=mbps, bytes=bytes_, duration_s=duration_s, flows=4),
         runner="iperf3",
         tool_version="iperf 3.12",
         bytes_used=bytes_ + 1000,
+        stop_reason=stop_reason,
         cpu_peak_percent=97.0,
         probe_limited=True,
     )
 
 
 @pytest.mark.parametrize(
-    ("bytes_", "duration_s", "mbps", "code"),
+    ("bytes_", "duration_s", "mbps", "stop_reason", "error"),
     [
-        (0, 9.0, 0.0, "no-data"),
-        (0, 0.0, 0.0, "no-data"),
-        (2, 0.1, 0.00016, "too-little-data"),
-        (MIN_SAMPLE_BYTES - 1, 1.0, 0.1, "too-little-data"),
-        (10**12, 0.01, 8e8, "implausible"),
+        # The link moved (next to) nothing: an access failure, charged to the link.
+        (0, 9.0, 0.0, "duration", ("download", "no-data")),
+        (0, 0.0, 0.0, "budget", ("download", "no-data")),
+        (2, 0.1, 0.00016, "duration", ("download", "too-little-data")),
+        (MIN_SAMPLE_BYTES - 1, 1.0, 0.1, "stable", ("download", "too-little-data")),
+        # The probe's own budget or measurement: no attempt on the link.
+        (2, 0.1, 0.00016, "budget", ("probe", "too-little-data")),
+        (10**12, 0.01, 8e8, "duration", ("probe", "implausible")),
     ],
 )
 def test_a_test_that_moved_nothing_or_the_impossible_is_an_error(
-    bytes_: int, duration_s: float, mbps: float, code: str
+    bytes_: int, duration_s: float, mbps: float, stop_reason: StopReason, error: tuple[str, str]
 ) -> None:
-    checked = checked_speed("download", _outcome(bytes_, duration_s, mbps))
+    checked = checked_speed("download", _outcome(bytes_, duration_s, mbps, stop_reason))
     assert checked.throughput is None
-    assert [(e.stage, e.code) for e in checked.errors] == [("download", code)]
+    assert [(e.stage, e.code) for e in checked.errors] == [error]
+    assert checked.errors[0].message.startswith("download: ")
     assert checked.stop_reason == "error"
     # What it spent and what the CPU did stay known.
     assert (checked.bytes_used, checked.probe_limited) == (bytes_ + 1000, True)
