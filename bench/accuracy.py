@@ -4,7 +4,7 @@ For each shaped rate (and added round-trip time, through the lab's userspace del
 probe namespace with a tbf-shaped link; qos-target (with its iperf3 server) in the target
 namespace. Each runner measures the download `--repeats` times through the
 real `qos-agent check --json --tests download`; the truth is TCP goodput through tbf, 0.956 x the
-shaped rate (DESIGN.md, measured on these machines). Prints, per runner and rate: median and P95
+shaped rate (measured on these machines). Prints, per runner and rate: median and P95
 absolute error, median bytes used, and bytes relative to a fixed 10 s test at that goodput.
 
     sudo .venv/bin/python bench/accuracy.py [--rates 10,40,100,300,1000] [--rtts 0]

@@ -2,7 +2,7 @@
 
     .venv/bin/python -m dashboards.seed --store http://127.0.0.1:8428 [--hours 6]
 
-Five probes shaped like the village lab (DESIGN.md): village A on 4G at 30 Mb/s (fails), B on 4G
+Five probes shaped like the village lab: village A on 4G at 30 Mb/s (fails), B on 4G
 at 60 Mb/s, C on 5G at 150 Mb/s, town D on fibre at 1 Gb/s (conforms to QCVN 34, below the 1 Gb/s
 national target), E on 4G, IPv4-only and short of samples. Measured rates are 0.956 x the shaped
 rate, as TCP goodput across `tc tbf` is.
