@@ -37,6 +37,7 @@ from contract.sampling import (
     latency_units,
     rate_units,
     too_close,
+    window_ms,
 )
 
 DEFAULT_WINDOW = timedelta(days=30)
@@ -369,19 +370,24 @@ def area_stats(
     plan: Plan | None = None,
 ) -> AreaStats:
     """The samples inside (now - window, now] reduced to statistics, by the method's rules
-    (`sample_classes`); duplicates inside the window are counted apart."""
+    (`sample_classes`); duplicates inside the window are counted apart.
+
+    The window is taken at the store's millisecond resolution, as its rollups take it: a sample
+    0.3 ms after `now` is at `now` there, so it is inside here too.
+    """
     _aware(now, "now")
     if window <= timedelta(0):
         msg = f"window {window} must be positive"
         raise ValueError(msg)
-    start = now - window
+    end = epoch_ms(now)
+    start = end - window_ms(window)
     result = AreaStats(plans={plan})
     share_units = share_units_of(profile)
     for threshold in share_units:
         result.at_or_above[threshold] = 0
     listed = list(samples)
     for sample, sample_class in zip(listed, sample_classes(listed, profile), strict=True):
-        if not start < sample.timestamp <= now:
+        if not start < epoch_ms(sample.timestamp) <= end:
             continue
         if sample_class is None:
             result.duplicates += 1

@@ -29,7 +29,14 @@ from collector.series import MEASUREMENT as SAMPLES
 from collector.store import StoreWriter, make_line
 from contract.errors import ServiceError
 from contract.profiles import Profile, profile_for
-from contract.sampling import CLASS_CODES, EXACT_LIMIT, epoch_ms, rate_units
+from contract.sampling import (
+    CLASS_CODES,
+    DAY_PARTS,
+    EXACT_LIMIT,
+    epoch_ms,
+    rate_units,
+    window_ms,
+)
 
 log = logging.getLogger("qosfleet.collector.verdicts")
 
@@ -78,7 +85,7 @@ def rollups(profiles: Mapping[str, Profile], window: timedelta) -> list[Rollup]:
     day part) at once, aggr_over_time gives n, sum and sum of squares together.
     """
     group = ",".join(AREA_LABELS)
-    span = f"{round(window.total_seconds() * 1000)}ms"
+    span = f"{window_ms(window)}ms"
 
     def summed(
         by: str, rollup: str, field: str, *, before: str = "", after: str = "", selector: str = ""
@@ -133,8 +140,11 @@ _answer = msgspec.json.Decoder(_Answer)
 
 
 def _whole(text: str, rollup: str) -> int:
-    value = float(text)
-    if not math.isfinite(value) or value != int(value) or abs(value) >= EXACT_LIMIT:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan  # not a number at all: refused below like any inexact one
+    if not math.isfinite(value) or value != int(value) or not 0 <= value < EXACT_LIMIT:
         # Sums of whole units are exact below 2**53; beyond, the verdict would not be.
         raise ServiceError(
             f"rollup {rollup} answered {text}, not an exact whole number",
@@ -143,19 +153,25 @@ def _whole(text: str, rollup: str) -> int:
     return int(value)
 
 
-def _bucket_value(vmrange: str, rollup: str) -> int:
-    """The one whole number inside a histogram bucket 'low...high' (low < k <= high)."""
+def _bucket_value(vmrange: str, rollup: str, allowed: range) -> int:
+    """The one whole number inside a histogram bucket 'low...high' (low < k <= high), which
+    must be one the collector writes (`allowed`)."""
     low, _, high = vmrange.partition("...")
     try:
         inside = range(math.floor(float(low)) + 1, math.floor(float(high)) + 1)
-    except ValueError:
+    except (ValueError, OverflowError):
         inside = range(0)
-    if len(inside) != 1:
+    if len(inside) != 1 or inside[0] not in allowed:
         raise ServiceError(
-            f"rollup {rollup} answered a bucket {vmrange!r} holding no single whole number",
-            "the series must hold small whole numbers (collector/series.py)",
+            f"rollup {rollup} answered a bucket {vmrange!r} holding no single whole number"
+            f" from {allowed.start} to {allowed.stop - 1}",
+            "the series must hold the codes collector/series.py writes",
         )
     return inside[0]
+
+
+CLASS_RANGE = range(min(CLASS_OF_CODE), max(CLASS_OF_CODE) + 1)
+DAY_PART_RANGE = range(1, DAY_PARTS + 1)
 
 
 def stats_from_rollups(answers: Mapping[str, list[_Vector]]) -> dict[GroupKey, AreaStats]:
@@ -171,12 +187,18 @@ def stats_from_rollups(answers: Mapping[str, list[_Vector]]) -> dict[GroupKey, A
                 stats.mix[key[-2]] = 0
             count = _whole(vector.value[1], name)
             if kind == "class":
-                code = _bucket_value(vector.metric.get("vmrange", ""), name)
+                code = _bucket_value(vector.metric.get("vmrange", ""), name, CLASS_RANGE)
                 stats.count_class(CLASS_OF_CODE[code], count)
             elif kind == "day_part":
-                stats.day_parts[_bucket_value(vector.metric.get("vmrange", ""), name) - 1] = count
+                part = _bucket_value(vector.metric.get("vmrange", ""), name, DAY_PART_RANGE)
+                stats.day_parts[part - 1] = count
             elif kind in {"download", "upload", "latency"}:
-                field = MOMENTS[vector.metric.get("rollup", "")]
+                field = MOMENTS.get(vector.metric.get("rollup", ""), "")
+                if not field:
+                    raise ServiceError(
+                        f"rollup {name} answered an unknown rollup {vector.metric.get('rollup')!r}",
+                        "check that the store is VictoriaMetrics 1.79 or later",
+                    )
                 setattr(getattr(stats, kind), field, count)
                 if kind == "download" and field == "n":
                     stats.mix[key[-2]] = count
@@ -210,7 +232,8 @@ async def query(
 ) -> list[_Vector]:
     """One instant query at `at`, past VictoriaMetrics' response cache (which would miss samples
     delivered late by a probe's spool)."""
-    params = {"query": expression, "time": f"{at.timestamp():.3f}", "nocache": "1"}
+    # At the millisecond the offline engine ends the window (compliance.area_stats).
+    params = {"query": expression, "time": f"{epoch_ms(at) / 1000:.3f}", "nocache": "1"}
     try:
         async with session.get(f"{store_url}/api/v1/query", params=params) as response:
             body = await response.read()
@@ -221,9 +244,11 @@ async def query(
                     "check that the store is VictoriaMetrics 1.79 or later",
                 )
         return _answer.decode(body).data.result
-    except (aiohttp.ClientError, msgspec.DecodeError) as exc:
+    except (aiohttp.ClientError, msgspec.DecodeError, TimeoutError) as exc:
+        # A store that does not answer in time is an outage too (aiohttp's total timeout is a
+        # bare TimeoutError), never an end of the collector.
         raise ServiceError(
-            f"cannot read from the store at {store_url}: {exc}",
+            f"cannot read from the store at {store_url}: {str(exc) or type(exc).__name__}",
             "check that VictoriaMetrics runs and --store points at it",
         ) from exc
 

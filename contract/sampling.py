@@ -57,6 +57,11 @@ def epoch_ms(moment: datetime) -> int:
     return round(moment.timestamp() * 1000)
 
 
+def window_ms(window: timedelta) -> int:
+    """A window's length as the store's rollups take it: whole milliseconds."""
+    return round(window.total_seconds() * 1000)
+
+
 def gap_s(previous_counted: datetime | None, at: datetime) -> float | None:
     """Seconds since the previous counted sample, at the store's millisecond resolution."""
     if previous_counted is None:
@@ -65,8 +70,12 @@ def gap_s(previous_counted: datetime | None, at: datetime) -> float | None:
 
 
 def too_close(gap: float | None, min_gap_s: float) -> bool:
-    """Whether a sample `gap` seconds after the previous counted one falls inside the gap."""
-    return gap is not None and gap < min_gap_s
+    """Whether a sample `gap` seconds after the previous counted one falls inside the gap.
+
+    A zero gap is the same device at the same millisecond: the same sample again (another
+    target or address of one test), which counts once even where a profile sets no gap.
+    """
+    return gap is not None and (gap < min_gap_s or gap == 0)
 
 
 def classify(

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Literal
 
 import aiohttp
+import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -263,3 +264,54 @@ def test_live_and_offline_verdicts_agree(store: VictoriaMetrics) -> None:
         assert_same(live[area], offline)
 
     check()
+
+
+def test_edges_agree_live_and_offline(store: VictoriaMetrics) -> None:
+    """Samples at the window's edges to the microsecond, and one fixed-line test stamped alike
+    for two targets (the same sample twice, though its series differ)."""
+    ms, us = timedelta(milliseconds=1), timedelta(microseconds=1)
+    for technology, moments in (
+        ("4g", [NOW - WINDOW, NOW - WINDOW + ms, NOW - WINDOW + 300 * us, NOW, NOW + 300 * us]),
+        ("ftth", [NOW - timedelta(hours=2)] * 2),
+    ):
+        operator = f"Nhà mạng {next(_operators)}"
+        profile = profile_for(technology, PROFILES)
+        assert profile is not None
+        results: list[Result] = []
+        samples: list[Sample] = []
+        with tempfile.TemporaryDirectory() as state:
+            for index, moment in enumerate(moments):
+                # Mobile: one device each; fixed: one probe measuring two targets.
+                device = f"vn-79-p{index}" if technology == "4g" else "vn-79-p0"
+                gap = sample_gap(Path(state), device, moment, profile.min_gap_s)
+                result = result_of(
+                    probe=device,
+                    technology=technology,
+                    operator=operator,
+                    finished_at=moment,
+                    status="ok",
+                    download=10.0 * (index + 1),
+                    upload=5.0,
+                    rtt=None,
+                    setting="indoor",
+                    gap=gap,
+                )
+                target = msgspec.structs.replace(result.target, id=f"target-{index}")
+                results.append(msgspec.structs.replace(result, target=target))
+                samples.append(
+                    Sample(
+                        timestamp=moment,
+                        download_mbps=10.0 * (index + 1),
+                        upload_mbps=5.0,
+                        setting="indoor",
+                        device=device,
+                        technology=technology,
+                    )
+                )
+        live = asyncio.run(_live(store, results))
+        offline = evaluate_compliance(
+            samples, profile, now=NOW, window=WINDOW, plan=PLAN if technology == "ftth" else None
+        )
+        area = Area("village", "79", "26734", "Ấp Một", technology, operator)
+        assert live[area].n == offline.n == (3 if technology == "4g" else 1), technology
+        assert _same(live[area].mean_download_mbps, offline.mean_download_mbps), technology
