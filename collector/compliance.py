@@ -23,7 +23,7 @@ import msgspec
 from scipy import special
 
 from contract.criteria import Comparison, Criterion, Part, Unit, criteria
-from contract.profiles import Profile, SampleMix, ceiling_mbps
+from contract.profiles import Profile, SampleMix, ceiling_mbps, default_technology
 from contract.result import Mbps, Millis, Plan, Setting
 from contract.sampling import (
     DAY_PARTS,
@@ -301,7 +301,7 @@ def _aware(moment: datetime, what: str) -> datetime:
 
 
 def classify_sample(sample: Sample, profile: Profile, *, is_too_close: bool) -> SampleClass:
-    technology = sample.technology or (profile.default_for[0] if profile.default_for else "")
+    technology = sample.technology or default_technology(profile)
     return classify(
         failed=sample.status == "failed",
         probe_limited=sample.status == "probe_limited",

@@ -20,7 +20,7 @@ import itertools
 import math
 import re
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from importlib.metadata import version
 from pathlib import Path
@@ -40,7 +40,13 @@ from collector.compliance import (
     sample_classes,
 )
 from contract.errors import QosfleetError
-from contract.profiles import Profile, bundled_profiles, ceiling_mbps, load_profiles
+from contract.profiles import (
+    Profile,
+    bundled_profiles,
+    ceiling_mbps,
+    default_technology,
+    load_profiles,
+)
 from contract.result import MAX_MBPS, Plan, Setting
 
 PROG = "qos-collector evaluate"
@@ -81,11 +87,20 @@ def _text(row: _Row, column: str) -> str | None:
     return value.strip() or None
 
 
+_THOUSANDS = re.compile(r"[1-9]\d{0,2}(\.\d{3})+")
+
+
 def _number(row: _Row, column: str, ceiling: float, *, decimal_comma: bool = False) -> float | None:
     text = _text(row, column)
     if text is None:
         return None
     if decimal_comma:
+        # Where the comma is the decimal mark, a point is a thousands separator: "1.234" may be
+        # 1234 or 1.234 Mb/s, so a number written with both, or grouped in thousands, is refused.
+        if "." in text and ("," in text or _THOUSANDS.fullmatch(text)):
+            raise _RowError(
+                f"{column} {text!r} has a thousands separator; write the number without it (1234,5)"
+            )
         text = text.replace(",", ".")
     try:
         value = float(text)
@@ -101,6 +116,9 @@ def _number(row: _Row, column: str, ceiling: float, *, decimal_comma: bool = Fal
     return value
 
 
+# The store keeps no time before the epoch, and a window must fit before the time it ends.
+EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+BEFORE_EPOCH: Final = "no measurement is that old; check the year"
 _DAY_FIRST = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?")
 
 
@@ -115,7 +133,10 @@ def parse_time(text: str, zone: tzinfo = UTC) -> datetime:
         moment = datetime.fromisoformat(text)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=zone)
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # year 1 east of UTC
+        raise ValueError(text) from None
 
 
 def parse_zone(text: str) -> tzinfo:
@@ -152,6 +173,8 @@ def _sample(row: _Row, *, decimal_comma: bool, zone: tzinfo) -> Sample:
         raise _RowError(
             f"timestamp {stamp!r} is not a time (ISO 8601, or dd/mm/yyyy HH:MM)"
         ) from None
+    if timestamp < EPOCH:
+        raise _RowError(f"timestamp {stamp!r} is before 1970: {BEFORE_EPOCH}")
     status = _choice(row, "status", STATUSES) or "ok"
     setting = _choice(row, "setting", SETTINGS)
     probe = _text(row, "probe") or ""
@@ -172,9 +195,31 @@ def _sample(row: _Row, *, decimal_comma: bool, zone: tzinfo) -> Sample:
     )
 
 
+class _NumberedLines:
+    """A file's lines, numbered, so that a row whose quoted field spans several lines is
+    reported at its first line (csv's line_num is its last); the csv reader reads no further
+    than the row it returns."""
+
+    def __init__(self, lines: Iterable[str]) -> None:
+        self._lines = iter(lines)
+        self.number = 0
+        # The first line holding something since the last row (the reader skips empty ones).
+        self.record_start = 0
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        line = next(self._lines)
+        self.number += 1
+        if not self.record_start and line.strip("\r\n"):
+            self.record_start = self.number
+        return line
+
+
 def parse_campaign(lines: Iterable[str], zone: tzinfo = UTC) -> Campaign:
     """Rows of a campaign CSV to samples; bad rows are kept aside with their line numbers."""
-    rows = iter(lines)
+    rows = _NumberedLines(lines)
     header = next(rows, None)
     if header is None or not header.strip():
         raise QosfleetError(
@@ -201,17 +246,19 @@ def parse_campaign(lines: Iterable[str], zone: tzinfo = UTC) -> Campaign:
     sample_lines: list[int] = []
     bad_rows: list[BadRow] = []
     rows_read = 0
+    rows.record_start = 0
     try:
         for row in reader:
             rows_read += 1
+            line, rows.record_start = rows.record_start, 0
             try:
                 samples.append(_sample(row, decimal_comma=delimiter == ";", zone=zone))
-                sample_lines.append(reader.line_num)
+                sample_lines.append(line)
             except _RowError as exc:
-                bad_rows.append(BadRow(line=reader.line_num, reason=str(exc)))
+                bad_rows.append(BadRow(line=line, reason=str(exc)))
     except csv.Error as exc:
         raise QosfleetError(
-            f"line {reader.line_num}: not valid CSV ({exc})", "fix the quoting on that line"
+            f"line {rows.number}: not valid CSV ({exc})", "fix the quoting on that line"
         ) from exc
     return Campaign(
         samples=tuple(samples),
@@ -257,9 +304,12 @@ def _window_days(text: str) -> int:
 
 def _now(text: str) -> datetime:
     try:
-        return parse_time(text)
+        moment = parse_time(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time") from None
+    if moment < EPOCH:
+        raise argparse.ArgumentTypeError(f"{text!r} is before 1970: {BEFORE_EPOCH}")
+    return moment
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -425,7 +475,7 @@ class VerdictRecord(msgspec.Struct, frozen=True, kw_only=True):
 
 def _implausible_rows(campaign: Campaign, profile: Profile) -> list[BadRow]:
     """Rows the method found above the physical ceiling: kept as evidence, excluded, counted."""
-    technology = profile.default_for[0] if profile.default_for else ""
+    technology = default_technology(profile)
     ceiling = ceiling_mbps(profile, technology)
     classes = sample_classes(campaign.samples, profile)
     return [

@@ -96,15 +96,6 @@ def _criteria(profile: Profile, plan: Plan | None) -> tuple[Criterion, ...]:
     return tuple(found)
 
 
-def share_thresholds(profile: Profile) -> tuple[float, ...]:
-    """The per-sample rates whose share a profile judges (a store must count samples at them)."""
-    return tuple(
-        target.share_min_mbps
-        for target in (profile.download, profile.upload)
-        if target is not None and target.share_min_mbps is not None
-    )
-
-
 def _part(profile: Profile, criterion_id: str) -> Part:
     return "programme" if criterion_id in profile.programme else "regulation"
 

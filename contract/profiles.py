@@ -99,6 +99,7 @@ def _check_profile(file: str, name: str, profile: Profile) -> None:
                 f"{criterion!r} is not a criterion",
                 f"use one of {', '.join(sorted(CRITERION_IDS))}",
             )
+    _check_method(file, name, profile)
     for direction in ("download", "upload"):
         target: DirectionTarget | None = getattr(profile, direction)
         if target is None:
@@ -117,12 +118,39 @@ def _check_profile(file: str, name: str, profile: Profile) -> None:
             )
 
 
+def _check_method(file: str, name: str, profile: Profile) -> None:
+    """Figures the engine cannot honour are refused, not silently misjudged."""
+    for criterion in profile.programme:
+        if criterion.endswith(".plan"):
+            # Plan conformity is QCVN 34 itself: as a programme indicator it would be a
+            # regulation status that the verdict's status ignores.
+            raise ConfigError(
+                f"{file}: profiles.{name}.programme",
+                f"{criterion!r} is QCVN 34 plan conformity, the regulation",
+                "list only national programme indicators, such as download.mean",
+            )
+    if profile.upload is not None and profile.upload.share_min_mbps is not None:
+        # Neither engine counts upload samples at a rate: the criterion could never be judged.
+        raise ConfigError(
+            f"{file}: profiles.{name}.upload",
+            "a share of upload samples is not a criterion the verdict computes",
+            "remove share_min_mbps and share_required from upload",
+        )
+
+
 def ceiling_mbps(profile: Profile, technology: str) -> float:
     """The fastest rate a sample of this technology may claim under this profile."""
     return next(
         (ceiling for name, ceiling in profile.ceilings_mbps.items() if name == technology),
         MAX_MBPS,
     )
+
+
+def default_technology(profile: Profile) -> str:
+    """The technology a sample that names none is judged as (offline `evaluate`): the profile's
+    first default, else its first ceiling's, so a profile no link defaults to (a draft) still
+    applies its ceiling."""
+    return next(iter((*profile.default_for, *profile.ceilings_mbps)), "")
 
 
 @cache
