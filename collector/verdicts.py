@@ -369,4 +369,7 @@ async def keep_verdicts_fresh(
                 log.info("verdicts refreshed for %d areas", len(verdicts))
             except ServiceError as exc:
                 log.warning("verdicts not refreshed: %s", exc.message)
+            except Exception:
+                # The refresh shares the collector's task group: a bug here must not stop ingest.
+                log.exception("verdicts not refreshed: unexpected error (a bug: please report)")
             await asyncio.sleep(interval_s)

@@ -3,12 +3,15 @@ and every level judged from the pooled statistics."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from collector import verdicts as verdicts_module
 from collector.compliance import AreaStats, Sample, area_stats
 from collector.series import AREA_LABELS, plan_label, sample_fields
+from collector.store import StoreWriter
 from collector.verdicts import (
     Area,
     _Vector,
@@ -189,3 +192,24 @@ def test_a_light_test_is_not_an_attempt_and_a_failed_download_is() -> None:
     assert sample_fields(light, PROFILES["4g"]) == {}
     assert sample_fields(result, PROFILES["4g"])["sample_class"] == 1.0
     assert sample_fields(result, PROFILES["4g"])["counted_download_10kbps"] == 4300.0
+
+
+async def test_an_unexpected_error_in_a_refresh_never_stops_the_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[int] = []
+
+    async def broken(*_args: object, **_kwargs: object) -> dict[Area, object]:
+        calls.append(1)
+        if len(calls) >= 3:
+            raise asyncio.CancelledError
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(verdicts_module, "refresh_verdicts", broken)
+    writer = StoreWriter("http://127.0.0.1:9")
+    try:
+        with pytest.raises(asyncio.CancelledError):
+            await verdicts_module.keep_verdicts_fresh(writer, PROFILES, interval_s=0.0)
+    finally:
+        await writer.close()
+    assert len(calls) == 3
