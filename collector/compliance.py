@@ -482,12 +482,17 @@ def _mix_met(counts: SampleMix, required: SampleMix | None) -> bool:
     )
 
 
+@lru_cache(maxsize=64)
+def _exact_share(share: float) -> Fraction:
+    """Exact: count >= share * total, compared as fractions so 10 % of 1,000 is 100, not 99.99."""
+    return Fraction(share).limit_denominator(10_000)
+
+
 def _spread_met(day_parts: list[int], min_share: float | None) -> bool:
     if min_share is None:
         return True
     total = sum(day_parts)
-    # Exact: count * 1 >= share * total, compared as fractions so 10 % of 1,000 is 100, not 99.99.
-    share = Fraction(min_share).limit_denominator(10_000)
+    share = _exact_share(min_share)
     return total > 0 and all(count >= share * total for count in day_parts)
 
 

@@ -14,6 +14,7 @@ technology x operator and the `qos_compliance_*` series are written (dashboards/
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import math
 from collections.abc import Iterator, Mapping
@@ -174,13 +175,17 @@ CLASS_RANGE = range(min(CLASS_OF_CODE), max(CLASS_OF_CODE) + 1)
 DAY_PART_RANGE = range(1, DAY_PARTS + 1)
 
 
+# A label the store left out is an empty one (map() stops with AREA_LABELS).
+_ABSENT = itertools.repeat("")
+
+
 def stats_from_rollups(answers: Mapping[str, list[_Vector]]) -> dict[GroupKey, AreaStats]:
     """Every area group's statistics from the rollups' answers (pure)."""
     groups: dict[GroupKey, AreaStats] = {}
     for name, vectors in answers.items():
         kind, _, detail = name.partition(".")
         for vector in vectors:
-            key = tuple(vector.metric.get(label, "") for label in AREA_LABELS)
+            key = tuple(map(vector.metric.get, AREA_LABELS, _ABSENT))
             stats = groups.get(key)
             if stats is None:
                 stats = groups[key] = AreaStats(plans={plan_of_label(key[-1])})
