@@ -1,24 +1,44 @@
-"""`qos-collector`: serve (ingest) and evaluate (offline verdicts for campaign files)."""
+"""`qos-collector`: serve (ingest), evaluate (offline verdicts for campaign files) and probes
+(list, approve and revoke enrollments)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import logging
+import os
+import sqlite3
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
-from collector.evaluate import run_evaluate
-from collector.ingest import IngestPolicy
-from collector.service import CollectorSettings, serve
+import aiomqtt
+import msgspec
+
+from collector.registry import (
+    Approval,
+    Pin,
+    ProbeRecord,
+    ProbeRegistry,
+    approval_topic,
+    encode_approval,
+    key_fingerprint,
+    pin_of,
+)
+from collector.state import DATABASE_NAME
 from contract.addresses import parse_host_port, parse_url
-from contract.errors import ConfigError, QosfleetError
-from contract.mqtt import BrokerConfig, broker_endpoint
+from contract.errors import ConfigError, QosfleetError, ServiceError, WireError
+from contract.fleet import decode_meta
+from contract.mqtt import BrokerConfig, broker_endpoint, mqtt_client
+from contract.result import Location
+
+DEFAULT_STATE_DIR = "/var/lib/qos-collector"
+# How long the broker may take to send a retained decision back.
+APPROVAL_TIMEOUT_S = 10.0
 
 
-def _serve_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="qos-collector serve", description="ingest results")
+def _add_broker_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--broker", default="mqtt://127.0.0.1:1883", help="default %(default)s")
     parser.add_argument("--broker-username")
     password = parser.add_mutually_exclusive_group()
@@ -29,8 +49,32 @@ def _serve_parser() -> argparse.ArgumentParser:
     )
     password.add_argument("--broker-password", help="the broker password itself (visible in ps)")
     parser.add_argument("--broker-ca", help="CA file that signed the broker's certificate (mqtts)")
+
+
+def _broker_config(args: argparse.Namespace) -> BrokerConfig:
+    broker = BrokerConfig(
+        url=args.broker,
+        username=args.broker_username,
+        password=_broker_password(args.broker_password, args.broker_password_file),
+        ca_file=args.broker_ca,
+    )
+    broker_endpoint(broker.url, option="--broker")
+    return broker
+
+
+def _serve_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="qos-collector serve", description="ingest results")
+    _add_broker_options(parser)
     parser.add_argument(
         "--store", default="http://127.0.0.1:8428", help="VictoriaMetrics URL, default %(default)s"
+    )
+    parser.add_argument(
+        "--store-metrics",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="/metrics of a store process that holds acknowledged rows in memory, to see it "
+        "restart (repeat for each vminsert and vmstorage of a cluster); default STORE/metrics",
     )
     parser.add_argument("--group", default="collectors", help="shared-subscription group")
     parser.add_argument("--metrics-listen", default="127.0.0.1:9108", help="default %(default)s")
@@ -45,7 +89,7 @@ def _serve_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--state-dir",
-        default="/var/lib/qos-collector",
+        default=DEFAULT_STATE_DIR,
         help="journal and probe registry, one per process; default %(default)s",
     )
     parser.add_argument(
@@ -114,6 +158,11 @@ def _api_listen(text: str) -> tuple[str, int]:
 
 
 def run_serve(argv: Sequence[str]) -> int:
+    # The engines (the verdicts' scipy) load only for the commands that run them: `probes`
+    # answers at once.
+    from collector.ingest import IngestPolicy  # noqa: PLC0415
+    from collector.service import CollectorSettings, serve  # noqa: PLC0415
+
     args = _serve_parser().parse_args(argv)
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
@@ -124,16 +173,12 @@ def run_serve(argv: Sequence[str]) -> int:
         api_host, api_port = _api_listen(args.api_listen) if args.api_listen else (None, 0)
         if args.api_token_file and not args.api_listen:
             raise ConfigError("--api-token-file", "needs --api-listen (the API is off)")
-        broker = BrokerConfig(
-            url=args.broker,
-            username=args.broker_username,
-            password=_broker_password(args.broker_password, args.broker_password_file),
-            ca_file=args.broker_ca,
-        )
-        broker_endpoint(broker.url, option="--broker")
+        for url in args.store_metrics:
+            parse_url(url, option="--store-metrics", schemes=("http", "https"))
         settings = CollectorSettings(
-            broker=broker,
+            broker=_broker_config(args),
             store_url=args.store,
+            store_metrics_urls=tuple(args.store_metrics),
             group=args.group,
             metrics_host=metrics_host,
             metrics_port=metrics_port,
@@ -159,12 +204,224 @@ def run_serve(argv: Sequence[str]) -> int:
     return 0
 
 
+def _probes_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="qos-collector probes",
+        description="list probes, approve a changed enrollment, revoke a probe",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    listing = commands.add_parser(
+        "list", help="each probe's pinned key and place, and any change waiting for approval"
+    )
+    listing.add_argument(
+        "--state-dir",
+        action="append",
+        help="a collector's --state-dir (repeat for each instance on this host); "
+        f"default {DEFAULT_STATE_DIR}",
+    )
+    listing.add_argument("--json", action="store_true", help="one JSON object per probe and line")
+    approve = commands.add_parser(
+        "approve", help="pin a probe's key and place for every collector (retained on the broker)"
+    )
+    approve.add_argument("probe_id")
+    which = approve.add_mutually_exclusive_group(required=True)
+    which.add_argument(
+        "--key",
+        metavar="FINGERPRINT",
+        help="the key of the enrollment waiting for approval, as `probes list` shows it",
+    )
+    which.add_argument(
+        "--meta",
+        metavar="FILE",
+        help="the enrollment printed by `qos-agent enroll --json`: approve it before the probe "
+        "first connects",
+    )
+    approve.add_argument(
+        "--pinned",
+        action="store_true",
+        help="with --key: approve the pinned enrollment again, refusing the change",
+    )
+    approve.add_argument("--state-dir", default=DEFAULT_STATE_DIR, help="default %(default)s")
+    approve.add_argument("--note", default="", help="who decides and why, kept with the decision")
+    _add_broker_options(approve)
+    revoke = commands.add_parser(
+        "revoke", help="refuse every result of a probe on every collector (retained on the broker)"
+    )
+    revoke.add_argument("probe_id")
+    revoke.add_argument("--note", default="", help="who decides and why, kept with the decision")
+    _add_broker_options(revoke)
+    return parser
+
+
+def run_probes(argv: Sequence[str]) -> int:
+    args = _probes_parser().parse_args(argv)
+    try:
+        if args.command == "list":
+            for state_dir in args.state_dir or [DEFAULT_STATE_DIR]:
+                _list_probes(Path(state_dir), as_json=args.json)
+            return 0
+        if args.command == "approve":
+            pin = _pin_to_approve(args)
+            approval = Approval(
+                probe_id=args.probe_id,
+                decision="approved",
+                at=datetime.now(UTC),
+                pin=pin,
+                note=args.note,
+            )
+        else:
+            approval = Approval(
+                probe_id=args.probe_id, decision="revoked", at=datetime.now(UTC), note=args.note
+            )
+        asyncio.run(_publish_approval(_broker_config(args), approval))
+    except QosfleetError as exc:
+        print(f"qos-collector probes: {exc}", file=sys.stderr)
+        return 2
+    if approval.pin is None:
+        print(f"revoked {args.probe_id}: every collector refuses its results from now on")
+    else:
+        print(
+            f"approved {args.probe_id}: key {key_fingerprint(approval.pin.public_key)} in "
+            f"{_place(approval.pin.location)}; every collector applies it from the broker"
+        )
+    return 0
+
+
+def _list_probes(state_dir: Path, *, as_json: bool) -> None:
+    records = _registry(state_dir).records()
+    if as_json:
+        for record in records:
+            print(msgspec.json.encode(_record_document(record)).decode())
+        return
+    print(f"{state_dir} ({len(records)} probes)")
+    for record in records:
+        document = _record_document(record)
+        line = f"  {record.probe_id:<24} {document['standing']:<9} key {document['key'] or '-'}"
+        if record.pin is not None:
+            line += f"  {_place(record.pin.location)}"
+        print(line)
+        if record.pending is not None:
+            print(
+                f"  {'':<24} {'pending':<9} key {document['pending_key']}  "
+                f"{_place(record.pending.location)}  (approve or revoke)"
+            )
+
+
+def _record_document(record: ProbeRecord) -> dict[str, object]:
+    pin, pending = record.pin, record.pending
+    return {
+        "probe_id": record.probe_id,
+        "standing": record.standing or "unpinned",
+        "key": key_fingerprint(pin.public_key) if pin else None,
+        "public_key": pin.public_key if pin else None,
+        "location": msgspec.to_builtins(pin.location) if pin else None,
+        "pending_key": key_fingerprint(pending.public_key) if pending else None,
+        "pending_public_key": pending.public_key if pending else None,
+        "pending_location": msgspec.to_builtins(pending.location) if pending else None,
+        "last_seen": record.last_seen,
+    }
+
+
+def _place(location: Location) -> str:
+    return (
+        f"{location.village} (commune {location.commune_code}, province "
+        f"{location.province_code}, {location.lat}, {location.lon})"
+    )
+
+
+def _registry(state_dir: Path) -> ProbeRegistry:
+    path = state_dir / DATABASE_NAME
+    if not path.exists():
+        raise ConfigError(
+            "--state-dir", f"{path} does not exist", "give the --state-dir a collector runs with"
+        )
+    try:
+        # Read-only: the collector keeps writing it meanwhile.
+        connection = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+        return ProbeRegistry(connection)
+    except sqlite3.Error as exc:
+        raise ConfigError(
+            "--state-dir", f"cannot read {path}: {exc}", "run as a user who may read it"
+        ) from exc
+
+
+def _pin_to_approve(args: argparse.Namespace) -> Pin:
+    if args.meta is not None:
+        try:
+            meta = decode_meta(Path(args.meta).read_bytes())
+        except OSError as exc:
+            raise ConfigError("--meta", f"cannot read {args.meta}: {exc.strerror}") from exc
+        except WireError as exc:
+            raise ConfigError(
+                "--meta", f"{args.meta} is no enrollment: {exc}", "save `qos-agent enroll --json`"
+            ) from exc
+        if meta.probe_id != args.probe_id:
+            raise ConfigError("--meta", f"{args.meta} enrolls {meta.probe_id}, not {args.probe_id}")
+        return pin_of(meta)
+    record = next(
+        (r for r in _registry(Path(args.state_dir)).records() if r.probe_id == args.probe_id), None
+    )
+    if record is None:
+        raise ConfigError(
+            "probe_id",
+            f"{args.probe_id} is not in the registry of {args.state_dir}",
+            "check the id with `qos-collector probes list`, or approve with --meta",
+        )
+    if args.pinned:
+        pin = record.pin
+    else:
+        pin = (
+            None
+            if record.pending is None
+            else Pin(public_key=record.pending.public_key, location=record.pending.location)
+        )
+    if pin is None:
+        what = "no pinned enrollment" if args.pinned else "no enrollment change waiting"
+        raise ConfigError("--key", f"{args.probe_id} has {what}", "see `qos-collector probes list`")
+    if args.key.lower() not in {key_fingerprint(pin.public_key), pin.public_key.lower()}:
+        raise ConfigError(
+            "--key",
+            f"{args.key} is not the key {key_fingerprint(pin.public_key)} of that enrollment",
+            "copy the key from `qos-collector probes list` after checking it with the site",
+        )
+    return pin
+
+
+async def _publish_approval(broker: BrokerConfig, approval: Approval) -> None:
+    """Retain the decision on the broker, and read it back: a refused publish is silent."""
+    topic, payload = approval_topic(approval.probe_id), encode_approval(approval)
+    try:
+        async with mqtt_client(broker, identifier=f"qos-collector-probes-{os.getpid()}") as client:
+            await client.subscribe(topic, qos=1)
+            await client.publish(topic, payload, qos=1, retain=True)
+            async with asyncio.timeout(APPROVAL_TIMEOUT_S):
+                async for message in client.messages:
+                    if message.payload == payload:
+                        return
+    except aiomqtt.MqttError as exc:
+        raise ServiceError(
+            f"broker {broker.url}: {exc}", "check --broker and the operator account's password"
+        ) from exc
+    except TimeoutError:
+        pass
+    raise ServiceError(
+        f"the broker did not keep the decision on {topic}",
+        "use the operator's broker account (--broker-username), which the ACL lets write it",
+    )
+
+
+def run_evaluate(argv: Sequence[str]) -> int:
+    from collector.evaluate import run_evaluate as evaluate  # noqa: PLC0415 - see run_serve
+
+    return evaluate(argv)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    commands = {"serve": run_serve, "evaluate": run_evaluate}
+    commands = {"serve": run_serve, "evaluate": run_evaluate, "probes": run_probes}
     if not args or args[0] not in commands:
         print(
-            "usage: qos-collector {serve,evaluate} [options]  (--help after a command)",
+            "usage: qos-collector {serve,evaluate,probes} [options]  (--help after a command)",
             file=sys.stderr,
         )
         return 2

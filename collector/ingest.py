@@ -3,8 +3,13 @@
 Each refusal has a reason (the `qos_collector_results_rejected_total` label). A permanent refusal
 of a result whose id we could read, sent on its own probe's topic, is answered with a "rejected"
 receipt so the probe drops it from its spool: sending it again could never succeed. A transient
-one (not enrolled yet, a different probe's topic, too large to parse) gets no receipt, so the
-probe keeps the result and sends it again later.
+one (not enrolled yet, a different probe's topic, too large to parse, an enrollment change waiting
+for an operator) gets no receipt, so the probe keeps the result and sends it again later.
+
+Identity is the enrollment (collector/registry.py): a result is checked against its probe's pinned
+key and stored at its pinned location. While a probe's enrollment is disputed (another key or
+location waits for an operator's approval) nothing that disagrees with the pin is refused for
+good: it may be the genuine probe, re-keyed or moved, whose results must stay in its spool.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from contract.result import (
     MAX_RESULT_BYTES,
     Location,
     Result,
+    Throughput,
     check_result,
     split_batch,
 )
@@ -41,11 +47,24 @@ Reason = Literal[
     "future",
     "too-old",
     "implausible",
+    "inconsistent",
+    "location-mismatch",
+    "disputed",
+    "revoked",
     "replay",
 ]
 # Refusals that sending the same bytes again can never overturn.
 PERMANENT: frozenset[Reason] = frozenset(
-    {"malformed", "unsigned", "bad-signature", "future", "too-old", "implausible"}
+    {
+        "malformed",
+        "unsigned",
+        "bad-signature",
+        "future",
+        "too-old",
+        "implausible",
+        "inconsistent",
+        "location-mismatch",
+    }
 )
 Requirement = Literal["required", "optional"]
 
@@ -58,6 +77,11 @@ LAT_RANGE = (6.0, 24.0)
 LON_RANGE = (102.0, 118.0)
 # `seq` is stored as a float64 sample: beyond 2**53 it would no longer be exact.
 MAX_SEQ = 2**53
+# How far a reported rate may be from bytes / duration (contract: mbps is exactly that). Every
+# runner computes it from the same two numbers, so a genuine result is off by float rounding
+# only; the margin also covers an agent that rounds the rate (0.01 Mb/s) or the duration (1 %).
+RATE_TOLERANCE = 0.01
+RATE_TOLERANCE_MBPS = 0.01
 
 
 class IngestPolicy(msgspec.Struct, frozen=True, kw_only=True):
@@ -89,10 +113,10 @@ class Candidate(NamedTuple):
 
     @property
     def location(self) -> Location | None:
-        """Where the sample was taken: the result's own word, else the enrollment's."""
-        if self.result.location is not None:
-            return self.result.location
-        return self.enrollment.location if self.enrollment else None
+        """Where the sample was taken: the enrollment's (the result agrees), else the result's."""
+        if self.enrollment is not None:
+            return self.enrollment.location
+        return self.result.location
 
 
 class _Identity(msgspec.Struct):
@@ -133,11 +157,14 @@ def check(
     except WireError as exc:
         raise ResultRejectedError("malformed", exc.message, result.id) from exc
     _check_plausible(result)
+    _check_consistent(result)
     enrollment = enrollment_of(result.probe_id)
     if enrollment is None and (policy.enrollment == "required" or result.location is None):
         raise ResultRejectedError(
             "not-enrolled", f"no enrollment (retained meta) seen for probe {result.probe_id}"
         )
+    if enrollment is not None:
+        _check_enrollment(result, enrollment)
     if result.signature is None and policy.signatures == "required":
         raise ResultRejectedError(
             "unsigned", "results must be signed (collector --signatures required)", result.id
@@ -172,6 +199,12 @@ def verify(candidate: Candidate) -> ResultRejectedError | None:
     try:
         verify_result(result, enrollment.public_key)
     except WireError as exc:
+        if enrollment.standing == "disputed":
+            return ResultRejectedError(
+                "disputed",
+                f"not signed by the pinned key of {result.probe_id}, whose enrollment changed: "
+                "kept on the probe until an operator runs `qos-collector probes approve`",
+            )
         return ResultRejectedError("bad-signature", exc.message, result.id)
     return None
 
@@ -226,3 +259,49 @@ def _check_plausible(result: Result) -> None:
         )
     if result.seq >= MAX_SEQ:
         raise ResultRejectedError("implausible", f"seq {result.seq} >= 2**53", result.id)
+
+
+def rate_is_consistent(throughput: Throughput) -> bool:
+    """Whether `mbps` is what `bytes` moved in `duration_s` take, within rounding."""
+    if throughput.duration_s <= 0:
+        return throughput.bytes == 0 and throughput.mbps == 0
+    expected = throughput.bytes * 8 / throughput.duration_s / 1e6
+    margin = max(RATE_TOLERANCE * expected, RATE_TOLERANCE_MBPS)
+    return abs(throughput.mbps - expected) <= margin
+
+
+def _check_consistent(result: Result) -> None:
+    measurements = result.measurements
+    for direction, throughput in (
+        ("download", measurements.download),
+        ("upload", measurements.upload),
+    ):
+        if throughput is not None and not rate_is_consistent(throughput):
+            raise ResultRejectedError(
+                "inconsistent",
+                f"{direction} {throughput.mbps} Mb/s is not {throughput.bytes} bytes in "
+                f"{throughput.duration_s} s: the probe's runner is broken or the result forged",
+                result.id,
+            )
+
+
+def _check_enrollment(result: Result, enrollment: Enrollment) -> None:
+    """The probe is in good standing and the result claims the place it is enrolled at."""
+    if enrollment.standing == "revoked":
+        raise ResultRejectedError(
+            "revoked",
+            f"probe {result.probe_id} was revoked by an operator (`qos-collector probes list`)",
+        )
+    claimed = result.location
+    if claimed is None or claimed == enrollment.location:
+        return
+    detail = (
+        f"claims {claimed.village} ({claimed.commune_code}, {claimed.province_code}) but "
+        f"{result.probe_id} is enrolled in {enrollment.location.village} "
+        f"({enrollment.location.commune_code}, {enrollment.location.province_code})"
+    )
+    if enrollment.standing == "disputed":
+        raise ResultRejectedError(
+            "disputed", f"{detail}; its new enrollment waits for `qos-collector probes approve`"
+        )
+    raise ResultRejectedError("location-mismatch", detail, result.id)

@@ -3,9 +3,11 @@
 A row goes through three states:
 - pending: accepted, its line protocol kept, not yet in the store (the buffer while the store is
   down; drained oldest first);
-- written: in the store; the line is kept for `replay_margin_s`, because a store that crashes
-  (SIGKILL, power) may lose the last seconds it acknowledged, and those lines are written again
-  when the store comes back;
+- written: the store acknowledged it (and the probe got its "stored" receipt), but the store may
+  still hold it only in memory: VictoriaMetrics keeps the last seconds of acknowledged rows there,
+  and a store killed now would lose them. The line is kept until the store has been seen running,
+  as the same process, long enough after the write to have put the row on disk ("confirmed"); a
+  store seen restarted meanwhile gets every kept line again (collector/service.py);
 - remembered: only the id is kept, until `ledger_ttl_s`, so a re-sent result is recognised and
   answered with its receipt instead of being written again.
 
@@ -38,6 +40,13 @@ CREATE TABLE IF NOT EXISTS results (
 );
 CREATE INDEX IF NOT EXISTS results_pending ON results (seq) WHERE written_at IS NULL;
 CREATE INDEX IF NOT EXISTS results_written ON results (written_at) WHERE written_at IS NOT NULL;
+-- The last seconds of lines not yet confirmed, among days of remembered ids.
+CREATE INDEX IF NOT EXISTS results_unconfirmed ON results (written_at)
+    WHERE written_at IS NOT NULL AND line IS NOT NULL;
+CREATE TABLE IF NOT EXISTS store (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 """
 
 Known = Literal["pending", "written"]
@@ -53,12 +62,9 @@ class Entry(NamedTuple):
 
 
 class Journal:
-    def __init__(
-        self, connection: sqlite3.Connection, *, replay_margin_s: float, ledger_ttl_s: float
-    ) -> None:
+    def __init__(self, connection: sqlite3.Connection, *, ledger_ttl_s: float) -> None:
         self._db = connection
         self._db.executescript(SCHEMA)
-        self.replay_margin_s = replay_margin_s
         self.ledger_ttl_s = ledger_ttl_s
 
     def known(self, result_id: uuid.UUID) -> Known | None:
@@ -94,13 +100,53 @@ class Journal:
                 [(at, e.id.bytes) for e in entries],
             )
 
-    def written_since(self, since: float) -> list[str]:
-        """Lines written since `since` and still kept: what a store crash may have lost."""
+    def unconfirmed(self, after_seq: int, limit: int) -> list[tuple[int, str]]:
+        """Written lines the store may not have on disk yet, oldest first, past `after_seq`."""
         rows = self._db.execute(
-            "SELECT line FROM results WHERE written_at >= ? AND line IS NOT NULL ORDER BY seq",
-            (since,),
+            "SELECT seq, line FROM results INDEXED BY results_unconfirmed WHERE seq > ? "
+            "AND written_at IS NOT NULL AND line IS NOT NULL ORDER BY seq LIMIT ?",
+            (after_seq, limit),
         ).fetchall()
-        return [row[0] for row in rows]
+        return [(int(row[0]), str(row[1])) for row in rows]
+
+    def rewritten(self, up_to_seq: int, at: float) -> None:
+        """Unconfirmed lines up to `up_to_seq` were written again at `at` (to a new store run)."""
+        with transaction(self._db):
+            self._db.execute(
+                "UPDATE results INDEXED BY results_unconfirmed SET written_at = ? "
+                "WHERE seq <= ? AND written_at IS NOT NULL AND line IS NOT NULL",
+                (at, up_to_seq),
+            )
+
+    def confirm(self, written_before: float) -> int:
+        """The store holds on disk everything written up to then: drop those lines (how many)."""
+        with transaction(self._db):
+            cursor = self._db.execute(
+                "UPDATE results INDEXED BY results_unconfirmed SET line = NULL "
+                "WHERE written_at <= ? AND written_at IS NOT NULL AND line IS NOT NULL",
+                (written_before,),
+            )
+        return cursor.rowcount
+
+    def unconfirmed_count(self) -> int:
+        row = self._db.execute(
+            "SELECT count(*) FROM results INDEXED BY results_unconfirmed "
+            "WHERE written_at IS NOT NULL AND line IS NOT NULL"
+        ).fetchone()
+        return int(row[0])
+
+    def store_run(self) -> str | None:
+        """The store run (collector/store.py `StoreWriter.run`) every written line went to."""
+        row = self._db.execute("SELECT value FROM store WHERE name = 'run'").fetchone()
+        return None if row is None else str(row[0])
+
+    def set_store_run(self, run: str) -> None:
+        with transaction(self._db):
+            self._db.execute(
+                "INSERT INTO store (name, value) VALUES ('run', ?) "
+                "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                (run,),
+            )
 
     def depth(self) -> int:
         """How many results wait for the store."""
@@ -108,13 +154,12 @@ class Journal:
         return int(row[0])
 
     def prune(self, now: float) -> None:
-        """Drop lines past the replay margin, and ids past the ledger's TTL."""
+        """Forget confirmed ids past the ledger's TTL (an unconfirmed line is never dropped)."""
         with transaction(self._db):
             self._db.execute(
-                "UPDATE results SET line = NULL WHERE written_at < ? AND line IS NOT NULL",
-                (now - self.replay_margin_s,),
+                "DELETE FROM results WHERE written_at < ? AND line IS NULL",
+                (now - self.ledger_ttl_s,),
             )
-            self._db.execute("DELETE FROM results WHERE written_at < ?", (now - self.ledger_ttl_s,))
 
     def set_durability(self, *, fsync_every_commit: bool) -> None:
         mode = "FULL" if fsync_every_commit else "NORMAL"

@@ -38,7 +38,28 @@ class CollectorMetrics:
         )
         self.replayed = Counter(
             "qos_collector_store_replayed_lines",
-            "Lines written again after a store outage, in case the store lost its last seconds",
+            "Lines written again after a store restart, which may have lost them",
+            registry=registry,
+        )
+        self.store_restarts = Counter(
+            "qos_collector_store_restarts",
+            "Store restarts seen (another start time), each followed by a replay",
+            registry=registry,
+        )
+        self.unconfirmed = Gauge(
+            "qos_collector_store_unconfirmed_lines",
+            "Lines the store acknowledged but may hold only in memory, kept for a replay",
+            registry=registry,
+        )
+        self.enrollments_refused = Counter(
+            "qos_collector_enrollment_changes_refused",
+            "Meta messages with another key or location than the probe's pinned enrollment",
+            registry=registry,
+        )
+        self.enrollment_disputed = Gauge(
+            "qos_collector_probe_enrollment_disputed",
+            "1 for each probe whose changed enrollment waits for an operator's decision",
+            ["probe"],
             registry=registry,
         )
         self.ingest_lag = Histogram(

@@ -1,27 +1,47 @@
 """The probe registry: who is enrolled (retained meta), who is online (retained status, last will).
 
-Every collector instance subscribes to every probe's meta and status (not shared), keeps the
-registry in its state database so a restart knows the fleet before the broker re-sends retained
+Every collector instance subscribes to every probe's meta, status and approval (not shared), keeps
+the registry in its state database so a restart knows the fleet before the broker re-sends retained
 messages, and writes the fleet-state series of dashboards/SERIES.md (`qos_probe_online`,
 `qos_probe_budget_remaining_ratio`).
+
+Identity is the enrollment. A probe's first meta pins its public key and location (trust on first
+use); a later meta with another key or location does not replace the pin, since anyone holding the
+probe's broker password can publish one: it waits as the probe's pending enrollment, the probe is
+"disputed", and an operator decides with `qos-collector probes approve` or `revoke`. Those publish
+a retained approval on `qos/v1/{probe}/approval`, a topic only the operator's broker account may
+write (deploy/mosquitto/acl): every collector instance, including one started later with an empty
+state directory, receives the same decision from the broker, in order, before any meta.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import sqlite3
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Literal
 
+import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from collector.state import transaction
 from collector.store import make_line
 from contract.errors import WireError, WireLimitError
 from contract.fleet import ProbeMeta, ProbeStatus, decode_meta, decode_status, encode
-from contract.result import PROBE_ID_RE, Location
-from contract.signing import parse_public_key
+from contract.result import (
+    PROBE_ID_RE,
+    TOPIC_PREFIX,
+    Frozen,
+    Location,
+    ProbeId,
+    UtcTime,
+    check_names,
+)
+from contract.signing import parse_public_key, public_key_text
+from contract.typed import decode_json
 
 log = logging.getLogger("qosfleet.collector.registry")
 
@@ -33,12 +53,57 @@ CREATE TABLE IF NOT EXISTS probes (
     last_seen REAL
 );
 """
+# Added to databases made before enrollments were pinned; `pin` NULL there means "pin the meta".
+TRUST_COLUMNS = {"pin": "BLOB", "pending": "BLOB", "revoked": "INTEGER", "decided_at": "REAL"}
 ONLINE_MEASUREMENT = "qos_probe"
+APPROVAL_SCHEMA = "qosfleet.approval/1"
+# An approval is a key and a place: anything near this size is not one.
+MAX_APPROVAL_BYTES = 4096
 State = Literal["online", "offline", "unknown"]
+# trusted: results are checked against the pin; disputed: another key or location waits for an
+# operator; revoked: an operator withdrew the probe.
+Standing = Literal["trusted", "disputed", "revoked"]
+# What a meta message did: pinned a new probe, updated an agreeing one, opened (or renewed) a
+# dispute, or nothing.
+MetaOutcome = Literal["pinned", "updated", "disputed", "unchanged"]
+
+
+def approval_topic(probe_id: str) -> str:
+    return f"{TOPIC_PREFIX}/{probe_id}/approval"
+
+
+def key_fingerprint(public_key: str) -> str:
+    """What an operator compares and types: 16 hex digits of the raw key's SHA-256."""
+    raw = parse_public_key(public_key).public_bytes(Encoding.Raw, PublicFormat.Raw)
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+class Pin(Frozen, frozen=True, kw_only=True):
+    """What a probe's results are checked against: its key and where it was installed."""
+
+    public_key: str
+    location: Location
+
+
+class Approval(Frozen, frozen=True, kw_only=True):
+    """An operator's decision, retained on the probe's approval topic."""
+
+    schema: str = APPROVAL_SCHEMA
+    probe_id: ProbeId
+    decision: Literal["approved", "revoked"]
+    at: UtcTime
+    # The pin approved (absent for a revocation).
+    pin: Pin | None = None
+    # Who decided and why, for the record (`qos-collector probes approve --note`).
+    note: str = ""
+
+
+_approval_decoder = msgspec.json.Decoder(Approval)
+_pin_decoder = msgspec.json.Decoder(Pin)
 
 
 class FleetMessageRejectedError(Exception):
-    """A meta or status message the registry refused; `reason` is the counter label."""
+    """A meta, status or approval message the registry refused; `reason` is the counter label."""
 
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(f"{reason}: {detail}")
@@ -47,44 +112,103 @@ class FleetMessageRejectedError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Enrollment:
-    """What a result is checked against: the probe's key and where it was installed."""
+    """What a result is checked against: the pinned key and location, and the probe's standing."""
 
-    meta: ProbeMeta
+    location: Location
     public_key: Ed25519PublicKey
-
-    @property
-    def location(self) -> Location:
-        return self.meta.location
+    standing: Standing = "trusted"
 
 
 @dataclass(slots=True)
 class _Probe:
-    enrollment: Enrollment | None = None
+    pin: Pin | None = None
+    # The latest meta agreeing with the pin, and the latest disagreeing one (for an operator).
+    meta: ProbeMeta | None = None
+    pending: ProbeMeta | None = None
+    revoked: bool = False
+    # When the operator's last decision was made: a retained approval delivered again is no news.
+    decided_at: float | None = None
     status: ProbeStatus | None = None
     last_seen: float | None = None
+    enrollment: Enrollment | None = None
+
+    @property
+    def standing(self) -> Standing:
+        if self.revoked:
+            return "revoked"
+        return "disputed" if self.pending is not None else "trusted"
+
+    def refresh(self) -> None:
+        """Rebuild the enrollment results are checked against (read on every result)."""
+        pin = self.pin
+        self.enrollment = (
+            None
+            if pin is None
+            else Enrollment(pin.location, parse_public_key(pin.public_key), self.standing)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeRecord:
+    """One probe as `qos-collector probes list` shows it."""
+
+    probe_id: str
+    standing: Standing | None  # None: never pinned
+    pin: Pin | None
+    pending: ProbeMeta | None
+    last_seen: float | None
 
 
 class ProbeRegistry:
     def __init__(self, connection: sqlite3.Connection) -> None:
         self._db = connection
         self._db.executescript(SCHEMA)
+        present = {row[1] for row in self._db.execute("PRAGMA table_info(probes)")}
+        for column, kind in TRUST_COLUMNS.items():
+            if column not in present:
+                self._db.execute(f"ALTER TABLE probes ADD COLUMN {column} {kind}")
         self._probes: dict[str, _Probe] = {}
         self._unsaved_last_seen: set[str] = set()
-        for probe_id, meta, status, last_seen in self._db.execute(
-            "SELECT probe_id, meta, status, last_seen FROM probes"
+        for row in self._db.execute(
+            "SELECT probe_id, meta, status, last_seen, pin, pending, revoked, decided_at "
+            "FROM probes"
         ):
+            probe_id, meta, status, last_seen, pin, pending, revoked, decided_at = row
             probe = self._probes.setdefault(probe_id, _Probe(last_seen=last_seen))
             # Rows were validated before they were saved; a row that no longer decodes (an
             # older schema) is skipped and replaced when the broker re-sends the retained message.
             try:
-                probe.enrollment = _enrollment(decode_meta(meta)) if meta else None
+                probe.meta = decode_meta(meta) if meta else None
+                probe.pending = decode_meta(pending) if pending else None
+                if pin:
+                    probe.pin = _pin_decoder.decode(pin)
+                elif probe.meta is not None:  # enrolled before pins: the meta is the pin
+                    probe.pin = pin_of(probe.meta)
                 probe.status = decode_status(status) if status else None
-            except WireError as exc:
+            except (WireError, msgspec.DecodeError) as exc:
                 log.warning("registry entry of %r ignored: %s", probe_id, exc)
+            probe.revoked = bool(revoked)
+            probe.decided_at = decided_at
+            probe.refresh()
 
     def enrollment(self, probe_id: str) -> Enrollment | None:
         probe = self._probes.get(probe_id)
         return probe.enrollment if probe else None
+
+    def records(self) -> list[ProbeRecord]:
+        return [
+            ProbeRecord(
+                probe_id,
+                probe.standing if probe.pin is not None or probe.revoked else None,
+                probe.pin,
+                probe.pending,
+                probe.last_seen,
+            )
+            for probe_id, probe in sorted(self._probes.items())
+        ]
+
+    def disputed(self) -> list[str]:
+        return sorted(pid for pid, p in self._probes.items() if p.standing == "disputed")
 
     def state(self, probe_id: str) -> State:
         probe = self._probes.get(probe_id)
@@ -100,28 +224,79 @@ class ProbeRegistry:
     def enrolled_count(self) -> int:
         return sum(1 for p in self._probes.values() if p.enrollment)
 
-    def apply_meta(self, probe_id: str, payload: bytes, now: float) -> None:
-        """Enroll (or re-enroll) from a retained meta message; an empty payload un-enrolls."""
+    def apply_meta(self, probe_id: str, payload: bytes, now: float) -> MetaOutcome:
+        """Pin a new probe's key and location; hold any other for an operator's decision."""
         _check_probe_id(probe_id)
         if not payload:
-            self._probe(probe_id).enrollment = None
-            self._save(probe_id, "meta", None)
-            log.info("probe %r un-enrolled (retained meta cleared)", probe_id)
-            return
-        try:
-            meta = decode_meta(payload)
-            enrollment = _enrollment(meta)
-        except WireError as exc:
-            raise _refusal(exc) from exc
-        if meta.probe_id != probe_id:
-            raise FleetMessageRejectedError(
-                "topic-mismatch", f"meta of {meta.probe_id!r} on the topic of {probe_id!r}"
-            )
+            # Clearing a retained message is no decision: only an operator unpins (revoke).
+            log.info("retained meta of %s cleared; its pinned enrollment stays", probe_id)
+            return "unchanged"
+        meta = _decoded_meta(probe_id, payload)
         probe = self._probe(probe_id)
-        probe.enrollment = enrollment
         probe.last_seen = max(probe.last_seen or now, now)
-        self._save(probe_id, "meta", encode(meta))
-        log.info("probe %s enrolled in %r", probe_id, meta.location.village)
+        if probe.pin is None and not probe.revoked:
+            probe.pin, probe.meta = pin_of(meta), meta
+            outcome: MetaOutcome = "pinned"
+            log.info(
+                "probe %s enrolled in %r, key %s pinned",
+                probe_id,
+                meta.location.village,
+                key_fingerprint(meta.public_key),
+            )
+        elif not probe.revoked and _agrees(meta, probe.pin):
+            outcome = "unchanged" if meta == probe.meta else "updated"
+            probe.meta = meta
+        elif probe.pending is not None and pin_of(meta) == pin_of(probe.pending):
+            outcome = "unchanged"
+            probe.pending = meta
+        else:
+            probe.pending = meta
+            outcome = "disputed"
+            log.warning(
+                "probe %s published another enrollment (key %s in %r; pinned: %s): refused until "
+                "an operator runs `qos-collector probes approve` or `revoke`",
+                probe_id,
+                key_fingerprint(meta.public_key),
+                meta.location.village,
+                _describe(probe.pin),
+            )
+        if outcome != "unchanged":
+            probe.refresh()
+            self._save_trust(probe_id)
+        return outcome
+
+    def apply_approval(self, probe_id: str, payload: bytes) -> bool:
+        """An operator's retained decision; True when it changed the probe's standing or pin."""
+        _check_probe_id(probe_id)
+        if not payload:
+            return False
+        approval = _decoded_approval(probe_id, payload)
+        probe = self._probe(probe_id)
+        at = approval.at.timestamp()
+        if probe.decided_at is not None and at <= probe.decided_at:
+            return False  # delivered again (retained): a dispute opened since stays open
+        probe.decided_at = at
+        pending, probe.pending = probe.pending, None
+        if approval.decision == "revoked":
+            probe.revoked = True
+            log.warning("probe %s revoked by an operator: %r", probe_id, approval.note)
+        else:
+            assert approval.pin is not None  # _decoded_approval checked it
+            probe.revoked = False
+            probe.pin = normal_pin(approval.pin)
+            # The meta agreeing with the decision, if any, describes the probe from now on.
+            agreeing = [m for m in (pending, probe.meta) if m and _agrees(m, probe.pin)]
+            probe.meta = agreeing[0] if agreeing else None
+            log.warning(
+                "probe %s approved by an operator: key %s in %r (%r)",
+                probe_id,
+                key_fingerprint(approval.pin.public_key),
+                approval.pin.location.village,
+                approval.note,
+            )
+        probe.refresh()
+        self._save_trust(probe_id)
+        return True
 
     def apply_status(self, probe_id: str, payload: bytes, now: float) -> bool:
         """Record a birth message or last will; True when the probe's state changed."""
@@ -137,7 +312,7 @@ class ProbeRegistry:
                 "topic-mismatch", f"status of {status.probe_id!r} on the topic of {probe_id!r}"
             )
         probe = self._probe(probe_id)
-        enrolled = _interfaces(probe.enrollment)
+        enrolled = _interfaces(probe.meta)
         unknown = [
             budget.interface
             for budget in (status.health.budgets if status.health else ())
@@ -181,7 +356,7 @@ class ProbeRegistry:
             status = probe.status if probe else None
             if probe is None or status is None:
                 continue
-            location = probe.enrollment.location if probe.enrollment else None
+            location = probe.pin.location if probe.pin else None
             tags = {
                 "probe": probe_id,
                 "province": location.province_code if location else "",
@@ -192,7 +367,7 @@ class ProbeRegistry:
             lines.append(make_line(ONLINE_MEASUREMENT, tags, {"online": online}, at_ms))
             # A budget becomes a series only for an enrolled link: a probe's series are bounded
             # by its enrollment, whatever its status messages say.
-            enrolled = _interfaces(probe.enrollment) or frozenset()
+            enrolled = _interfaces(probe.meta) or frozenset()
             for budget in status.health.budgets if status.health else ():
                 if budget.cap_bytes > 0 and budget.interface in enrolled:
                     left = max(budget.cap_bytes - budget.used_bytes, 0) / budget.cap_bytes
@@ -214,6 +389,27 @@ class ProbeRegistry:
                 (probe_id, value, last_seen),
             )
 
+    def _save_trust(self, probe_id: str) -> None:
+        probe = self._probes[probe_id]
+        row = (
+            probe_id,
+            encode(probe.meta) if probe.meta else None,
+            msgspec.json.encode(probe.pin) if probe.pin else None,
+            encode(probe.pending) if probe.pending else None,
+            int(probe.revoked),
+            probe.decided_at,
+            probe.last_seen,
+        )
+        with transaction(self._db):
+            self._db.execute(
+                "INSERT INTO probes (probe_id, meta, pin, pending, revoked, decided_at, last_seen) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (probe_id) DO UPDATE SET "
+                "meta = excluded.meta, pin = excluded.pin, pending = excluded.pending, "
+                "revoked = excluded.revoked, decided_at = excluded.decided_at, "
+                "last_seen = excluded.last_seen",
+                row,
+            )
+
 
 def _check_probe_id(probe_id: str) -> None:
     """A topic's probe level names a probe, or the message is refused before it is kept."""
@@ -226,12 +422,66 @@ def _refusal(exc: WireError) -> FleetMessageRejectedError:
     return FleetMessageRejectedError(reason, exc.message)
 
 
-def _interfaces(enrollment: Enrollment | None) -> frozenset[str] | None:
-    """The enrolled links' interfaces (None: not enrolled)."""
-    if enrollment is None:
+def _interfaces(meta: ProbeMeta | None) -> frozenset[str] | None:
+    """The enrolled links' interfaces (None: no enrollment agreeing with the pin yet)."""
+    if meta is None:
         return None
-    return frozenset(link.interface for link in enrollment.meta.links)
+    return frozenset(link.interface for link in meta.links)
 
 
-def _enrollment(meta: ProbeMeta) -> Enrollment:
-    return Enrollment(meta=meta, public_key=parse_public_key(meta.public_key))
+def pin_of(meta: ProbeMeta) -> Pin:
+    return normal_pin(Pin(public_key=meta.public_key, location=meta.location))
+
+
+def normal_pin(pin: Pin) -> Pin:
+    """One spelling of the key, so that equal keys compare equal."""
+    key = public_key_text(parse_public_key(pin.public_key))
+    return Pin(public_key=key, location=pin.location)
+
+
+def _agrees(meta: ProbeMeta, pin: Pin | None) -> bool:
+    return pin is not None and pin_of(meta) == pin
+
+
+def _describe(pin: Pin | None) -> str:
+    if pin is None:
+        return "none (revoked before enrollment)"
+    return f"key {key_fingerprint(pin.public_key)} in {pin.location.village!r}"
+
+
+def _decoded_meta(probe_id: str, payload: bytes) -> ProbeMeta:
+    try:
+        meta = decode_meta(payload)
+        parse_public_key(meta.public_key)
+    except WireError as exc:
+        raise _refusal(exc) from exc
+    if meta.probe_id != probe_id:
+        raise FleetMessageRejectedError(
+            "topic-mismatch", f"meta of {meta.probe_id!r} on the topic of {probe_id!r}"
+        )
+    return meta
+
+
+def _decoded_approval(probe_id: str, payload: bytes) -> Approval:
+    try:
+        approval = decode_json(
+            _approval_decoder, payload, max_bytes=MAX_APPROVAL_BYTES, hint="an operator's decision"
+        )
+        if approval.pin is not None:
+            parse_public_key(approval.pin.public_key)
+            check_names({"$.pin.location.village": approval.pin.location.village})
+    except WireError as exc:
+        raise _refusal(exc) from exc
+    if approval.schema != APPROVAL_SCHEMA:
+        raise FleetMessageRejectedError("malformed", f"unsupported schema {approval.schema!r}")
+    if approval.probe_id != probe_id:
+        raise FleetMessageRejectedError(
+            "topic-mismatch", f"approval of {approval.probe_id!r} on the topic of {probe_id!r}"
+        )
+    if approval.decision == "approved" and approval.pin is None:
+        raise FleetMessageRejectedError("malformed", "an approval must name the pinned key")
+    return approval
+
+
+def encode_approval(approval: Approval) -> bytes:
+    return msgspec.json.encode(approval)

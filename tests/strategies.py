@@ -33,14 +33,21 @@ name_characters = st.characters(
 )
 text = st.text(name_characters, min_size=1, max_size=40).filter(lambda s: s.strip() != "")
 
-throughput = st.builds(
-    Throughput,
-    mbps=mbps,
-    bytes=st.integers(min_value=0, max_value=10**12),
-    duration_s=st.floats(min_value=0, max_value=3600, allow_nan=False),
-    flows=st.integers(min_value=1, max_value=16),
-    warmup_s=st.floats(min_value=0, max_value=10, allow_nan=False),
-)
+
+@st.composite
+def throughput(draw: st.DrawFn) -> Throughput:
+    """A direction whose rate is its bytes over its duration, as the contract says."""
+    duration_s = draw(st.floats(min_value=0.1, max_value=3600, allow_nan=False))
+    rate = draw(mbps)
+    return Throughput(
+        mbps=rate,
+        bytes=round(rate * 1e6 / 8 * duration_s),
+        duration_s=duration_s,
+        flows=draw(st.integers(min_value=1, max_value=16)),
+        warmup_s=draw(st.floats(min_value=0, max_value=10, allow_nan=False)),
+    )
+
+
 latency_stats = st.builds(
     LatencyStats,
     median_ms=millis,
@@ -89,8 +96,8 @@ def results(draw: st.DrawFn) -> Result:
         link=draw(link),
         target=Target(id="t1", address="198.18.0.1", ip_version=draw(st.sampled_from([4, 6]))),
         measurements=Measurements(
-            download=draw(st.none() | throughput),
-            upload=draw(st.none() | throughput),
+            download=draw(st.none() | throughput()),
+            upload=draw(st.none() | throughput()),
             latency=draw(st.none() | st.builds(Latency, idle=latency_stats, loaded=latency_stats)),
         ),
         provenance=Provenance(
@@ -134,7 +141,7 @@ def sample_result(
         target=Target(id="hcm1", address="198.18.0.1", ip_version=4),
         measurements=Measurements(
             download=Throughput(
-                mbps=download_mbps, bytes=int(download_mbps * 1.25e6 * 8), duration_s=8.0
+                mbps=download_mbps, bytes=round(download_mbps * 1e6), duration_s=8.0
             )
         ),
         provenance=Provenance(agent_version="0.1.0", runner="http", bytes_used=60_000_000),

@@ -62,12 +62,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 _seq = itertools.count(1)
+# One key for the whole module: the collector pins a probe's key at its first enrollment.
+GENUINE = EnrolledProbe.new("vn-79-genuine")
 
 
 async def still_ingesting(stack: Stack, client: aiomqtt.Client) -> None:
     """A genuine probe's next result is stored and receipted: the collector went on."""
     assert running(stack.collector), "the collector process ended"
-    genuine = EnrolledProbe.new("vn-79-genuine")
+    genuine = GENUINE
     await genuine.enroll(client)
     await client.subscribe(receipt_topic(genuine.probe_id), qos=1)
     result = genuine.result(seq=next(_seq))

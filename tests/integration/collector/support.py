@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import re
+import signal
+import subprocess
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,8 +23,11 @@ from contract.fleet import ProbeMeta, ProbeStatus, encode, meta_topic, status_to
 from contract.mqtt import BrokerConfig
 from contract.result import Link, Receipt, Result, decode_receipt, encode_result, result_topic
 from contract.signing import new_private_key, public_key_text, sign_result
-from lab.services import free_port
+from lab.services import Service, free_port, require_binary, tcp_answers
+from tests.certificates import make_certificates
 from tests.strategies import sample_result
+
+DEPLOY = Path(__file__).parents[3] / "deploy" / "mosquitto"
 
 
 @asynccontextmanager
@@ -119,3 +125,83 @@ async def receipts(client: aiomqtt.Client, wanted: int, timeout_s: float) -> lis
     except TimeoutError:
         pass
     return received
+
+
+class Broker:
+    """The shipped broker config running: its ports, CA and accounts."""
+
+    def __init__(
+        self, plain_port: int, tls_port: int, ca_file: Path, accounts: Mapping[str, str], etc: Path
+    ) -> None:
+        self.plain_port = plain_port
+        self.tls_port = tls_port
+        self.ca_file = ca_file
+        self.accounts = dict(accounts)
+        self.etc = etc
+        self.service: Service | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.plain_port}"
+
+    def config(self, username: str, *, tls: bool = False) -> BrokerConfig:
+        url = f"mqtts://localhost:{self.tls_port}" if tls else self.url
+        return BrokerConfig(
+            url=url,
+            username=username,
+            password=self.accounts[username],
+            ca_file=str(self.ca_file) if tls else None,
+        )
+
+    def remove_account(self, username: str) -> None:
+        """As deploy/mosquitto/README.md says: mosquitto_passwd -D, then a reload (SIGHUP)."""
+        binary = require_binary("mosquitto_passwd")
+        subprocess.run([binary, "-D", str(self.etc / "passwd"), username], check=True, timeout=10)
+        assert self.service is not None
+        assert self.service.process is not None
+        self.service.process.send_signal(signal.SIGHUP)
+
+
+def _password_file(path: Path, accounts: Mapping[str, str]) -> Path:
+    """Hashed with mosquitto_passwd, as deploy/mosquitto/README.md tells an operator to."""
+    binary = require_binary("mosquitto_passwd")
+    path.touch(mode=0o600)
+    for username, password in accounts.items():
+        subprocess.run([binary, "-b", str(path), username, password], check=True, timeout=10)
+    return path
+
+
+@contextmanager
+def shipped_broker(workdir: Path, accounts: Mapping[str, str]) -> Iterator[Broker]:
+    """mosquitto on deploy/mosquitto/mosquitto.conf and acl, with `workdir`'s paths and ports."""
+    etc = workdir / "etc"
+    etc.mkdir(parents=True)
+    ca_file, _, _ = make_certificates(etc)
+    _password_file(etc / "passwd", accounts)
+    (etc / "acl").write_text((DEPLOY / "acl").read_text(encoding="utf-8"), encoding="utf-8")
+    plain_port, tls_port = free_port(), free_port()
+    config = (DEPLOY / "mosquitto.conf").read_text(encoding="utf-8")
+    config = config.replace("/etc/mosquitto/qosfleet/", f"{etc}/")
+    config = config.replace("/var/lib/mosquitto/", f"{workdir}/")
+    for shipped, here in (
+        (r"^listener 8883$", f"listener {tls_port} 127.0.0.1"),
+        (r"^listener 1883 ", f"listener {plain_port} "),
+        (r"^log_dest syslog$", "log_dest stdout"),
+    ):
+        config = re.sub(shipped, here, config, flags=re.MULTILINE)
+    # Run as the user that owns the temp files (mosquitto drops root to `mosquitto` otherwise).
+    config += "user root\n"
+    conf = workdir / "mosquitto.conf"
+    conf.write_text(config, encoding="utf-8")
+    service = Service(
+        "mosquitto", [require_binary("mosquitto"), "-c", str(conf)], workdir / "mosquitto.log"
+    )
+    broker = Broker(plain_port, tls_port, ca_file, accounts, etc)
+    broker.service = service
+    try:
+        service.start(
+            lambda: tcp_answers("127.0.0.1", plain_port) and tcp_answers("127.0.0.1", tls_port)
+        )
+        yield broker
+    finally:
+        service.stop()

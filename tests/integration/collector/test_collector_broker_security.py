@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 import ssl
 import subprocess
 from collections.abc import Iterator
@@ -12,81 +11,26 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
+from collector.registry import approval_topic
 from contract.mqtt import BrokerConfig, mqtt_client
 from contract.result import receipt_topic, result_topic, results_topic
-from lab.services import (
-    Service,
-    free_port,
-    qos_collector,
-    require_binary,
-    tcp_answers,
-    venv_script,
-)
-from tests.certificates import make_certificates
+from lab.services import qos_collector, venv_script
+from tests.integration.collector.support import Broker, shipped_broker
 
 pytestmark = pytest.mark.integration
 
-DEPLOY = Path(__file__).parents[3] / "deploy" / "mosquitto"
-ACCOUNTS = {"vn-01-probe-a": "secret-a", "vn-01-probe-b": "secret-b", "collector.1": "secret-c"}
-
-
-def _password_file(path: Path) -> Path:
-    """Hashed with mosquitto_passwd, as deploy/mosquitto/README.md tells an operator to."""
-    binary = require_binary("mosquitto_passwd")
-    path.touch(mode=0o600)
-    for username, password in ACCOUNTS.items():
-        subprocess.run([binary, "-b", str(path), username, password], check=True, timeout=10)
-    return path
-
-
-class Broker:
-    def __init__(self, plain_port: int, tls_port: int, ca_file: Path) -> None:
-        self.plain_port = plain_port
-        self.tls_port = tls_port
-        self.ca_file = ca_file
-
-    def config(self, username: str, *, tls: bool = False) -> BrokerConfig:
-        url = f"mqtts://localhost:{self.tls_port}" if tls else f"mqtt://127.0.0.1:{self.plain_port}"
-        return BrokerConfig(
-            url=url,
-            username=username,
-            password=ACCOUNTS[username],
-            ca_file=str(self.ca_file) if tls else None,
-        )
+ACCOUNTS = {
+    "vn-01-probe-a": "secret-a",
+    "vn-01-probe-b": "secret-b",
+    "collector.1": "secret-c",
+    "qosfleet.operator": "secret-o",
+}
 
 
 @pytest.fixture
 def secured_broker(tmp_path: Path) -> Iterator[Broker]:
-    """mosquitto on deploy/mosquitto/mosquitto.conf and acl, with the test's paths and ports."""
-    etc = tmp_path / "etc"
-    etc.mkdir()
-    ca_file, _, _ = make_certificates(etc)
-    _password_file(etc / "passwd")
-    (etc / "acl").write_text((DEPLOY / "acl").read_text(encoding="utf-8"), encoding="utf-8")
-    plain_port, tls_port = free_port(), free_port()
-    config = (DEPLOY / "mosquitto.conf").read_text(encoding="utf-8")
-    config = config.replace("/etc/mosquitto/qosfleet/", f"{etc}/")
-    config = config.replace("/var/lib/mosquitto/", f"{tmp_path}/")
-    for shipped, here in (
-        (r"^listener 8883$", f"listener {tls_port} 127.0.0.1"),
-        (r"^listener 1883 ", f"listener {plain_port} "),
-        (r"^log_dest syslog$", "log_dest stdout"),
-    ):
-        config = re.sub(shipped, here, config, flags=re.MULTILINE)
-    # Run as the user that owns the temp files (mosquitto drops root to `mosquitto` otherwise).
-    config += "user root\n"
-    conf = tmp_path / "mosquitto.conf"
-    conf.write_text(config, encoding="utf-8")
-    service = Service(
-        "mosquitto", [require_binary("mosquitto"), "-c", str(conf)], tmp_path / "mosquitto.log"
-    )
-    try:
-        service.start(
-            lambda: tcp_answers("127.0.0.1", plain_port) and tcp_answers("127.0.0.1", tls_port)
-        )
-        yield Broker(plain_port, tls_port, ca_file)
-    finally:
-        service.stop()
+    with shipped_broker(tmp_path, ACCOUNTS) as broker:
+        yield broker
 
 
 async def _next_topic(client: aiomqtt.Client, timeout_s: float) -> str | None:
@@ -196,3 +140,21 @@ def test_a_missing_or_empty_password_file_is_a_clear_error(
     assert done.returncode == 2
     assert "--broker-password-file" in done.stderr
     assert str(secret) in done.stderr
+
+
+async def test_only_the_operator_account_may_write_an_approval(secured_broker: Broker) -> None:
+    """A stolen probe password cannot approve its own new key: the ACL drops the publish."""
+    a = "vn-01-probe-a"
+    async with (
+        mqtt_client(secured_broker.config("collector.1"), identifier="collector") as collector,
+        mqtt_client(secured_broker.config(a), identifier=a) as probe,
+        mqtt_client(secured_broker.config("qosfleet.operator"), identifier="op") as operator,
+    ):
+        await collector.subscribe(approval_topic("+"), qos=1)
+        for topic in (approval_topic(a), approval_topic("vn-01-probe-b")):
+            await probe.publish(topic, b"{}", qos=1, retain=True)
+            assert await _next_topic(collector, timeout_s=1.0) is None
+        await collector.publish(approval_topic(a), b"{}", qos=1, retain=True)
+        assert await _next_topic(collector, timeout_s=1.0) is None
+        await operator.publish(approval_topic(a), b"{}", qos=1, retain=True)
+        assert await _next_topic(collector, timeout_s=5.0) == approval_topic(a)

@@ -94,10 +94,10 @@ class SyntheticMeasure:
         await asyncio.sleep(0.003)
         finished_at = datetime.now(UTC)
         duration_s = (finished_at - started_at).total_seconds()
+        # The measured bytes are what the rate moves in that time (collectors check it).
+        measured = round(self.mbps * 1e6 / 8 * duration_s)
         download = SpeedOutcome(
-            throughput=Throughput(
-                mbps=self.mbps, bytes=self.bytes_used, duration_s=duration_s, flows=1
-            ),
+            throughput=Throughput(mbps=self.mbps, bytes=measured, duration_s=duration_s, flows=1),
             runner="synthetic",
             bytes_used=self.bytes_used,
         )

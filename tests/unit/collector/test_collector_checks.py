@@ -3,41 +3,38 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import msgspec
 import pytest
+from hypothesis import given
 
+from agent.runners.iperf3 import parse_report
 from collector.ingest import (
     Candidate,
     IngestPolicy,
     ResultRejectedError,
     check,
+    rate_is_consistent,
     verify,
 )
-from collector.registry import Enrollment
-from contract.fleet import ProbeMeta
-from contract.result import Link, Result, encode_result, result_topic
-from contract.signing import new_private_key, parse_public_key, public_key_text, sign_result
-from tests.strategies import sample_result
+from collector.registry import Enrollment, Standing
+from contract.result import Measurements, Result, Throughput, encode_result, result_topic
+from contract.signing import new_private_key, sign_result
+from tests.strategies import sample_result, throughput
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+IPERF3_FIXTURES = Path(__file__).parents[2] / "fixtures" / "iperf3"
 PROBE = "vn-79-unit"
 KEY = new_private_key()
 REQUIRED = IngestPolicy()
 OPTIONAL = IngestPolicy(signatures="optional", enrollment="optional")
 
 
-def _enrollment() -> Enrollment:
+def _enrollment(standing: Standing = "trusted") -> Enrollment:
     location = sample_result(PROBE).location
     assert location is not None
-    meta = ProbeMeta(
-        probe_id=PROBE,
-        location=location,
-        links=(Link(interface="wwan0", access="mobile", technology="4g", operator="Viettel"),),
-        public_key=public_key_text(KEY),
-        agent_version="0.1.0",
-    )
-    return Enrollment(meta=meta, public_key=parse_public_key(meta.public_key))
+    return Enrollment(location, KEY.public_key(), standing)
 
 
 ENROLLED = _enrollment()
@@ -49,14 +46,18 @@ def _result(**changes: object) -> Result:
 
 
 def _check(
-    payload: bytes, *, policy: IngestPolicy = REQUIRED, topic: str = result_topic(PROBE)
+    payload: bytes,
+    *,
+    policy: IngestPolicy = REQUIRED,
+    topic: str = result_topic(PROBE),
+    enrollment: Enrollment = ENROLLED,
 ) -> Candidate:
     return check(
         topic,
         payload,
         now=NOW,
         policy=policy,
-        enrollment_of=lambda probe_id: ENROLLED if probe_id == PROBE else None,
+        enrollment_of=lambda probe_id: enrollment if probe_id == PROBE else None,
     )
 
 
@@ -156,3 +157,79 @@ def test_a_signature_by_another_key_is_refused_for_good() -> None:
     assert refusal.reason == "bad-signature"
     assert refusal.permanent
     assert refusal.result_id == forged.id
+
+
+def test_a_result_claiming_another_place_is_refused_for_good() -> None:
+    elsewhere = msgspec.structs.replace(ENROLLED.location, village="Bản Khác", commune_code="26737")
+    refusal = _refusal(encode_result(sign_result(_result(location=elsewhere), KEY)))
+    assert refusal.reason == "location-mismatch"
+    assert refusal.permanent
+    assert "Bản Khác" in refusal.detail
+
+
+def test_a_result_is_stored_at_the_pinned_place() -> None:
+    candidate = _check(encode_result(sign_result(_result(), KEY)))
+    assert candidate.location == ENROLLED.location
+
+
+def test_while_disputed_nothing_that_disagrees_with_the_pin_is_refused_for_good() -> None:
+    disputed = _enrollment("disputed")
+    moved = msgspec.structs.replace(ENROLLED.location, village="Bản Mới")
+    refusal = _refusal(
+        encode_result(sign_result(_result(location=moved), KEY)), enrollment=disputed
+    )
+    assert (refusal.reason, refusal.permanent) == ("disputed", False)
+    re_keyed = sign_result(_result(), new_private_key())
+    rejection = verify(_check(encode_result(re_keyed), enrollment=disputed))
+    assert rejection is not None
+    assert (rejection.reason, rejection.permanent) == ("disputed", False)
+    genuine = _check(encode_result(sign_result(_result(), KEY)), enrollment=disputed)
+    assert verify(genuine) is None  # the pinned key's results go on being stored
+
+
+def test_a_revoked_probe_is_refused_and_keeps_its_results() -> None:
+    refusal = _refusal(
+        encode_result(sign_result(_result(), KEY)), enrollment=_enrollment("revoked")
+    )
+    assert (refusal.reason, refusal.permanent) == ("revoked", False)
+
+
+@pytest.mark.parametrize(
+    ("download", "consistent"),
+    [
+        (Throughput(mbps=99_999.0, bytes=1, duration_s=10.0), False),  # the issue's forgery
+        (Throughput(mbps=43.0, bytes=43_000_000, duration_s=8.0), True),
+        (Throughput(mbps=43.2, bytes=43_000_000, duration_s=8.0), True),  # rounded: 0.5 %
+        (Throughput(mbps=44.0, bytes=43_000_000, duration_s=8.0), False),  # 2.3 % off
+        (Throughput(mbps=0.004, bytes=0, duration_s=8.0), True),  # below the rounding step
+        (Throughput(mbps=0.0, bytes=0, duration_s=0.0), True),
+        (Throughput(mbps=1.0, bytes=125_000, duration_s=0.0), False),
+    ],
+)
+def test_a_rate_must_be_its_bytes_over_its_duration(
+    download: Throughput, *, consistent: bool
+) -> None:
+    assert rate_is_consistent(download) is consistent
+    payload = encode_result(sign_result(_result(measurements=Measurements(download=download)), KEY))
+    if consistent:
+        assert _check(payload).result.measurements.download == download
+    else:
+        refusal = _refusal(payload)
+        assert (refusal.reason, refusal.permanent) == ("inconsistent", True)
+
+
+@given(throughput())
+def test_every_rate_the_contract_describes_is_consistent(direction: Throughput) -> None:
+    assert rate_is_consistent(direction)
+
+
+@pytest.mark.parametrize(
+    ("fixture", "direction"),
+    [("download-4-streams.json", "download"), ("upload-1-stream.json", "upload")],
+)
+def test_real_iperf3_outputs_are_consistent(fixture: str, direction: str) -> None:
+    """iperf3 excludes its omitted (warm-up) seconds from both its bytes and its duration."""
+    outcome = parse_report((IPERF3_FIXTURES / fixture).read_bytes(), direction)  # type: ignore[arg-type]
+    assert outcome.throughput is not None
+    assert outcome.throughput.warmup_s > 0 or direction == "upload"
+    assert rate_is_consistent(outcome.throughput)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import msgspec
+import pytest
 from hypothesis import given
 
 from collector.series import FIELD_NAMES, LABEL_NAMES, fields, labels
-from collector.store import make_line, result_line
+from collector.store import StoreRun, make_line, process_run, result_line
+from contract.errors import ServiceError
 from contract.result import MeasurementError, Result
 from tests.strategies import results, sample_result
 
@@ -14,11 +16,12 @@ from tests.strategies import results, sample_result
 def test_tags_are_escaped_and_empty_or_missing_values_left_out() -> None:
     line = make_line(
         "qos",
-        {"village": "Ấp A, B=C\nD\\", "empty": "", "probe": "p1"},
+        {"village": "Ấp A, B=C\\,D\\", "empty": "", "probe": "p1"},
         {"x": 1, "nothing": None, "nan": float("nan"), "y": 2.5},
         1234,
     )
-    assert line == r"qos,village=Ấp\ A\,\ B\=C\ D,probe=p1 x=1.0,y=2.5 1234"
+    # A backslash is escaped first, so the one before the comma cannot unescape it.
+    assert line == r"qos,village=Ấp\ A\,\ B\=C\\\,D\\,probe=p1 x=1.0,y=2.5 1234"
 
 
 @given(results())
@@ -50,3 +53,13 @@ def test_only_a_download_that_could_not_run_is_an_access_failure() -> None:
     assert failed("latency-idle") == 0.0  # a light test is no attempt on the link
     assert failed("bind") == 0.0  # the probe's own interface was missing
     assert fields(base)["attempt_failed"] == 0.0
+
+
+def test_a_store_run_is_its_start_second_settled_once_the_process_has_run_past_it() -> None:
+    young = "vm_app_start_timestamp 1796514729\nvm_app_uptime_seconds 0\n"
+    assert process_run(young, "http://vm/metrics") == StoreRun("1796514729", settled=False)
+    settled = "vm_app_uptime_seconds 1\ngo_goroutines 12\nvm_app_start_timestamp 1796514729\n"
+    assert process_run(settled, "http://vm/metrics") == StoreRun("1796514729", settled=True)
+    with pytest.raises(ServiceError) as caught:
+        process_run("process_start_time_seconds 17\n", "http://influx/metrics")
+    assert "http://influx/metrics" in caught.value.message

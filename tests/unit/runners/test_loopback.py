@@ -16,6 +16,7 @@ from aiohttp.test_utils import TestServer
 from agent.check import CheckOptions, run_check
 from agent.runners import http, iperf3, latency, speedtest_cli
 from agent.runners.base import Binding, SpeedSettings
+from collector.ingest import rate_is_consistent
 from lab.services import free_port, venv_script
 from target.iperf3 import Iperf3Server
 from target.server import build_app
@@ -55,6 +56,7 @@ async def test_http_runner_moves_data_and_stops_at_its_budget(target: str, direc
     assert outcome.throughput.flows >= 2
     assert outcome.stop_reason in {"budget", "stable", "duration"}
     assert outcome.bytes_used >= outcome.throughput.bytes > 0
+    assert rate_is_consistent(outcome.throughput)  # what collectors check (issue 14)
     assert outcome.cpu_peak_percent is not None
 
 
@@ -116,6 +118,7 @@ async def test_iperf3_runner_and_a_restarted_server(
     assert outcome.errors == ()
     assert outcome.throughput is not None
     assert outcome.throughput.flows == 2
+    assert rate_is_consistent(outcome.throughput)
     assert outcome.tool_version is not None
     assert outcome.tool_version.startswith("iperf 3")
     assert server.process is not None
@@ -142,6 +145,7 @@ async def test_speedtest_cli_runs_offline_against_qos_target(target: str, direct
     assert outcome.errors == ()
     assert outcome.throughput is not None
     assert outcome.throughput.mbps > 10
+    assert rate_is_consistent(outcome.throughput)
     assert outcome.tool_version == "2.1.3"
 
 
