@@ -45,6 +45,7 @@ MEASUREMENT = "qos_compliance"
 Level = Literal["village", "commune", "province", "nation"]
 STATUS_VALUE = {"pass": 1.0, "fail": 0.0, "insufficient-data": -1.0}
 GroupKey = tuple[str, ...]  # AREA_LABELS' values
+VERDICT_LINES_PER_WRITE = 1000
 
 
 class Area(NamedTuple):
@@ -356,10 +357,11 @@ async def refresh_verdicts(
 ) -> dict[Area, Verdict]:
     """One pass: the window's statistics from the store, every area judged, verdicts written."""
     verdicts = await judge_window(session, writer.url, profiles, now=now, window=window)
-    if verdicts:
-        await writer.write_lines(
-            [verdict_line(a, v, profiles[v.profile], now) for a, v in verdicts.items()]
-        )
+    lines = [verdict_line(a, v, profiles[v.profile], now) for a, v in verdicts.items()]
+    # Some 45 series an area: a national refresh writes about a million samples, and the first one
+    # creates as many series. In parts, no write outlasts the store client's timeout.
+    for start in range(0, len(lines), VERDICT_LINES_PER_WRITE):
+        await writer.write_lines(lines[start : start + VERDICT_LINES_PER_WRITE])
     return verdicts
 
 
