@@ -493,7 +493,9 @@ def _spread_met(day_parts: list[int], min_share: float | None) -> bool:
         return True
     total = sum(day_parts)
     share = _exact_share(min_share)
-    return total > 0 and all(count >= share * total for count in day_parts)
+    # count >= share * total, in integers
+    needed = share.numerator * total
+    return total > 0 and all(count * share.denominator >= needed for count in day_parts)
 
 
 def _single_plan(stats: AreaStats) -> Plan | None:

@@ -357,11 +357,20 @@ async def refresh_verdicts(
 ) -> dict[Area, Verdict]:
     """One pass: the window's statistics from the store, every area judged, verdicts written."""
     verdicts = await judge_window(session, writer.url, profiles, now=now, window=window)
-    lines = [verdict_line(a, v, profiles[v.profile], now) for a, v in verdicts.items()]
     # Some 45 series an area: a national refresh writes about a million samples, and the first one
-    # creates as many series. In parts, no write outlasts the store client's timeout.
-    for start in range(0, len(lines), VERDICT_LINES_PER_WRITE):
-        await writer.write_lines(lines[start : start + VERDICT_LINES_PER_WRITE])
+    # creates as many series. In parts, no write outlasts the store client's timeout; the store
+    # takes one part while the next is rendered.
+    judged = list(verdicts.items())
+    writing: asyncio.Task[None] | None = None
+    for start in range(0, len(judged), VERDICT_LINES_PER_WRITE):
+        part = judged[start : start + VERDICT_LINES_PER_WRITE]
+        lines = [verdict_line(area, v, profiles[v.profile], now) for area, v in part]
+        if writing is not None:
+            await writing
+        writing = asyncio.create_task(writer.write_lines(lines))
+        await asyncio.sleep(0)  # let the request leave before rendering the next part
+    if writing is not None:
+        await writing
     return verdicts
 
 
