@@ -6,10 +6,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import math
 import os
 import sqlite3
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -62,6 +63,22 @@ def _broker_config(args: argparse.Namespace) -> BrokerConfig:
     return broker
 
 
+def _bounded(low: float, high: float, *, zero: bool = False) -> Callable[[str], float]:
+    """An argparse type: a finite number in [low, high] (or 0 where 0 means off)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if (zero and value == 0) or (math.isfinite(value) and low <= value <= high):
+            return value
+        allowed = f"{low:g} to {high:g}" + (", or 0 for off" if zero else "")
+        raise argparse.ArgumentTypeError(f"{text!r} is out of range (allowed: {allowed})")
+
+    return parse
+
+
 def _serve_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="qos-collector serve", description="ingest results")
     _add_broker_options(parser)
@@ -106,20 +123,20 @@ def _serve_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--max-age-days",
-        type=float,
+        type=_bounded(0.001, 3650.0),
         default=30.0,
         help="refuse results older than this (keep below the store's retention); "
         "default %(default)s",
     )
     parser.add_argument(
         "--fleet-interval",
-        type=float,
+        type=_bounded(1.0, 86_400.0),
         default=60.0,
         help="seconds between writes of qos_probe_online for the whole fleet; default %(default)s",
     )
     parser.add_argument(
         "--verdict-interval",
-        type=float,
+        type=_bounded(1.0, 86_400.0, zero=True),
         default=60.0,
         help="seconds between per-area verdict refreshes (0: off), default %(default)s",
     )

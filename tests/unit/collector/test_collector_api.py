@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestServer
 from hypothesis import given
 from hypothesis import strategies as st
 
+from collector import cli as collector_cli
 from collector.api import (
     AGGREGATE_PARAMETERS,
     RESULT_PARAMETERS,
@@ -131,3 +132,22 @@ async def test_export_lines_of_any_length_are_read_and_what_is_read_is_bounded()
                 await export_series(session, url, "x", NOW, NOW, max_bytes=len(body) - 1)
     finally:
         await server.close()
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("--verdict-interval", "1e-9"),
+        ("--verdict-interval", "nan"),
+        ("--fleet-interval", "0"),
+        ("--max-age-days", "-1"),
+        ("--max-age-days", "inf"),
+    ],
+)
+def test_collector_numbers_out_of_range_are_refused(
+    option: str, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        collector_cli.main(["serve", option, value])
+    assert stopped.value.code == 2
+    assert "out of range" in capsys.readouterr().err
