@@ -122,6 +122,15 @@ def test_collector_killed_while_the_store_is_down_then_restarted(
         wait_for_more_delivered(
             agents, stored_at_restart, at_least=30, what="the survivor storing the probes' backlog"
         )
+        # Every result the killed instance held comes again from its probe, to the survivor (a
+        # probe re-sends after its receipt timeout): wait for all of them before the restart, or
+        # a late re-send would reach the restarted instance instead and the claim below would
+        # hang on timing.
+        wait_until(
+            lambda: held_by_doomed <= written(journal(tmp_path, "collector-b")).keys(),
+            timeout_s=60,
+            what="the survivor storing every result the killed instance held",
+        )
         restarted_at = time.time()
         stack.enter_context(collector(tmp_path, broker.url, store.url, "collector-a"))
         wait_until(
