@@ -36,7 +36,7 @@ from uuid6 import uuid7
 from collector.store import StoreWriter
 from collector.verdicts import refresh_verdicts
 from contract.errors import ServiceError
-from contract.profiles import bundled_profiles
+from contract.profiles import bundled_profiles, profile_for
 from contract.result import (
     SCHEMA,
     Access,
@@ -56,6 +56,7 @@ from contract.result import (
     Technology,
     Throughput,
 )
+from contract.sampling import gap_s, too_close
 
 GOODPUT = 0.956  # TCP goodput / shaped rate across tc tbf, measured on these machines
 RESULT_EVERY_S = 300
@@ -282,7 +283,6 @@ class Attempt:
     """When a result finished, and how it came about."""
 
     at: float
-    rerun: bool = False
     glitch: bool = False
 
 
@@ -293,7 +293,7 @@ def attempts(index: int, link: DemoLink, start: float, end: float) -> list[Attem
         glitch = at < start and bool(link.glitch_every) and number % link.glitch_every == 0
         found.append(Attempt(at, glitch=glitch))
         if link.rerun_every and number % link.rerun_every == 0:
-            found.append(Attempt(at + RERUN_AFTER_S, rerun=True))
+            found.append(Attempt(at + RERUN_AFTER_S))
     return found
 
 
@@ -317,13 +317,16 @@ def demo_results(
         plan=link.plan,
         setting=link.setting,
     )
+    profile = profile_for(link.technology)
+    min_gap_s = profile.min_gap_s if profile is not None else 0.0
     results: list[Result] = []
-    previous_counted: float | None = None
+    previous_counted: datetime | None = None
     for seq, attempt in enumerate(attempts(index, link, start, end), start=1):
-        gap = None if previous_counted is None else attempt.at - previous_counted
-        if not attempt.rerun:
-            previous_counted = attempt.at
         finished = datetime.fromtimestamp(attempt.at, UTC)
+        # The probe's own chain rule (contract.sampling), as agent.state.sample_gap applies it.
+        gap = gap_s(previous_counted, finished)
+        if not too_close(gap, min_gap_s):
+            previous_counted = finished
         errors: tuple[MeasurementError, ...] = ()
         if rng.random() < link.failure_share:
             measurements = Measurements()
