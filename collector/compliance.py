@@ -261,14 +261,6 @@ def mean_of_moments(moments: Moments, units_per: int) -> Estimate:
     return Estimate(value=mean, n=n, ci_low=mean - half_width, ci_high=mean + half_width)
 
 
-def mean_with_interval(values: Iterable[float]) -> Estimate:
-    """Arithmetic mean and 95 % t interval of plain numbers (rates at 0.01 Mb/s resolution)."""
-    moments = Moments()
-    for value in values:
-        moments.add_value(rate_units(value))
-    return mean_of_moments(moments, UNITS_PER_MBPS)
-
-
 def wilson_interval(successes: int, trials: int) -> tuple[float, float] | None:
     """95 % Wilson score interval of a proportion; None for no trials."""
     if trials <= 0:

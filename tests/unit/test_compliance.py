@@ -16,11 +16,13 @@ from collector.compliance import (
     MONITORING_METHOD,
     QCVN_METHOD,
     Check,
+    Estimate,
+    Moments,
     Sample,
     Verdict,
     area_stats,
     evaluate_compliance,
-    mean_with_interval,
+    mean_of_moments,
     wilson_interval,
 )
 from collector.compliance import (
@@ -28,7 +30,7 @@ from collector.compliance import (
 )
 from contract.profiles import bundled_profiles
 from contract.result import Plan
-from contract.sampling import rate_units
+from contract.sampling import UNITS_PER_MBPS, rate_units
 
 NOW = datetime(2025, 6, 1, tzinfo=UTC)
 PROFILES = bundled_profiles()
@@ -312,6 +314,14 @@ def test_wilson_interval_known_values() -> None:
     low, high = wilson_interval(60, 1600) or (0.0, 0.0)
     for bound in (low, high):
         assert (0.0375 - bound) ** 2 == pytest.approx(Z * Z * bound * (1 - bound) / 1600, rel=1e-4)
+
+
+def mean_with_interval(rates: list[float]) -> Estimate:
+    """The engine's mean and interval of these rates (taken to 0.01 Mb/s, as samples are)."""
+    moments = Moments()
+    for rate in rates:
+        moments.add_value(rate_units(rate))
+    return mean_of_moments(moments, UNITS_PER_MBPS)
 
 
 def test_mean_interval_known_values() -> None:
