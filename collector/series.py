@@ -156,5 +156,5 @@ def fields(
     if latency and latency.loaded:
         optional["latency_loaded_median_ms"] = latency.loaded.median_ms
     values.update({key: value for key, value in optional.items() if value is not None})
-    values.update(sample_fields(result, profile_for(result.link.technology, dict(profiles or {}))))
+    values.update(sample_fields(result, profile_for(result.link.technology, profiles)))
     return values

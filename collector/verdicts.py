@@ -227,7 +227,7 @@ def judge_areas(
             areas.setdefault(area, AreaStats()).add(stats)
     verdicts: dict[Area, Verdict] = {}
     for area, stats in areas.items():
-        profile = profile_for(area.technology, dict(profiles))
+        profile = profile_for(area.technology, profiles)
         if profile is not None:
             verdicts[area] = judge(stats, profile, now=now, window=window)
     return verdicts

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 from typing import Annotated
@@ -158,7 +159,7 @@ def bundled_profiles() -> dict[str, Profile]:
     return load_profiles(BUNDLED)
 
 
-def profile_for(technology: str, profiles: dict[str, Profile] | None = None) -> Profile | None:
+def profile_for(technology: str, profiles: Mapping[str, Profile] | None = None) -> Profile | None:
     """The profile a link of this technology is judged against by default."""
     for profile in (profiles or bundled_profiles()).values():
         if technology in profile.default_for:
