@@ -359,7 +359,7 @@ def _write_configs(
 
 def _render(store: VictoriaMetrics, out: Path, console: Console) -> list[Path]:
     try:
-        from dashboards.render import render_all  # noqa: PLC0415 - matplotlib is heavy
+        from lab.dashboard_png import render_all  # noqa: PLC0415 - matplotlib is heavy
 
         return list(render_all(store.url, out, hours=1.0, chosen={}))
     except (ImportError, QosfleetError) as exc:

@@ -27,8 +27,8 @@ from dashboards.promql import (
     run_target,
     variables,
 )
-from dashboards.render import merged_rows, query_panel, render_all
 from dashboards.seed import DEMO_LINKS, seed
+from lab.dashboard_png import merged_rows, query_panel, render_all
 from lab.services import VictoriaMetrics, victoria_metrics
 
 pytestmark = pytest.mark.integration

@@ -1,6 +1,6 @@
 """Render the committed dashboards to PNG with matplotlib, from the queries Grafana would run.
 
-    .venv/bin/python -m dashboards.render --store URL --out DIR [--hours 6] [--var NAME=VALUE]
+    .venv/bin/python -m lab.dashboard_png --store URL --out DIR [--hours 6] [--var NAME=VALUE]
 
 Grafana is not installable here, so this shows what the regulator, the technician and the
 operator would see: one PNG per dashboard, its panels placed on Grafana's 24-column grid. Charts
