@@ -82,7 +82,6 @@ NATIONAL_TARGET_COLOURS = thresholds((None, "blue"), (0, "orange"), (1, "green")
 # qos_compliance_formal: whether the verdict followed the QCVN method (sample mix, day spread).
 METHOD_TEXT = value_map({"1": ("QCVN method", "green"), "0": ("monitoring", "blue")})
 EARLY_WARNING_TEXT = value_map({"1": ("early warning", "orange"), "0": ("none", "green")})
-YES_NO = value_map({"1": ("yes", "green"), "0": ("no", "red")})
 ONLINE = value_map({"1": ("online", "green"), "0": ("offline", "red")})
 
 

@@ -14,7 +14,6 @@ from contract.sampling import CLASS_CODES
 from dashboards.panels import (
     DATASOURCE,
     ONLINE,
-    YES_NO,
     base,
     fleet_state,
     query,
@@ -22,9 +21,14 @@ from dashboards.panels import (
     table_panel,
     thresholds,
     time_panel,
+    value_map,
 )
 
 PROBE = 'probe="$probe"'
+# A probe without an NTP service to ask (timedatectl) sends no clock state: its results say
+# "unknown" rather than the panel showing no data.
+CLOCK_UNKNOWN = f"(max(last_over_time(qos_seq{{{PROBE}}}[$__range])) * 0 - 1)"
+CLOCK_SYNCED = value_map({"1": ("yes", "green"), "0": ("no", "red"), "-1": ("unknown", "orange")})
 
 
 def dashboard() -> Dashboard:
@@ -66,13 +70,15 @@ def dashboard() -> Dashboard:
                 "Clock synced",
                 [
                     query(
-                        f"min(last_over_time(qos_clock_synced{{{PROBE}}}[$__range]))",
+                        f"min(last_over_time(qos_clock_synced{{{PROBE}}}[$__range]))"
+                        f" or {CLOCK_UNKNOWN}",
                         instant=True,
                     )
                 ],
-                description="As the last result reported it; unsynced clocks skew time series.",
-                colours=thresholds((None, "red"), (1, "green")),
-                mappings=YES_NO,
+                description="As the results in range reported it; unsynced clocks skew time "
+                "series. Unknown: the probe could not ask its NTP service.",
+                colours=thresholds((None, "orange"), (0, "red"), (1, "green")),
+                mappings=CLOCK_SYNCED,
                 width=4,
             )
         )
