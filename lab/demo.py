@@ -162,8 +162,8 @@ def run_demo(*, workdir: Path | None, rounds: int, duration_s: float, keep: bool
                     ),
                     encoding="utf-8",
                 )
-                label = f"round {round_number}/{rounds}: {village.village} measuring"
-                with step(console, label):
+                label = f"round {round_number}/{rounds}: {village.village}"
+                with step(console, f"{label} measuring"):
                     agent = subprocess.run(
                         [venv_script("qos-agent"), "check", "--config", str(config),
                          "--duration", f"{duration_s:g}", "--publish", "--json"],
