@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import signal
 import time
@@ -196,13 +197,15 @@ async def _rounds(
     configs: dict[str, Path],
     rounds: int,
     console: Console,
-) -> list[str]:
-    """Every round, every link measures once, one link at a time; a line for each.
+) -> tuple[list[str], int]:
+    """Every round, every link measures once, one link at a time; a line for each. Returns the
+    problems and how many results the probe flagged probe-limited.
 
     One at a time because the villages share this machine's two cores: run together, the agents
     would rightly flag their results probe-limited (the CPU, not the link, being the bottleneck).
     """
     problems: list[str] = []
+    limited = 0
     links = [(village, link) for village in villages for link in village.links]
     for round_number in range(1, rounds + 1):
         for village, link in links:
@@ -214,7 +217,23 @@ async def _rounds(
                 console.print(f"  [red]✗[/] {label}: {answer['error']}")
             else:
                 console.print(f"  [green]✓[/] {label}: {_rates(answer)}")
-    return problems
+                limited += _probe_limited(answer)
+    return problems, limited
+
+
+def _probe_limited_note(limited: int) -> str:
+    """Why verdicts and means may be missing: the samples' own flag, explained."""
+    load = ", ".join(f"{figure:.1f}" for figure in os.getloadavg())
+    return (
+        f"[yellow]{limited} results were probe-limited[/]: this machine's CPU was busy during "
+        f"their tests (load average {load}), as a busy probe's would be. The method does not "
+        "count them, so verdicts above may read 'insufficient data' and the area dashboard's "
+        "means stay empty; run the demo on an idle machine to see them."
+    )
+
+
+def _probe_limited(answer: dict[str, Any]) -> bool:
+    return bool((answer.get("provenance") or {}).get("probe_limited"))
 
 
 def _rates(answer: dict[str, Any]) -> str:
@@ -226,7 +245,7 @@ def _rates(answer: dict[str, Any]) -> str:
         if isinstance(block := measurements.get(way), dict)
         and isinstance(block.get("mbps"), int | float)
     ]
-    if (answer.get("provenance") or {}).get("probe_limited"):
+    if _probe_limited(answer):
         shown.append("probe-limited")
     return ", ".join(shown) or "no rate (see the result's errors)"
 
@@ -292,13 +311,15 @@ def run_village_lab(
         )
         with step(console, "starting each village's agent daemon (enrollment, status, budgets)"):
             _start_daemons(stack, lab, villages, configs)
-        problems = asyncio.run(_rounds(lab, villages, configs, rounds, console))
+        problems, limited = asyncio.run(_rounds(lab, villages, configs, rounds, console))
         with step(console, "waiting for the collector's verdicts and the alerts"):
             alerts = _settled_alerts(store, manager)
         console.print("[bold]What each village should show:[/]")
         for village in villages:
             console.print(f"  {village.village}: {village.expect}")
         console.print(verdict_table(_verdict_rows(villages), store_reader(store.query)))
+        if limited:
+            console.print(_probe_limited_note(limited))
         console.print("[bold]Alerts in Alertmanager:[/]")
         for line in _alert_lines(alerts) or ["  (none)"]:
             console.print("  " + line)
