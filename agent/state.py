@@ -15,7 +15,7 @@ from typing import Annotated
 
 import msgspec
 
-from contract.errors import ConfigError
+from contract.errors import ConfigError, QosfleetError
 from contract.fleet import ProbeHealth
 from contract.sampling import epoch_ms, gap_s, too_close
 
@@ -181,11 +181,14 @@ def open_state_db(state_dir: Path, *, read_only: bool = False) -> sqlite3.Connec
     return db
 
 
-class DamagedDatabaseError(Exception):
+class DamagedDatabaseError(QosfleetError):
     """SQLite says the state database is not one, or is corrupt."""
 
     def __init__(self, reason: str) -> None:
-        super().__init__(reason)
+        super().__init__(
+            f"the state database is damaged: {reason}",
+            "restart qos-agent: at its start it sets a damaged database aside and begins a new one",
+        )
         self.reason = reason
 
 

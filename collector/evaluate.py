@@ -76,8 +76,9 @@ class Campaign(msgspec.Struct, frozen=True, kw_only=True):
 _Row = Mapping[str | None, str | list[str] | None]
 
 
-class _RowError(Exception):
-    """Why one CSV row cannot become a sample; the row is skipped, the file goes on."""
+class _RowError(QosfleetError):
+    """Why one CSV row cannot become a sample (the bad row's reason the user reads); the row is
+    skipped, the file goes on."""
 
 
 def _text(row: _Row, column: str) -> str | None:

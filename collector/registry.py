@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from collector.state import transaction
 from collector.store import make_line
-from contract.errors import WireError, WireLimitError
+from contract.errors import QosfleetError, WireError, WireLimitError
 from contract.fleet import ProbeMeta, ProbeStatus, decode_meta, decode_status, encode
 from contract.result import (
     PROBE_ID_RE,
@@ -102,12 +102,25 @@ _approval_decoder = msgspec.json.Decoder(Approval)
 _pin_decoder = msgspec.json.Decoder(Pin)
 
 
-class FleetMessageRejectedError(Exception):
+FleetRefusal = Literal["malformed", "too-large", "too-deep", "topic-mismatch", "unknown-interface"]
+# What the operator reading the collector's log does about each refusal.
+_REFUSAL_HINTS: dict[FleetRefusal, str] = {
+    "malformed": "the sender is not a qosfleet agent of this version: compare the probe's "
+    "qosfleet version with the collector's (pip show qosfleet)",
+    "too-large": "a genuine agent never sends this much: check who holds the probe's password",
+    "too-deep": "a genuine agent never nests this deep: check who holds the probe's password",
+    "topic-mismatch": "a probe publishes only under its own id: check the agent's probe_id "
+    "and the broker's ACL (deploy/mosquitto/acl)",
+    "unknown-interface": "re-enroll the probe with every link it measures (qos-agent enroll)",
+}
+
+
+class FleetMessageRejectedError(QosfleetError):
     """A meta, status or approval message the registry refused; `reason` is the counter label."""
 
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
+    def __init__(self, reason: FleetRefusal, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}", _REFUSAL_HINTS[reason])
+        self.reason: FleetRefusal = reason
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,19 +47,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_demo(
                 workdir=args.workdir, rounds=args.rounds, duration_s=2.0, keep=args.keep
             )
-        # The PNGs outlive the lab: in --workdir, or in ./out/village-lab when the lab is temporary.
-        pictures = (args.workdir or Path("out/village-lab")).resolve() / "dashboards"
+        # The PNGs and logs outlive the lab: in --workdir, or in ./out/village-lab when the lab
+        # is temporary.
+        kept = (args.workdir or Path("out/village-lab")).resolve()
         if args.workdir:
-            args.workdir.mkdir(parents=True, exist_ok=True)
+            kept.mkdir(parents=True, exist_ok=True)
             return run_village_lab(
-                workdir=args.workdir.resolve(),
+                workdir=kept,
                 rounds=args.rounds,
                 keep=args.keep,
-                pictures_dir=pictures,
+                pictures_dir=kept / "dashboards",
+                logs_dir=kept,
             )
         with tempfile.TemporaryDirectory(prefix="qosfleet-lab-") as workdir:
             return run_village_lab(
-                workdir=Path(workdir), rounds=args.rounds, keep=args.keep, pictures_dir=pictures
+                workdir=Path(workdir),
+                rounds=args.rounds,
+                keep=args.keep,
+                pictures_dir=kept / "dashboards",
+                logs_dir=kept / "logs",
             )
     except QosfleetError as exc:
         print(f"qos-lab: {exc}", file=sys.stderr)

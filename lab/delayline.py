@@ -59,7 +59,8 @@ READY: Final = "ready"
 
 
 class _Stopped(Exception):  # noqa: N818 - a request to stop, not an error
-    """SIGTERM or SIGINT arrived."""
+    """SIGTERM or SIGINT arrived: it ends the loop and never reaches a user, so it is not a
+    QosfleetError."""
 
 
 class Counters:

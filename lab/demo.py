@@ -10,9 +10,8 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
-from rich.console import Console
-
 from contract.result import Setting, Technology
+from lab.progress import lab_console, step
 from lab.services import (
     UNSIGNED_CHECKS,
     mosquitto,
@@ -120,13 +119,13 @@ url = "{broker_url}"
 
 
 def run_demo(*, workdir: Path | None, rounds: int, duration_s: float, keep: bool) -> int:
-    console = Console()
+    console = lab_console()
     with ExitStack() as stack:
         root = workdir or Path(
             stack.enter_context(tempfile.TemporaryDirectory(prefix="qosfleet-demo-"))
         )
         console.rule("[bold]qosfleet demo: central stack on loopback, one agent per village")
-        with console.status("starting mosquitto, VictoriaMetrics, qos-target, qos-collector ..."):
+        with step(console, "starting mosquitto, VictoriaMetrics, qos-target, qos-collector"):
             broker = stack.enter_context(mosquitto(root / "mosquitto"))
             store = stack.enter_context(victoria_metrics(root / "victoria-metrics"))
             target = stack.enter_context(qos_target(root / "target"))
@@ -163,8 +162,8 @@ def run_demo(*, workdir: Path | None, rounds: int, duration_s: float, keep: bool
                     ),
                     encoding="utf-8",
                 )
-                label = f"round {round_number}/{rounds}: {village.village} measuring"
-                with console.status(label + " ..."):
+                label = f"round {round_number}/{rounds}: {village.village}"
+                with step(console, f"{label} measuring"):
                     agent = subprocess.run(
                         [venv_script("qos-agent"), "check", "--config", str(config),
                          "--duration", f"{duration_s:g}", "--publish", "--json"],

@@ -3,7 +3,7 @@
 mosquitto, VictoriaMetrics, vmagent (scraping the collector's own metrics), qos-collector, vmalert
 and Alertmanager run on free loopback ports with the rule file and Alertmanager config the compose
 stack mounts. Grafana is not packaged for Debian, so it is the one piece missing here:
-`python -m dashboards.render --store URL` draws the same panels.
+`python -m lab.dashboard_png --store URL` draws the same panels.
 
 The broker is the lab's (anonymous, loopback only) and the collector stores unsigned results of
 probes it has no enrollment for unless `--production-policy` is given, so `qos-agent check
@@ -262,7 +262,7 @@ def _print_urls(running: RunningStack, out: TextIO) -> None:
         print(f"  {name:<{width}}  {url}" + (f"  ({note})" if note else ""), file=out)
     print(
         f"  workdir: {running.workdir} (logs, data, {STATE_FILE})\n"
-        "  Grafana is not packaged here: python -m dashboards.render "
+        "  Grafana is not packaged here: python -m lab.dashboard_png "
         f"--store {urls.store} --out DIR\n"
         "Ctrl-C stops everything.",
         file=out,

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import shutil
 import signal
 import time
+import urllib.parse
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -20,12 +23,13 @@ from types import FrameType
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from agent.keys import create_key
 from contract.errors import QosfleetError
 from contract.result import Setting
 from lab.alerting import Alertmanager, alertmanager, rules_with_short_for, vmalert
 from lab.netns import Lab, LinkSpec, ProbeSpec
+from lab.progress import lab_console, step
 from lab.services import (
     UNSIGNED_CHECKS,
     VictoriaMetrics,
@@ -34,11 +38,20 @@ from lab.services import (
     venv_script,
     victoria_metrics,
 )
+from lab.stack import vmagent
 from lab.verdicts import VerdictRow, demo_profiles, store_reader, verdict_table
 
 TARGET_PORT = 8080
 VERDICT_INTERVAL_S = 2.0
 ALERT_FOR = "2s"
+# The collector's own metrics (the fleet dashboard's ingest panels) are scraped this often.
+SCRAPE_INTERVAL_S = 2.0
+# The lab measures in rounds itself (one link at a time, see _rounds); each village's daemon
+# runs for what a probe publishes between tests (enrollment, status, budgets) and, waiting this
+# long before its first scheduled test, never measures during the lab.
+DAEMON_TEST_GAP_S = 90 * 86_400.0
+# The PNGs show the lab's run and a little before it, not an hour of mostly empty charts.
+RENDER_MARGIN_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -132,13 +145,16 @@ def agent_config(village: LabVillage, *, target_url: str, broker_url: str, state
             f'technology = "{link.technology}"\noperator = "{link.operator}"\n'
             f'setting = "{link.setting}"{plan}\n'
         )
+    gap = f"{DAEMON_TEST_GAP_S:g}"
     return (
         f'probe_id = "{probe_id(village)}"\nstate_dir = "{state_dir}"\n\n'
         f'[location]\nprovince_code = "{village.province_code}"\n'
         f'commune_code = "{village.commune_code}"\nvillage = "{village.village}"\n'
         f"lat = {village.lat}\nlon = {village.lon}\n\n" + "\n".join(links) + "\n"
         f'[[targets]]\nid = "lab-target"\nurl = "{target_url}"\n\n'
-        f'[broker]\nurl = "{broker_url}"\n'
+        f'[broker]\nurl = "{broker_url}"\n\n'
+        f"[schedule]\nspeed_mean_s = {gap}\nspeed_floor_s = {gap}\n"
+        f"light_mean_s = {gap}\nlight_floor_s = {gap}\n"
     )
 
 
@@ -180,27 +196,58 @@ async def _rounds(
     villages: Sequence[LabVillage],
     configs: dict[str, Path],
     rounds: int,
-    progress: Progress,
-) -> list[str]:
-    """Every round, every link measures once, one link at a time.
+    console: Console,
+) -> tuple[list[str], int]:
+    """Every round, every link measures once, one link at a time; a line for each. Returns the
+    problems and how many results the probe flagged probe-limited.
 
     One at a time because the villages share this machine's two cores: run together, the agents
     would rightly flag their results probe-limited (the CPU, not the link, being the bottleneck).
     """
     problems: list[str] = []
+    limited = 0
     links = [(village, link) for village in villages for link in village.links]
-    task = progress.add_task("measuring", total=rounds * len(links))
     for round_number in range(1, rounds + 1):
         for village, link in links:
-            progress.update(
-                task,
-                description=f"round {round_number}/{rounds}: {village.village} {link.interface}",
-            )
-            answer = await _measure(lab, village, configs[village.probe], link.interface)
+            label = f"round {round_number}/{rounds}: {village.village} {link.interface}"
+            with step(console, f"{label} measuring"):
+                answer = await _measure(lab, village, configs[village.probe], link.interface)
             if "error" in answer:
                 problems.append(f"{village.village} {link.interface}: {answer['error']}")
-            progress.advance(task)
-    return problems
+                console.print(f"  [red]✗[/] {label}: {answer['error']}")
+            else:
+                console.print(f"  [green]✓[/] {label}: {_rates(answer)}")
+                limited += _probe_limited(answer)
+    return problems, limited
+
+
+def _probe_limited_note(limited: int) -> str:
+    """Why verdicts and means may be missing: the samples' own flag, explained."""
+    load = ", ".join(f"{figure:.1f}" for figure in os.getloadavg())
+    return (
+        f"[yellow]{limited} results were probe-limited[/]: this machine's CPU was busy during "
+        f"their tests (load average {load}), as a busy probe's would be. The method does not "
+        "count them, so verdicts above may read 'insufficient data' and the area dashboard's "
+        "means stay empty; run the demo on an idle machine to see them."
+    )
+
+
+def _probe_limited(answer: dict[str, Any]) -> bool:
+    return bool((answer.get("provenance") or {}).get("probe_limited"))
+
+
+def _rates(answer: dict[str, Any]) -> str:
+    """The measured rates as the agent's --json gave them, and whether the probe limited them."""
+    measurements = answer.get("measurements") or {}
+    shown = [
+        f"{way} {block['mbps']:,.1f} Mb/s"
+        for way in ("download", "upload")
+        if isinstance(block := measurements.get(way), dict)
+        and isinstance(block.get("mbps"), int | float)
+    ]
+    if _probe_limited(answer):
+        shown.append("probe-limited")
+    return ", ".join(shown) or "no rate (see the result's errors)"
 
 
 def _verdict_rows(villages: Sequence[LabVillage]) -> list[VerdictRow]:
@@ -236,19 +283,24 @@ def _alert_lines(alerts: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def run_village_lab(*, workdir: Path, rounds: int, keep: bool, pictures_dir: Path) -> int:
-    """Run the lab in `workdir`; the dashboard PNGs go to `pictures_dir`, which outlives it."""
-    console = Console()
+def run_village_lab(
+    *, workdir: Path, rounds: int, keep: bool, pictures_dir: Path, logs_dir: Path
+) -> int:
+    """Run the lab in `workdir`; the dashboard PNGs go to `pictures_dir` and, when it is not
+    `workdir`, every service's and agent's log is copied to `logs_dir` at the end: both outlive
+    a temporary workdir."""
+    console = lab_console()
     villages = VILLAGES
+    started = time.time()
     with _sigterm_as_exit(), ExitStack() as stack:
         console.rule("[bold]qosfleet village lab")
-        with console.status("building villages: namespaces, shaped veth links ..."):
+        with step(console, "building villages: namespaces, shaped veth links"):
             lab = stack.enter_context(Lab(lab_probes(villages)))
         console.print(
             f"  {len(villages)} villages in namespaces {lab.lab_id}-*, links shaped with tc tbf, "
             "mobile RTT from a userspace delay line"
         )
-        with console.status("starting the central stack and the target ..."):
+        with step(console, "starting the central stack and the target"):
             central = _start_central(stack, workdir, lab, rounds)
         store, manager = central.store, central.manager
         console.print(f"  central stack on loopback; store {store.url}, Alertmanager {manager.url}")
@@ -257,35 +309,33 @@ def run_village_lab(*, workdir: Path, rounds: int, keep: bool, pictures_dir: Pat
         console.print(
             f"  profiles {central.profiles}: QCVN targets, n_required lowered to {rounds}"
         )
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                      TimeElapsedColumn(), console=console) as progress:  # fmt: skip
-            problems = asyncio.run(_rounds(lab, villages, configs, rounds, progress))
-        for problem in problems:
-            console.print(f"  [red]✗[/] {problem}")
-        with console.status("waiting for the collector's verdicts and the alerts ..."):
-            time.sleep(VERDICT_INTERVAL_S * 2 + 1)
-            store.flush()
-            deadline = time.monotonic() + 20
-            alerts = manager.alerts(alertname="QcvnAreaFailing")
-            while not alerts and time.monotonic() < deadline:
-                time.sleep(1)
-                alerts = manager.alerts(alertname="QcvnAreaFailing")
-            alerts = manager.alerts()
+        with step(console, "starting each village's agent daemon (enrollment, status, budgets)"):
+            _start_daemons(stack, lab, villages, configs)
+        problems, limited = asyncio.run(_rounds(lab, villages, configs, rounds, console))
+        with step(console, "waiting for the collector's verdicts and the alerts"):
+            alerts = _settled_alerts(store, manager)
         console.print("[bold]What each village should show:[/]")
         for village in villages:
             console.print(f"  {village.village}: {village.expect}")
         console.print(verdict_table(_verdict_rows(villages), store_reader(store.query)))
+        if limited:
+            console.print(_probe_limited_note(limited))
         console.print("[bold]Alerts in Alertmanager:[/]")
         for line in _alert_lines(alerts) or ["  (none)"]:
-            console.print("  " + line, highlight=False)
-        pictures = _render(store, pictures_dir, console)
+            console.print("  " + line)
+        with step(console, "rendering the dashboards"):
+            pictures, empty = _render(store, pictures_dir, console, since=started)
+        problems.extend(empty)
         console.print("[bold]Where to look:[/]")
         live = "" if keep else "  (live until the lab ends: --keep holds it open)"
         console.print(f"  VictoriaMetrics UI   {store.url}/vmui{live}")
         console.print(f"  Alertmanager         {manager.url}{live}")
         for picture in pictures:
             console.print(f"  dashboard            {picture}")
-        console.print(f"  logs and data        {workdir}")
+        if logs_dir == workdir:
+            console.print(f"  logs and data        {workdir}")
+        else:
+            console.print(f"  logs                 {logs_dir}  (copied there at the end)")
         if keep:
             console.print("The lab stays up; Ctrl-C to tear it down.")
             try:
@@ -294,7 +344,43 @@ def run_village_lab(*, workdir: Path, rounds: int, keep: bool, pictures_dir: Pat
             except KeyboardInterrupt:
                 pass
         console.print("tearing down: agents, services, namespaces ...")
+    if logs_dir != workdir:
+        _copy_logs(workdir, logs_dir)
     return 0 if not problems else 1
+
+
+def _settled_alerts(store: VictoriaMetrics, manager: Alertmanager) -> list[dict[str, Any]]:
+    """Every alert once the last results are judged and a failing area has had time to fire."""
+    time.sleep(VERDICT_INTERVAL_S * 2 + 1)
+    store.flush()
+    deadline = time.monotonic() + 20
+    while not manager.alerts(alertname="QcvnAreaFailing") and time.monotonic() < deadline:
+        time.sleep(1)
+    return manager.alerts()
+
+
+def _copy_logs(workdir: Path, logs_dir: Path) -> None:
+    """Every log of the run, in the folders it had in the workdir (the services have stopped)."""
+    for log in workdir.rglob("*.log"):
+        kept = logs_dir / log.relative_to(workdir)
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(log, kept)
+
+
+def _start_daemons(
+    stack: ExitStack, lab: Lab, villages: Sequence[LabVillage], configs: dict[str, Path]
+) -> None:
+    """`qos-agent run` in each village, as on a probe: it publishes the enrollment and the
+    retained online status with the links' budgets, and its last will says offline."""
+    for village in villages:
+        config = configs[village.probe]
+        log = stack.enter_context(config.with_suffix(".log").open("wb"))
+        lab.popen(
+            village.probe,
+            [venv_script("qos-agent"), "run", "--config", str(config)],
+            stdout=log,
+            stderr=log,
+        )
 
 
 @dataclass(frozen=True)
@@ -313,12 +399,21 @@ def _start_central(stack: ExitStack, workdir: Path, lab: Lab, rounds: int) -> _C
     store = stack.enter_context(victoria_metrics(workdir / "victoria-metrics"))
     profiles = demo_profiles(workdir / "profiles.demo.toml", n_required=rounds)
     interval = ["--verdict-interval", f"{VERDICT_INTERVAL_S:g}"]
-    stack.enter_context(
+    collector = stack.enter_context(
         qos_collector(
             workdir / "collector",
             broker_url=broker.url,
             store_url=store.url,
             extra_args=[*UNSIGNED_CHECKS, "--profiles", str(profiles), *interval],
+        )
+    )
+    # As in the central stack: the collector's own metrics reach the store through vmagent.
+    stack.enter_context(
+        vmagent(
+            workdir / "vmagent",
+            remote_write_url=f"{store.url}/api/v1/write",
+            scrape_targets={"qos-collector": urllib.parse.urlsplit(collector.url).netloc},
+            scrape_interval_s=SCRAPE_INTERVAL_S,
         )
     )
     manager = stack.enter_context(alertmanager(workdir / "alertmanager"))
@@ -353,15 +448,29 @@ def _write_configs(
             state_dir=workdir / "agents" / village.probe,
         )
         path.write_text(text, encoding="utf-8")
+        # Its key, as `qos-agent enroll` makes it: results are signed, the enrollment pinned.
+        create_key(workdir / "agents" / village.probe / "probe.key")
         configs[village.probe] = path
     return configs
 
 
-def _render(store: VictoriaMetrics, out: Path, console: Console) -> list[Path]:
+def _render(
+    store: VictoriaMetrics, out: Path, console: Console, *, since: float
+) -> tuple[list[Path], list[str]]:
+    """The PNGs over the lab's run, and a problem for every panel the lab left without data."""
+    hours = (time.time() - since + RENDER_MARGIN_S) / 3600
     try:
-        from dashboards.render import render_all  # noqa: PLC0415 - matplotlib is heavy
+        from lab.dashboard_png import render_all  # noqa: PLC0415 - matplotlib is heavy
 
-        return list(render_all(store.url, out, hours=1.0, chosen={}))
+        rendered = render_all(store.url, out, hours=hours, chosen={})
     except (ImportError, QosfleetError) as exc:
         console.print(f"  [yellow]dashboards not rendered: {exc}[/]")
-        return []
+        return [], []
+    empty = [
+        f"{dashboard.path.name}: no data in {title!r}"
+        for dashboard in rendered
+        for title in dashboard.empty_panels
+    ]
+    for problem in empty:
+        console.print(f"  [red]✗[/] {problem}")
+    return [dashboard.path for dashboard in rendered], empty

@@ -27,8 +27,8 @@ from dashboards.promql import (
     run_target,
     variables,
 )
-from dashboards.render import merged_rows, query_panel, render_all
 from dashboards.seed import DEMO_LINKS, seed
+from lab.dashboard_png import merged_rows, query_panel, render_all
 from lab.services import VictoriaMetrics, victoria_metrics
 
 pytestmark = pytest.mark.integration
@@ -185,18 +185,17 @@ def test_map_places_every_village_with_its_verdict(seeded: Seeded) -> None:
     }
 
 
-def test_render_writes_one_png_per_dashboard(seeded: Seeded, tmp_path: Path) -> None:
-    written = render_all(
-        seeded.service.url,
-        tmp_path,
-        hours=WINDOW_HOURS,
-        now=seeded.now,
-        chosen={"village": "Na Sang"},
-    )
-    assert sorted(path.name for path in written) == sorted(
+def test_render_writes_one_png_per_dashboard_with_data_in_every_panel(
+    seeded: Seeded, tmp_path: Path
+) -> None:
+    """As Grafana's first load (and the demo) shows them: no panel says "No data"."""
+    written = render_all(seeded.service.url, tmp_path, hours=WINDOW_HOURS, now=seeded.now)
+    assert sorted(rendered.path.name for rendered in written) == sorted(
         f"{name}.png" for name in ("area", "fleet", "overview", "probe")
     )
-    for path in written:
+    for rendered in written:
+        assert rendered.empty_panels == [], (rendered.path.name, rendered.empty_panels)
+        path = rendered.path
         assert path.stat().st_size > 50_000, path
         pixels = matplotlib.image.imread(path)
         height, width, channels = pixels.shape

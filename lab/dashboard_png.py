@@ -1,6 +1,6 @@
 """Render the committed dashboards to PNG with matplotlib, from the queries Grafana would run.
 
-    .venv/bin/python -m dashboards.render --store URL --out DIR [--hours 6] [--var NAME=VALUE]
+    .venv/bin/python -m lab.dashboard_png --store URL --out DIR [--hours 6] [--var NAME=VALUE]
 
 Grafana is not installable here, so this shows what the regulator, the technician and the
 operator would see: one PNG per dashboard, its panels placed on Grafana's 24-column grid. Charts
@@ -42,7 +42,8 @@ from dashboards.promql import (
     run_target,
 )
 
-VIETNAM_TIME = timezone(timedelta(hours=7), "ICT")
+VIETNAM_OFFSET = timedelta(hours=7)
+VIETNAM_TIME = timezone(VIETNAM_OFFSET, "ICT")
 GRID_COLUMNS = 24
 FIGURE_WIDTH_IN = 18.0
 ROW_HEIGHT_IN = 0.36  # one Grafana grid unit (30 px) at this figure width
@@ -62,7 +63,8 @@ NAMED_COLOURS = {
 PALETTE = ["#7EB26D", "#EAB839", "#6ED0E0", "#EF843C", "#E24D42", "#1F78C1", "#BA43A9", "#705DA0"]
 LEGEND_LIMIT = 10
 MBITS_PER_GBIT = 1000
-TICK_HOURS = (1, 2, 3, 6, 12, 24, 48, 168)
+# Minutes between time ticks, the first giving at most MAX_TIME_TICKS (a lab run spans minutes).
+TICK_MINUTES = (1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440, 2880, 10080, 43200)
 MAX_TIME_TICKS = 7
 TIME_OF_DAY_UP_TO_H = 48  # longer ranges label days
 # unit: (factor, suffix, default decimals)
@@ -161,6 +163,25 @@ class Result:
     series: list[Series]
 
 
+@dataclass(frozen=True)
+class DrawnPanel:
+    """What one panel showed: how many series its queries returned (0: "No data")."""
+
+    title: str
+    kind: str
+    series: int
+
+
+@dataclass(frozen=True)
+class RenderedDashboard:
+    path: Path
+    panels: tuple[DrawnPanel, ...]
+
+    @property
+    def empty_panels(self) -> list[str]:
+        return [panel.title for panel in self.panels if panel.series == 0]
+
+
 def query_panel(
     store: Store, panel: Json, values: Mapping[str, str], window: Window
 ) -> list[Result]:
@@ -179,16 +200,14 @@ def no_data(ax: Axes) -> None:
 
 
 def time_ticks(ax: Axes, window: Window) -> None:
-    """Whole hours (or days) in Vietnam time, about six of them across the range."""
+    """Round minutes, hours or days in Vietnam time, about six of them across the range."""
     span_h = (window.end - window.start) / 3600
-    every_h = next((h for h in TICK_HOURS if span_h / h <= MAX_TIME_TICKS), 720)
-    first = datetime.fromtimestamp(window.start, VIETNAM_TIME).replace(minute=0, second=0)
-    ticks = []
-    at = first + timedelta(hours=1)
-    while at.timestamp() <= window.end:
-        if (at.hour + 24 * at.toordinal()) % every_h == 0:
-            ticks.append(at.timestamp())
-        at += timedelta(hours=1)
+    every_s = 60 * next(
+        (m for m in TICK_MINUTES if span_h * 60 / m <= MAX_TIME_TICKS), TICK_MINUTES[-1]
+    )
+    offset_s = VIETNAM_OFFSET.total_seconds()
+    first = math.ceil((window.start + offset_s) / every_s) * every_s - offset_s
+    ticks = [first + k * every_s for k in range(int((window.end - first) // every_s) + 1)]
     pattern = "%H:%M" if span_h <= TIME_OF_DAY_UP_TO_H else "%d %b"
     ax.set_xticks(ticks)
     ax.xaxis.set_major_formatter(
@@ -464,8 +483,8 @@ def describe(values: Mapping[str, str]) -> str:
 
 def render_dashboard(
     dashboard: Json, store: Store, window: Window, values: Mapping[str, str], out: Path
-) -> Path:
-    """One PNG of the whole dashboard."""
+) -> RenderedDashboard:
+    """One PNG of the whole dashboard, and what each of its panels showed."""
     placed = list(dashboard.get("panels", []))
     rows_high = max(p["gridPos"]["y"] + p["gridPos"]["h"] for p in placed)
     figure_height_in = HEADER_IN + rows_high * ROW_HEIGHT_IN + 0.1
@@ -483,7 +502,7 @@ def render_dashboard(
             fontsize=8.5,
             color="#555555",
         )
-        for panel in placed:
+        drawn = [
             draw_panel(
                 figure,
                 panel,
@@ -492,11 +511,13 @@ def render_dashboard(
                 values=values,
                 figure_height_in=figure_height_in,
             )
+            for panel in placed
+        ]
         out.parent.mkdir(parents=True, exist_ok=True)
         figure.savefig(out, dpi=100, facecolor="white")
     finally:
         plt.close(figure)
-    return out
+    return RenderedDashboard(out, tuple(panel for panel in drawn if panel is not None))
 
 
 def draw_panel(
@@ -507,12 +528,13 @@ def draw_panel(
     window: Window,
     values: Mapping[str, str],
     figure_height_in: float,
-) -> None:
+) -> DrawnPanel | None:
+    """Draw one panel in its grid place; None for a row's title."""
     box = panel_box(panel, figure_height_in)
     left, bottom, width, height = box
     if panel.get("type") == "row":
         figure.text(left + 0.003, bottom + height / 2, panel["title"], fontsize=11, weight="bold")
-        return
+        return None
     figure.add_artist(
         Rectangle(
             (left + 0.002, bottom + 0.002),
@@ -532,11 +554,13 @@ def draw_panel(
     ax = figure.add_axes(inset(box, figure_height_in, kind))
     ax.set_facecolor("#fbfbfb")
     drawer = DRAWERS.get(kind)
+    results = query_panel(store, panel, values, window)
     if drawer is None:
         ax.set_axis_off()
         ax.text(0.5, 0.5, f"({kind} panel)", ha="center", va="center")
-        return
-    drawer(ax, panel, query_panel(store, panel, values, window), window)
+    else:
+        drawer(ax, panel, results, window)
+    return DrawnPanel(panel["title"], kind, sum(len(result.series) for result in results))
 
 
 def render_all(
@@ -547,7 +571,7 @@ def render_all(
     chosen: Mapping[str, str] | None = None,
     source: Path = JSON_DIR,
     now: float | None = None,
-) -> list[Path]:
+) -> list[RenderedDashboard]:
     store = Store(store_url)
     window = Window.last(hours, now=now)
     written = []
@@ -578,8 +602,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="a template variable's value, e.g. village='Na Sang' (.* for All); repeatable",
     )
     args = parser.parse_args(argv)
-    for path in render_all(args.store, args.out, hours=args.hours, chosen=dict(args.var)):
-        print(path)
+    for rendered in render_all(args.store, args.out, hours=args.hours, chosen=dict(args.var)):
+        empty = rendered.empty_panels
+        print(rendered.path, f"(no data: {', '.join(empty)})" if empty else "")
     return 0
 
 

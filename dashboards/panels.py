@@ -1,0 +1,273 @@
+"""What the dashboards share: queries, colours, value texts and the panel shapes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from grafana_foundation_sdk.builders import stat, table, timeseries
+from grafana_foundation_sdk.builders.common import ReduceDataOptions
+from grafana_foundation_sdk.builders.dashboard import (
+    Dashboard,
+    DashboardLink,
+    QueryVariable,
+    ThresholdsConfig,
+)
+from grafana_foundation_sdk.builders.prometheus import Dataquery
+from grafana_foundation_sdk.cog import variants
+from grafana_foundation_sdk.cog.builder import Builder
+from grafana_foundation_sdk.models import dashboard as model
+from grafana_foundation_sdk.models.common import (
+    BigValueColorMode,
+    BigValueGraphMode,
+    BigValueTextMode,
+    GraphDrawStyle,
+    VisibilityMode,
+)
+from grafana_foundation_sdk.models.prometheus import PromQueryFormat
+
+from dashboards.promql import ALL_VALUE, DATASOURCE_UID
+
+DATASOURCE = model.DataSourceRef(type_val="prometheus", uid=DATASOURCE_UID)
+TAG = "qosfleet"
+VERDICT_FRESH = "10m"  # verdicts are refreshed every minute; older ones mean the engine stopped
+COORDINATES_WINDOW = "30d"  # the default verdict window: a village on the map has recent results
+FLEET_FRESH = "10m"  # the collector rewrites fleet state periodically; older means it stopped
+
+
+def query(
+    expr: str, ref: str = "A", legend: str | None = None, *, instant: bool = False
+) -> Dataquery:
+    """A PromQL target: a range query for charts, or an instant one for stats and tables."""
+    target = Dataquery().expr(expr).ref_id(ref).datasource(DATASOURCE)
+    if legend is not None:
+        target = target.legend_format(legend)
+    return target.instant() if instant else target
+
+
+def as_tables(targets: Sequence[Dataquery]) -> list[Builder[variants.Dataquery]]:
+    """Table format: several instant queries then merge into one row per label set."""
+    return [target.format(PromQueryFormat.TABLE) for target in targets]
+
+
+def thresholds(*steps: tuple[float | None, str]) -> ThresholdsConfig:
+    return (
+        ThresholdsConfig()
+        .mode(model.ThresholdsMode.ABSOLUTE)
+        .steps([model.Threshold(value=value, color=color) for value, color in steps])
+    )
+
+
+def value_map(texts: dict[str, tuple[str, str]]) -> list[model.ValueMapping]:
+    return [
+        model.ValueMap(
+            options={
+                value: model.ValueMappingResult(text=text, color=color, index=index)
+                for index, (value, (text, color)) in enumerate(texts.items())
+            }
+        )
+    ]
+
+
+# qos_compliance_status (the regulation): 1 pass, 0 fail, -1 insufficient data (SERIES.md).
+VERDICT_TEXT = value_map(
+    {"1": ("pass", "green"), "0": ("fail", "red"), "-1": ("insufficient data", "orange")}
+)
+VERDICT_COLOURS = thresholds((None, "orange"), (0, "red"), (1, "green"))
+# qos_compliance_national_target_status: a programme indicator beside the regulation, so a line
+# below it is "below target" in a warning colour, never a red "fail".
+NATIONAL_TARGET_TEXT = value_map(
+    {"1": ("met", "green"), "0": ("below target", "orange"), "-1": ("insufficient data", "blue")}
+)
+NATIONAL_TARGET_COLOURS = thresholds((None, "blue"), (0, "orange"), (1, "green"))
+# qos_compliance_formal: whether the verdict followed the QCVN method (sample mix, day spread).
+METHOD_TEXT = value_map({"1": ("QCVN method", "green"), "0": ("monitoring", "blue")})
+EARLY_WARNING_TEXT = value_map({"1": ("early warning", "orange"), "0": ("none", "green")})
+ONLINE = value_map({"1": ("online", "green"), "0": ("offline", "red")})
+
+
+def override(name: str, **properties: object) -> tuple[str, list[model.DynamicConfigValue]]:
+    return name, [model.DynamicConfigValue(id_val=key, value=v) for key, v in properties.items()]
+
+
+# Label columns first, from the widest area to the narrowest, then the link.
+LABEL_ORDER = (
+    *("probe", "province", "commune", "village"),
+    *("interface", "access", "technology", "operator", "setting", "plan", "profile"),
+)
+
+
+def merge_and_rename(
+    renames: dict[str, str], hide: Sequence[str] = ("Time",)
+) -> list[model.DataTransformerConfig]:
+    """Grafana transformations: one row per label set across table queries, readable columns."""
+    order = [*LABEL_ORDER, *renames]
+    return [
+        model.DataTransformerConfig(id_val="merge", options={}),
+        model.DataTransformerConfig(
+            id_val="organize",
+            options={
+                "renameByName": renames,
+                "excludeByName": dict.fromkeys(hide, True),
+                "indexByName": {name: index for index, name in enumerate(order)},
+            },
+        ),
+    ]
+
+
+def stat_panel(
+    title: str,
+    targets: Sequence[Dataquery],
+    *,
+    unit: str = "short",
+    description: str = "",
+    colours: ThresholdsConfig | None = None,
+    mappings: list[model.ValueMapping] | None = None,
+    width: int = 6,
+    height: int = 4,
+    decimals: float | None = None,
+) -> stat.Panel:
+    panel = (
+        stat.Panel()
+        .title(title)
+        .description(description)
+        .datasource(DATASOURCE)
+        .targets(list(targets))
+        .unit(unit)
+        .span(width)
+        .height(height)
+        .color_mode(BigValueColorMode.VALUE)
+        .graph_mode(BigValueGraphMode.NONE)
+        .text_mode(BigValueTextMode.VALUE_AND_NAME if len(targets) > 1 else BigValueTextMode.AUTO)
+        .reduce_options(ReduceDataOptions().calcs(["lastNotNull"]).values(values=False))
+        .thresholds(colours or thresholds((None, "blue")))
+    )
+    if mappings:
+        panel = panel.mappings(mappings)
+    if decimals is not None:
+        panel = panel.decimals(decimals)
+    return panel
+
+
+def time_panel(
+    title: str,
+    targets: Sequence[Dataquery],
+    *,
+    unit: str,
+    description: str = "",
+    width: int = 12,
+    height: int = 8,
+    from_zero: bool = True,
+) -> timeseries.Panel:
+    panel = (
+        timeseries.Panel()
+        .title(title)
+        .description(description)
+        .datasource(DATASOURCE)
+        .targets(list(targets))
+        .unit(unit)
+        .span(width)
+        .height(height)
+        .draw_style(GraphDrawStyle.LINE)
+        .line_width(1)
+        .fill_opacity(0)
+        .show_points(VisibilityMode.NEVER)
+    )
+    return panel.min(0) if from_zero else panel
+
+
+def dashed_line(panel: timeseries.Panel, ref: str, colour: str) -> timeseries.Panel:
+    return panel.override_by_query(
+        ref,
+        [
+            model.DynamicConfigValue(id_val="color", value={"mode": "fixed", "fixedColor": colour}),
+            model.DynamicConfigValue(id_val="custom.lineStyle", value={"fill": "dash"}),
+            model.DynamicConfigValue(id_val="custom.lineWidth", value=2),
+            model.DynamicConfigValue(id_val="custom.showPoints", value="never"),
+        ],
+    )
+
+
+def target_line(panel: timeseries.Panel, ref: str) -> timeseries.Panel:
+    """The regulation's line dashed red, so a chart reads against the rule."""
+    return dashed_line(panel, ref, "red")
+
+
+def programme_line(panel: timeseries.Panel, ref: str) -> timeseries.Panel:
+    """The national programme's target dashed purple: a goal beside the rule, not the rule."""
+    return dashed_line(panel, ref, "purple")
+
+
+def table_panel(
+    title: str,
+    targets: Sequence[Dataquery],
+    renames: dict[str, str],
+    *,
+    description: str = "",
+    width: int = 12,
+    height: int = 10,
+    mapped_columns: dict[str, list[model.ValueMapping]] | None = None,
+    units: dict[str, str] | None = None,
+) -> table.Panel:
+    panel = (
+        table.Panel()
+        .title(title)
+        .description(description)
+        .datasource(DATASOURCE)
+        .targets(as_tables(targets))
+        .span(width)
+        .height(height)
+        .transformations(merge_and_rename(renames))
+    )
+    for column, mappings in (mapped_columns or {}).items():
+        panel = panel.override_by_name(
+            *override(column, mappings=mappings, **{"custom.cellOptions": {"type": "color-text"}})
+        )
+    for column, unit in (units or {}).items():
+        panel = panel.override_by_name(*override(column, unit=unit))
+    return panel
+
+
+def area_variable(name: str, label: str, selector: str) -> QueryVariable:
+    """A label_values variable with "All" that also matches series lacking the label."""
+    return (
+        QueryVariable(name)
+        .label(label)
+        .query(f"label_values({selector}, {name})")
+        .datasource(DATASOURCE)
+        .refresh(model.VariableRefresh.ON_TIME_RANGE_CHANGED)
+        .sort(model.VariableSort.ALPHABETICAL_ASC)
+        .include_all(include_all=True)
+        .all_value(ALL_VALUE)
+        .current(model.VariableOption(selected=True, text="All", value="$__all"))
+    )
+
+
+def base(uid: str, title: str, description: str, time_from: str) -> Dashboard:
+    return (
+        Dashboard(title)
+        .uid(uid)
+        .description(description)
+        .tags([TAG])
+        .time(time_from, "now")
+        .timezone("browser")
+        .refresh("1m")
+        .readonly()
+        .link(
+            DashboardLink("QoS fleet")
+            .type(model.DashboardLinkType.DASHBOARDS)
+            .tags([TAG])
+            .as_dropdown(as_dropdown=True)
+            .include_vars(include_vars=False)
+            .keep_time(keep_time=True)
+        )
+    )
+
+
+def fleet_state(series: str) -> str:
+    return f"last_over_time({series}[{FLEET_FRESH}])"
+
+
+def worst_verdict(status: str, by: str = "") -> str:
+    """The worst of several verdicts: any fail (0), else any insufficient data (-1), else pass."""
+    grouping = f" by ({by})" if by else ""
+    return f"(max{grouping} ({status} == 0)) or (min{grouping} ({status}))"

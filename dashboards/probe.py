@@ -1,0 +1,265 @@
+"""The technician's probe view: is this probe healthy and what did it measure last?"""
+
+from __future__ import annotations
+
+from grafana_foundation_sdk.builders import bargauge
+from grafana_foundation_sdk.builders.dashboard import (
+    Dashboard,
+    QueryVariable,
+)
+from grafana_foundation_sdk.models import dashboard as model
+from grafana_foundation_sdk.models.common import VizOrientation
+
+from contract.sampling import CLASS_CODES
+from dashboards.panels import (
+    DATASOURCE,
+    ONLINE,
+    base,
+    fleet_state,
+    query,
+    stat_panel,
+    table_panel,
+    thresholds,
+    time_panel,
+    value_map,
+)
+
+PROBE = 'probe="$probe"'
+# A probe without an NTP service to ask (timedatectl) sends no clock state: its results say
+# "unknown" rather than the panel showing no data.
+CLOCK_UNKNOWN = f"(max(last_over_time(qos_seq{{{PROBE}}}[$__range])) * 0 - 1)"
+CLOCK_SYNCED = value_map({"1": ("yes", "green"), "0": ("no", "red"), "-1": ("unknown", "orange")})
+
+
+def dashboard() -> Dashboard:
+    by_link = "interface, access, technology, operator, setting, plan"
+    links = f"max by ({by_link})"
+
+    def classes(code: int) -> str:
+        return (
+            f"sum by ({by_link}) "
+            f"(count_eq_over_time(qos_sample_class{{{PROBE}}}[$__range], {code}))"
+        )
+
+    dashboard = base(
+        "qosfleet-probe",
+        "QoS fleet / Probe",
+        "One probe: its links, last results, clock, errors and data spent.",
+        "now-24h",
+    ).with_variable(
+        QueryVariable("probe")
+        .label("Probe")
+        .query("label_values(qos_seq, probe)")
+        .datasource(DATASOURCE)
+        .refresh(model.VariableRefresh.ON_TIME_RANGE_CHANGED)
+        .sort(model.VariableSort.ALPHABETICAL_ASC)
+    )
+    return (
+        dashboard.with_panel(
+            stat_panel(
+                "Status",
+                [query(f"max({fleet_state(f'qos_probe_online{{{PROBE}}}')})", instant=True)],
+                description="From the probe's retained birth message / last will.",
+                colours=thresholds((None, "red"), (1, "green")),
+                mappings=ONLINE,
+                width=4,
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "Clock synced",
+                [
+                    query(
+                        f"min(last_over_time(qos_clock_synced{{{PROBE}}}[$__range]))"
+                        f" or {CLOCK_UNKNOWN}",
+                        instant=True,
+                    )
+                ],
+                description="As the results in range reported it; unsynced clocks skew time "
+                "series. Unknown: the probe could not ask its NTP service.",
+                colours=thresholds((None, "orange"), (0, "red"), (1, "green")),
+                mappings=CLOCK_SYNCED,
+                width=4,
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "Errors and failed attempts",
+                [
+                    query(
+                        f"sum(sum_over_time(qos_errors{{{PROBE}}}[$__range]))",
+                        "A",
+                        "errors",
+                        instant=True,
+                    ),
+                    query(
+                        f"sum(sum_over_time(qos_attempt_failed{{{PROBE}}}[$__range]))",
+                        "B",
+                        "failed attempts",
+                        instant=True,
+                    ),
+                ],
+                description="Errors carried by results, and tests that could not run.",
+                colours=thresholds((None, "green"), (1, "orange")),
+                width=5,
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "Data used in range",
+                [
+                    query(
+                        f"sum by (interface) (sum_over_time(qos_bytes_used{{{PROBE}}}[$__range]))",
+                        "A",
+                        "{{interface}}",
+                        instant=True,
+                    )
+                ],
+                unit="decbytes",
+                width=5,
+                decimals=1,
+            )
+        )
+        .with_panel(
+            bargauge.Panel()
+            .title("Budget left")
+            .description("Share of the monthly byte budget left, per link.")
+            .datasource(DATASOURCE)
+            .with_target(
+                query(
+                    fleet_state(f"qos_probe_budget_remaining_ratio{{{PROBE}}}"),
+                    "A",
+                    "{{interface}}",
+                    instant=True,
+                )
+            )
+            .unit("percentunit")
+            .min(0)
+            .max(1)
+            .thresholds(thresholds((None, "red"), (0.1, "orange"), (0.25, "green")))
+            .orientation(VizOrientation.HORIZONTAL)
+            .span(6)
+            .height(4)
+        )
+        .with_panel(
+            table_panel(
+                "Links",
+                [
+                    query(
+                        f"sum by ({by_link}) (count_over_time(qos_seq{{{PROBE}}}[$__range]))",
+                        "A",
+                        instant=True,
+                    ),
+                    query(
+                        f"{links} (last_over_time(qos_download_mbps{{{PROBE}}}[$__range]))",
+                        "B",
+                        instant=True,
+                    ),
+                    query(
+                        f"{links} (last_over_time(qos_upload_mbps{{{PROBE}}}[$__range]))",
+                        "C",
+                        instant=True,
+                    ),
+                    query(
+                        f"{links} (last_over_time("
+                        f"qos_latency_idle_median_ms{{{PROBE}}}[$__range]))",
+                        "D",
+                        instant=True,
+                    ),
+                    query(
+                        f"sum by ({by_link}) (sum_over_time("
+                        f"qos_probe_limited{{{PROBE}}}[$__range]))",
+                        "E",
+                        instant=True,
+                    ),
+                ],
+                {
+                    "Value #A": "results",
+                    "Value #B": "last download",
+                    "Value #C": "last upload",
+                    "Value #D": "last idle latency",
+                    "Value #E": "probe-limited",
+                },
+                description="Each link the probe measured in the range, with its last results.",
+                width=24,
+                height=6,
+                units={
+                    "last download": "Mbits",
+                    "last upload": "Mbits",
+                    "last idle latency": "ms",
+                },
+            )
+        )
+        .with_panel(
+            table_panel(
+                "Samples by the method's rules",
+                [
+                    query(classes(code), chr(ord("A") + code - 1), instant=True)
+                    for code in sorted(CLASS_CODES.values())
+                ],
+                {
+                    f"Value #{chr(ord('A') + code - 1)}": name.replace("_", " ")
+                    for name, code in CLASS_CODES.items()
+                },
+                description=(
+                    "Each speed attempt in the range by its class (contract/sampling.py):"
+                    " counted in the verdict, failed (an access failure), probe-limited,"
+                    " implausible (above the technology's ceiling), or too close to the previous"
+                    " counted sample of the link."
+                ),
+                width=24,
+                height=5,
+            )
+        )
+        .with_panel(
+            time_panel(
+                "Download and upload per sample",
+                [
+                    query(f"qos_download_mbps{{{PROBE}}}", "A", "down {{interface}} {{target}}"),
+                    query(f"qos_upload_mbps{{{PROBE}}}", "B", "up {{interface}} {{target}}"),
+                    query(
+                        f"max by (interface) (qos_plan_download_mbps{{{PROBE}}})",
+                        "C",
+                        "plan down {{interface}}",
+                    ),
+                ],
+                unit="Mbits",
+            )
+        )
+        .with_panel(
+            time_panel(
+                "Latency (median)",
+                [
+                    query(f"qos_latency_idle_median_ms{{{PROBE}}}", "A", "idle {{interface}}"),
+                    query(f"qos_latency_loaded_median_ms{{{PROBE}}}", "B", "loaded {{interface}}"),
+                ],
+                unit="ms",
+            )
+        )
+        .with_panel(
+            time_panel(
+                "Errors per hour",
+                [
+                    query(
+                        f"sum by (interface) (sum_over_time(qos_errors{{{PROBE}}}[1h]))",
+                        "A",
+                        "errors {{interface}}",
+                    )
+                ],
+                unit="short",
+            )
+        )
+        .with_panel(
+            time_panel(
+                "Data used per hour",
+                [
+                    query(
+                        f"sum by (interface) (sum_over_time(qos_bytes_used{{{PROBE}}}[1h]))",
+                        "A",
+                        "{{interface}}",
+                    )
+                ],
+                unit="decbytes",
+            )
+        )
+    )
