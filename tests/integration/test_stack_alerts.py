@@ -6,12 +6,17 @@ with each receiver's e-mail and chat replaced by a webhook to a server on loopba
 sees which receiver every alert reached. The broker presents a certificate expiring in 10 days,
 signed by a CA expiring in 3: the collector exports both and the expiry alerts reach the
 operator. Then the collector is stopped, and its CentralServiceDown must reach the operator too.
+A renewed broker certificate, copied over the old one as docs/operate-central.md says, is what the
+broker presents after a SIGHUP.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
+import shutil
+import signal
 import threading
 import time
 import urllib.request
@@ -23,6 +28,7 @@ from typing import Any
 
 import pytest
 
+from collector.certificates import PresentedCertificate
 from lab.alerting import (
     CENTRAL_RULES_FILE,
     alertmanager,
@@ -101,8 +107,11 @@ def webhook_server() -> Iterator[tuple[str, Notifications]]:
 
 
 @contextmanager
-def tls_broker(workdir: Path, ca: Path, certificate: Path, key: Path) -> Iterator[int]:
-    """mosquitto with one TLS listener (anonymous: a lab), presenting `certificate`."""
+def tls_broker(
+    workdir: Path, ca: Path, certificate: Path, key: Path
+) -> Iterator[tuple[int, Service]]:
+    """mosquitto with one TLS listener (anonymous: a lab) presenting `certificate`: its port and
+    its process."""
     port = free_port()
     workdir.mkdir(parents=True, exist_ok=True)
     config = workdir / "mosquitto.conf"
@@ -119,7 +128,7 @@ def tls_broker(workdir: Path, ca: Path, certificate: Path, key: Path) -> Iterato
         "mosquitto", [require_binary("mosquitto"), "-c", str(config)], workdir / "mosquitto.log"
     )
     with service.running(lambda: tcp_answers("127.0.0.1", port)):
-        yield port
+        yield port, service
 
 
 def wait_for(
@@ -177,7 +186,7 @@ def test_expiring_certificates_and_a_stopped_collector_reach_the_operator(
             notifier_url=manager.url,
             rule_files=[rules],
         ) as evaluator,
-        tls_broker(tmp_path / "mosquitto", ca, certificate, key) as broker_port,
+        tls_broker(tmp_path / "mosquitto", ca, certificate, key) as (broker_port, _),
         qos_collector(
             tmp_path,
             broker_url=f"mqtts://127.0.0.1:{broker_port}",
@@ -242,3 +251,27 @@ def test_expiring_certificates_and_a_stopped_collector_reach_the_operator(
         wait_for(store, notifications, "critical", {"alertname": "QcvnAreaFailing"})
         assert notifications.receivers_of("QcvnAreaFailing") == {"critical"}
         assert notifications.receivers_of("CentralServiceDown") == {"operator"}
+
+
+async def test_a_renewed_broker_certificate_is_presented_after_a_reload(tmp_path: Path) -> None:
+    ca, certificate, key = make_certificates(
+        tmp_path / "old", server_valid_for=dt.timedelta(days=10)
+    )
+    _, renewed, renewed_key = make_certificates(
+        tmp_path / "new", server_valid_for=dt.timedelta(days=825)
+    )
+    with tls_broker(tmp_path / "mosquitto", ca, certificate, key) as (port, broker):
+        presented = PresentedCertificate("127.0.0.1", port)
+        (before,) = await presented.read()
+        # As the renewal steps say: copied over the old files (same inode), then SIGHUP.
+        shutil.copyfile(renewed, certificate)
+        shutil.copyfile(renewed_key, key)
+        assert broker.process is not None
+        broker.process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10.0
+        after = before
+        while after == before and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+            (after,) = await presented.read()
+    days = (after.not_after_s - before.not_after_s) / 86_400
+    assert round(days) == 825 - 10, "mosquitto still presents the old certificate"
