@@ -17,13 +17,14 @@ from collections.abc import Coroutine, Iterator, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from cryptography import x509
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from contract.errors import QosfleetError
 from contract.mqtt import BrokerConfig, broker_endpoint
 
 log = logging.getLogger(__name__)
@@ -43,12 +44,37 @@ MAX_SUBJECT_CHARS = 200
 PEM_MARKER = b"-----BEGIN CERTIFICATE-----"
 
 
-class CertificateRefusedError(Exception):
+CertificateRefusal = Literal[
+    "unreadable",
+    "too-large",
+    "not-pem",
+    "malformed",
+    "too-many",
+    "unreachable",
+    "no-certificate",
+    "internal",
+]
+# What the operator reading the collector's log does about each refusal.
+_REFUSAL_HINTS: dict[CertificateRefusal, str] = {
+    "unreadable": "check the path given to --broker-ca or --certificate and that the collector's "
+    "user may read it",
+    "too-large": f"give the certificate itself (PEM, under {MAX_FILE_BYTES} bytes), not an archive",
+    "not-pem": "give a PEM file starting with -----BEGIN CERTIFICATE----- (not a key or DER)",
+    "malformed": "the file is damaged: copy the certificate again from where it was issued",
+    "too-many": "give the fleet's own CA, not a system bundle (a public CA needs no --broker-ca)",
+    "unreachable": "check that the broker runs and its TLS listener answers (CollectorDisconnected "
+    "says the same)",
+    "no-certificate": "the listener presented no certificate: check certfile in mosquitto.conf",
+    "internal": "a collector bug: report it with this log line",
+}
+
+
+class CertificateRefusedError(QosfleetError):
     """A source that gave no certificate; `reason` is the refusal's label."""
 
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(detail)
-        self.reason = reason
+    def __init__(self, reason: CertificateRefusal, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}", _REFUSAL_HINTS[reason])
+        self.reason: CertificateRefusal = reason
 
 
 @dataclass(frozen=True)
@@ -197,24 +223,22 @@ class CertificateWatch(Collector):
             try:
                 found = await source.read()
             except CertificateRefusedError as exc:
-                self._refuse(source, exc.reason, str(exc))
+                self._refuse(source, exc)
             except Exception as exc:  # noqa: BLE001 - a bug here must never stop the ingest
-                self._refuse(source, "internal", repr(exc))
+                self._refuse(source, CertificateRefusedError("internal", repr(exc)))
             else:
                 self._read[source] = found
                 self._ok[source] = True
 
-    def _refuse(self, source: CertificateSource, reason: str, detail: str) -> None:
+    def _refuse(self, source: CertificateSource, refusal: CertificateRefusedError) -> None:
         self._ok[source] = False
-        key = (source.role, reason)
+        key = (source.role, refusal.reason)
         self._refused[key] = self._refused.get(key, 0) + 1
         log.warning(
-            "certificate check of %s %s refused (%s): %s; its expiry is not known until a "
-            "later check reads it",
+            "certificate check of %s %s refused: %s (its last known expiry stays exported)",
             source.role,
             source.name,
-            reason,
-            detail,
+            refusal,
         )
 
     async def run(self) -> None:
