@@ -16,7 +16,9 @@ from pathlib import Path
 
 import aiomqtt
 import msgspec
+from prometheus_client import CollectorRegistry
 
+from collector.certificates import CertificateWatch, broker_sources
 from collector.registry import (
     Approval,
     Pin,
@@ -141,6 +143,20 @@ def _serve_parser() -> argparse.ArgumentParser:
         help="seconds between per-area verdict refreshes (0: off), default %(default)s",
     )
     parser.add_argument("--profiles", help="QCVN profiles TOML (default: the bundled one)")
+    parser.add_argument(
+        "--certificate",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="another PEM certificate whose expiry to export (repeat); --broker-ca and the "
+        "broker's own certificate (mqtts) are watched without it",
+    )
+    parser.add_argument(
+        "--certificate-interval",
+        type=_bounded(1.0, 86_400.0),
+        default=3600.0,
+        help="seconds between reads of the watched certificates; default %(default)s",
+    )
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING"])
     return parser
 
@@ -212,7 +228,13 @@ def run_serve(argv: Sequence[str]) -> int:
                 max_age_s=args.max_age_days * 86_400,
             ),
         )
-        asyncio.run(serve(settings))
+        registry = CollectorRegistry()
+        certificates = CertificateWatch(
+            broker_sources(settings.broker, args.certificate),
+            interval_s=args.certificate_interval,
+            registry=registry,
+        )
+        asyncio.run(certificates.alongside(serve(settings, registry)))
     except QosfleetError as exc:
         print(f"qos-collector: {exc}", file=sys.stderr)
         return 2

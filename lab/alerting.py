@@ -1,7 +1,8 @@
 """vmalert and Alertmanager as local processes, like the services in lab/services.py.
 
 Each starts on a free loopback port with its files in a directory the caller owns, waits until it
-answers, and is stopped when its context ends, also on error.
+answers, and is stopped when its context ends, also on error. Alertmanager runs the shipped routes
+with the receivers' integrations replaced (`lab_alertmanager_config`): a lab never e-mails anyone.
 """
 
 from __future__ import annotations
@@ -20,14 +21,20 @@ from lab.services import Endpoint, Service, free_port, http_ok, require_binary
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
 RULES_FILE = DEPLOY / "alerts" / "qosfleet.rules.yml"
+# The central stack's own alerts (services down, disk, certificates, the heartbeat).
+CENTRAL_RULES_FILE = DEPLOY / "alerts" / "central.rules.yml"
+RULE_FILES = (RULES_FILE, CENTRAL_RULES_FILE)
 ALERTMANAGER_CONFIG = DEPLOY / "alertmanager.yml"
+VMAGENT_CONFIG = DEPLOY / "vmagent.yml"
+# Every level of the route tree, shortened by `lab_alertmanager_config(quick=True)`.
+QUICK_TIMERS = {"group_wait": "0s", "group_interval": "1s", "repeat_interval": "1m"}
 
 
-def rules_with_short_for(target: Path, duration: str) -> Path:
-    """The shipped rule file with every `for` shortened: a lab sees real rules fire in seconds."""
+def rules_with_short_for(target: Path, duration: str, source: Path = RULES_FILE) -> Path:
+    """A shipped rule file with every `for` shortened: a lab sees real rules fire in seconds."""
     import yaml  # noqa: PLC0415 - only the lab and tests rewrite rule files
 
-    document = yaml.safe_load(RULES_FILE.read_text(encoding="utf-8"))
+    document = yaml.safe_load(source.read_text(encoding="utf-8"))
     for group in document["groups"]:
         for rule in group["rules"]:
             if "for" in rule:
@@ -94,11 +101,44 @@ def vmalert(
         yield Endpoint(service, url)
 
 
+def lab_alertmanager_config(
+    target: Path, *, webhook_url: str | None = None, quick: bool = False
+) -> Path:
+    """deploy/alertmanager.yml with the same routes, inhibitions and receiver names, but every
+    receiver's e-mail and webhooks replaced: by nothing, or by one webhook to
+    `webhook_url`/RECEIVER (a test's loopback server sees which receiver an alert reached).
+    `quick` shortens the grouping timers to seconds."""
+    import yaml  # noqa: PLC0415 - only the lab and tests rewrite the config
+
+    document = yaml.safe_load(ALERTMANAGER_CONFIG.read_text(encoding="utf-8"))
+    # The SMTP settings name the operator's server and a secret file: nothing of them is used.
+    document.pop("global", None)
+    document["receivers"] = [
+        {"name": receiver["name"]}
+        | (
+            {"webhook_configs": [{"url": f"{webhook_url}/{receiver['name']}"}]}
+            if webhook_url
+            else {}
+        )
+        for receiver in document["receivers"]
+    ]
+    if quick:
+        routes = [document["route"]]
+        while routes:
+            route = routes.pop()
+            route.update({key: value for key, value in QUICK_TIMERS.items() if key in route})
+            routes.extend(route.get("routes", []))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    return target
+
+
 @contextmanager
 def alertmanager(workdir: Path, *, config: Path | None = None) -> Iterator[Alertmanager]:
-    """Alertmanager with `config` (default: deploy/alertmanager.yml), state kept in `workdir`."""
+    """Alertmanager with `config` (default: the lab's copy of deploy/alertmanager.yml, which
+    notifies nobody), state kept in `workdir`."""
     binary = require_binary("prometheus-alertmanager")
-    config = config or ALERTMANAGER_CONFIG
+    config = config or lab_alertmanager_config(workdir / "alertmanager.yml")
     if not config.is_file():
         raise ServiceError(f"Alertmanager config {config} not found", "pass config=<path>")
     port = free_port()

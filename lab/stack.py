@@ -1,8 +1,9 @@
 """`qos-lab stack`: the central stack of deploy/compose.yaml as local processes, until Ctrl-C.
 
-mosquitto, VictoriaMetrics, vmagent (scraping the collector's own metrics), qos-collector, vmalert
-and Alertmanager run on free loopback ports with the rule file and Alertmanager config the compose
-stack mounts. Grafana is not packaged for Debian, so it is the one piece missing here:
+mosquitto, VictoriaMetrics, vmagent (scraping every service that has metrics, as
+deploy/vmagent.yml), qos-collector, vmalert and Alertmanager run on free loopback ports with the
+rule files the compose stack mounts and its Alertmanager routes (receivers that notify nobody).
+Grafana is not packaged for Debian, so it is the one piece missing here:
 `python -m lab.dashboard_png --store URL` draws the same panels.
 
 The broker is the lab's (anonymous, loopback only) and the collector stores unsigned results of
@@ -26,10 +27,10 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import FrameType
-from typing import TextIO
+from typing import Any, TextIO
 
 from contract.errors import QosfleetError, ServiceError
-from lab.alerting import RULES_FILE, alertmanager, vmalert
+from lab.alerting import RULE_FILES, VMAGENT_CONFIG, alertmanager, vmalert
 from lab.services import (
     Endpoint,
     Service,
@@ -88,6 +89,30 @@ class RunningStack:
         ]
 
 
+def scrape_config(
+    targets: dict[str, str], scrape_interval_s: float, *, source: Path = VMAGENT_CONFIG
+) -> dict[str, Any]:
+    """deploy/vmagent.yml with each job's target replaced (job name -> host:port); jobs without
+    one here (Grafana, not packaged for Debian) are left out."""
+    import yaml  # noqa: PLC0415 - read once at start
+
+    shipped = yaml.safe_load(source.read_text(encoding="utf-8"))
+    jobs = {job["job_name"]: job for job in shipped["scrape_configs"]}
+    unknown = sorted(targets.keys() - jobs.keys())
+    if unknown:
+        raise ServiceError(
+            f"no scrape job {', '.join(unknown)} in {source}", f"jobs there: {', '.join(jobs)}"
+        )
+    return {
+        "global": shipped.get("global", {}) | {"scrape_interval": f"{scrape_interval_s:g}s"},
+        "scrape_configs": [
+            job | {"static_configs": [{"targets": [targets[name]]}]}
+            for name, job in jobs.items()
+            if name in targets
+        ],
+    }
+
+
 @contextmanager
 def vmagent(
     workdir: Path,
@@ -96,7 +121,8 @@ def vmagent(
     scrape_targets: dict[str, str],
     scrape_interval_s: float = SCRAPE_INTERVAL_S,
 ) -> Iterator[Endpoint]:
-    """vmagent scraping `scrape_targets` (job name -> host:port) into the store.
+    """vmagent scraping the jobs of deploy/vmagent.yml at `scrape_targets` (job -> host:port),
+    and itself as job `vmagent`, into the store.
 
     Its buffer (results of scrapes the store could not take yet) lives in `workdir`.
     """
@@ -104,13 +130,7 @@ def vmagent(
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     workdir.mkdir(parents=True, exist_ok=True)
-    config = {
-        "global": {"scrape_interval": f"{scrape_interval_s:g}s"},
-        "scrape_configs": [
-            {"job_name": job, "static_configs": [{"targets": [target]}]}
-            for job, target in scrape_targets.items()
-        ],
-    }
+    config = scrape_config({**scrape_targets, "vmagent": f"127.0.0.1:{port}"}, scrape_interval_s)
     config_path = workdir / "scrape.yml"
     # JSON is YAML: no YAML writer is needed at run time.
     config_path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
@@ -164,22 +184,27 @@ def central_stack(
                 ),
             )
         )
-        scraper = started.enter_context(
-            vmagent(
-                workdir / "vmagent",
-                remote_write_url=f"{store.url}/api/v1/write",
-                scrape_targets={"qos-collector": _host_port(collector.url)},
-                scrape_interval_s=scrape_interval_s,
-            )
-        )
         rules = started.enter_context(
             vmalert(
                 workdir / "vmalert",
                 datasource_url=store.url,
                 notifier_url=notifier.url,
-                rule_files=[RULES_FILE],
+                rule_files=list(RULE_FILES),
                 remote_write_url=store.url,
                 eval_interval=evaluation_interval,
+            )
+        )
+        scraper = started.enter_context(
+            vmagent(
+                workdir / "vmagent",
+                remote_write_url=f"{store.url}/api/v1/write",
+                scrape_targets={
+                    "qos-collector": _host_port(collector.url),
+                    "victoria-metrics": _host_port(store.url),
+                    "vmalert": _host_port(rules.url),
+                    "alertmanager": _host_port(notifier.url),
+                },
+                scrape_interval_s=scrape_interval_s,
             )
         )
         urls = StackUrls(
@@ -197,8 +222,8 @@ def central_stack(
             store.service,
             notifier.service,
             collector.service,
-            scraper.service,
             rules.service,
+            scraper.service,
         )
         yield RunningStack(urls, services, workdir)
 
@@ -253,8 +278,8 @@ def _print_urls(running: RunningStack, out: TextIO) -> None:
             f"raw results need the bearer token in {running.workdir / API_TOKENS_FILE}",
         ),
         ("vmagent", urls.vmagent, ""),
-        ("vmalert", urls.vmalert, "rules: deploy/alerts/qosfleet.rules.yml"),
-        ("Alertmanager", urls.alertmanager, "config: deploy/alertmanager.yml"),
+        ("vmalert", urls.vmalert, "rules: deploy/alerts/*.rules.yml"),
+        ("Alertmanager", urls.alertmanager, "routes of deploy/alertmanager.yml, nobody notified"),
     )
     width = max(len(name) for name, _, _ in rows)
     print("qos-lab: the central stack is up (loopback only)", file=out)

@@ -12,8 +12,16 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 
-def make_certificates(directory: Path) -> tuple[Path, Path, Path]:
-    """(CA, server certificate, server key) in `directory`; the certificate names localhost."""
+def make_certificates(
+    directory: Path,
+    *,
+    ca_valid_for: dt.timedelta = dt.timedelta(days=1),
+    server_valid_for: dt.timedelta = dt.timedelta(days=1),
+) -> tuple[Path, Path, Path]:
+    """(CA, server certificate, server key) in `directory`; the certificate names localhost.
+
+    Each expires `..._valid_for` from now: short-lived ones are what expiry alerts are about.
+    """
     now = dt.datetime.now(dt.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "qosfleet test CA")])
@@ -24,7 +32,7 @@ def make_certificates(directory: Path) -> tuple[Path, Path, Path]:
         .public_key(ca_key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
+        .not_valid_after(now + ca_valid_for)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .sign(ca_key, hashes.SHA256())
     )
@@ -36,7 +44,7 @@ def make_certificates(directory: Path) -> tuple[Path, Path, Path]:
         .public_key(server_key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
+        .not_valid_after(now + server_valid_for)
         .add_extension(
             x509.SubjectAlternativeName(
                 [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]

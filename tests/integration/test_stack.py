@@ -28,6 +28,7 @@ pytestmark = pytest.mark.integration
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 30.0
 SCRAPE_TIMEOUT_S = 15.0
+SCRAPED = {"qos-collector", "victoria-metrics", "vmagent", "vmalert", "alertmanager"}
 EXPECTED_SERVICES = {
     "mosquitto",
     "victoria-metrics",
@@ -60,14 +61,17 @@ def get_text(url: str) -> str:
 
 
 def scraped_into_store(store_url: str) -> bool:
-    """vmagent has scraped the collector and written the series to VictoriaMetrics."""
+    """vmagent has scraped every service with metrics (deploy/vmagent.yml's jobs but Grafana,
+    which is not packaged here) and written them to VictoriaMetrics, the collector's too."""
     deadline = time.monotonic() + SCRAPE_TIMEOUT_S
-    query = urllib.parse.urlencode({"query": "qos_collector_broker_connected"})
+    collector = urllib.parse.urlencode({"query": "qos_collector_broker_connected"})
+    up = urllib.parse.urlencode({"query": "up == 1"})
     while time.monotonic() < deadline:
         with urllib.request.urlopen(f"{store_url}/internal/force_flush", timeout=5):
             pass
-        answer = json.loads(get_text(f"{store_url}/api/v1/query?{query}"))
-        if answer["data"]["result"]:
+        answer = json.loads(get_text(f"{store_url}/api/v1/query?{collector}"))
+        jobs = json.loads(get_text(f"{store_url}/api/v1/query?{up}"))["data"]["result"]
+        if answer["data"]["result"] and {series["metric"]["job"] for series in jobs} == SCRAPED:
             return True
         time.sleep(0.5)
     return False
@@ -113,10 +117,10 @@ def test_stack_answers_and_stops_cleanly(tmp_path: Path, signum: signal.Signals)
         assert http_ok(f"{urls['alertmanager']}/-/ready")
         assert "qos_collector_broker_connected 1.0" in get_text(urls["collector_metrics"])
         assert http_ok(urls["collector_api"])
-        # vmalert loaded the rule file the compose stack mounts.
+        # vmalert loaded the rule files the compose stack mounts.
         groups = json.loads(get_text(f"{urls['vmalert']}/api/v1/rules"))["data"]["groups"]
-        assert {group["name"] for group in groups} >= {"qosfleet-compliance"}
-        assert scraped_into_store(urls["store"]), "vmagent did not bring the collector's metrics"
+        assert {group["name"] for group in groups} >= {"qosfleet-compliance", "qosfleet-stack"}
+        assert scraped_into_store(urls["store"]), "vmagent did not scrape every service"
 
         launcher.send_signal(signum)
         output, _ = launcher.communicate(timeout=STOP_TIMEOUT_S)

@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from agent.cli import REFUSED
-from lab.alerting import ALERTMANAGER_CONFIG, RULES_FILE
+from lab.alerting import ALERTMANAGER_CONFIG, RULE_FILES, VMAGENT_CONFIG
 from lab.services import venv_script
 
 REPO = Path(__file__).resolve().parents[2]
@@ -62,6 +62,11 @@ def command(name: str) -> list[str]:
     argv = services()[name].get("command", [])
     assert isinstance(argv, list), f"{name}: write `command` as a list, not a shell string"
     return [str(item) for item in argv]
+
+
+def repeated(argv: list[str], name: str) -> list[str]:
+    """Every value of a flag given more than once (`-rule=a -rule=b` -> [a, b])."""
+    return [item.split("=", 1)[1] for item in argv if item.startswith(f"-{name}=")]
 
 
 def flags(argv: list[str]) -> dict[str, str]:
@@ -283,11 +288,14 @@ def test_every_variable_is_in_the_env_example() -> None:
     assert used - listed == set(), "add these to deploy/.env.example"
 
 
-def test_vmalert_loads_the_rule_file_promtool_tests() -> None:
-    rule = flags(command("vmalert"))["rule"]
-    assert host_path("vmalert", rule) == RULES_FILE.resolve()
-    tests = yaml.safe_load(RULES_FILE.with_name("qosfleet.rules.test.yml").read_text())
-    assert RULES_FILE.name in tests["rule_files"]
+def test_vmalert_loads_the_rule_files_promtool_tests() -> None:
+    rules = repeated(command("vmalert"), "rule")
+    assert sorted(host_path("vmalert", rule) for rule in rules) == sorted(
+        path.resolve() for path in RULE_FILES
+    )
+    for path in RULE_FILES:
+        tests = yaml.safe_load(path.with_name(path.name.replace(".yml", ".test.yml")).read_text())
+        assert tests["rule_files"] == [path.name]
 
 
 def test_alertmanager_loads_the_config_amtool_checks() -> None:
@@ -344,22 +352,68 @@ def test_vmalert_and_vmagent_reach_the_store_and_alertmanager() -> None:
     assert_points_at(alerting["notifier.url"], "alertmanager")
     scraping = flags(command("vmagent"))
     assert_points_at(scraping["remoteWrite.url"], "victoria-metrics")
-    config_target = services()["vmagent"]["configs"][0]["target"]
-    assert scraping["promscrape.config"] == config_target
-    scrape = yaml.safe_load(compose()["configs"]["vmagent_scrape"]["content"])
-    targets = [
-        target
-        for job in scrape["scrape_configs"]
-        for static in job["static_configs"]
-        for target in static["targets"]
-    ]
+
+
+def scrape_jobs() -> dict[str, list[str]]:
+    """Job name -> targets of the scrape config compose mounts into vmagent."""
+    config = yaml.safe_load(VMAGENT_CONFIG.read_text(encoding="utf-8"))
+    return {
+        job["job_name"]: [
+            target for static in job["static_configs"] for target in static["targets"]
+        ]
+        for job in config["scrape_configs"]
+    }
+
+
+def test_vmagent_scrapes_every_service_with_metrics_on_the_port_it_listens_on() -> None:
+    mounted = flags(command("vmagent"))["promscrape.config"]
+    assert host_path("vmagent", mounted) == VMAGENT_CONFIG.resolve()
+    served_by = {
+        "qos-collector": "collector",
+        "victoria-metrics": "victoria-metrics",
+        "vmagent": "vmagent",
+        "vmalert": "vmalert",
+        "alertmanager": "alertmanager",
+        "grafana": "grafana",
+    }
+    jobs = scrape_jobs()
+    # mosquitto has no /metrics: the collector's broker metrics stand for it.
+    assert set(services()) - {served_by[job] for job in jobs} == {"mosquitto"}
+    for job, targets in jobs.items():
+        assert len(targets) == 1, job
+        assert_points_at(f"http://{targets[0]}/metrics", served_by[job])
     collector_metrics = port_of(flags(command("collector"))["metrics-listen"])
-    assert targets == [f"collector:{collector_metrics}"]
+    assert jobs["qos-collector"] == [f"collector:{collector_metrics}"]
     # Grafana's $__rate_interval assumes the scrape interval its datasource names.
+    scrape = yaml.safe_load(VMAGENT_CONFIG.read_text(encoding="utf-8"))
     sources = yaml.safe_load((PROVISIONING / "datasources" / "victoriametrics.yaml").read_text())
     assert (
         scrape["global"]["scrape_interval"] == sources["datasources"][0]["jsonData"]["timeInterval"]
     )
+
+
+def test_the_stack_alerts_name_the_jobs_vmagent_scrapes() -> None:
+    rules = RULE_FILES[1].read_text(encoding="utf-8")
+    for job in re.findall(r'job="([^"]+)"', rules):
+        assert job in scrape_jobs(), job
+
+
+def test_alertmanager_gets_the_secret_files_its_config_names() -> None:
+    config = ALERTMANAGER_CONFIG.read_text(encoding="utf-8")
+    named = set(re.findall(r"(/run/secrets/[a-z_]+)", config))
+    assert named, "the SMTP password and webhook token are secret files"
+    assert named == mounted_secrets("alertmanager")
+
+
+def test_grafana_needs_a_login_and_gives_new_accounts_the_viewer_role() -> None:
+    environment = {key: str(value) for key, value in services()["grafana"]["environment"].items()}
+    assert environment["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
+    assert environment["GF_USERS_ALLOW_SIGN_UP"] == "false"
+    assert environment["GF_USERS_AUTO_ASSIGN_ORG_ROLE"] == "Viewer"
+    assert environment["GF_USERS_VIEWERS_CAN_EDIT"] == "false"
+    password_file = environment["GF_SECURITY_ADMIN_PASSWORD__FILE"]
+    assert password_file in mounted_secrets("grafana")
+    assert "GF_SECURITY_ADMIN_PASSWORD" not in environment
 
 
 def test_published_ports_lead_to_listening_ports() -> None:
