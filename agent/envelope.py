@@ -8,9 +8,9 @@ import msgspec
 from uuid6 import uuid7
 
 from agent import __version__
-from agent.runners.base import SpeedOutcome
-from agent.runners.ipv6 import Ipv6Outcome
-from agent.runners.latency import LatencyOutcome
+from agent.measurements.base import SpeedOutcome
+from agent.measurements.ipv6 import Ipv6Outcome
+from agent.measurements.latency import LatencyOutcome
 from contract.result import (
     SCHEMA,
     Clock,

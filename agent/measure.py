@@ -39,7 +39,7 @@ class EngineMeasure:
     async def __call__(
         self, config: AgentConfig, job: Job, target: TargetConfig, budget_bytes: int | None
     ) -> Result:
-        from agent.check import CheckOptions, run_check  # noqa: PLC0415 - the heavy engine
+        from agent.engine import CheckOptions, run_check  # noqa: PLC0415 - the heavy engine
 
         return await run_check(
             target_url=target.url,

@@ -15,13 +15,13 @@ from rich.markup import escape
 from rich.status import Status
 from rich.table import Table
 
-from agent.check import ALL_TESTS, CheckOptions, LinkLabels, RunnerName, TestName, run_check
 from agent.config import DEFAULT_PATH, AgentConfig, load_config
 from agent.daemon import probe_meta
+from agent.engine import ALL_TESTS, CheckOptions, LinkLabels, RunnerName, TestName, run_check
 from agent.keys import load_key
+from agent.measurements.base import Progress, SpeedSettings
+from agent.measurements.latency import Method
 from agent.publish import publish_result
-from agent.runners.base import Progress, SpeedSettings
-from agent.runners.latency import Method
 from agent.state import ensure_state_dir, require_writable
 from agent.verdict import TONE_STYLES, sample_lines
 from contract.addresses import parse_url

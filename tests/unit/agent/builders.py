@@ -11,7 +11,7 @@ from agent.budget import TestKind
 from agent.commands.enroll import render_toml
 from agent.config import AgentConfig, TargetConfig, load_config
 from agent.envelope import CheckOutcome, build_result
-from agent.runners.base import SpeedOutcome
+from agent.measurements.base import SpeedOutcome
 from agent.schedule import Job
 from agent.state import next_seq
 from contract.result import Clock, Result, Target, Throughput

@@ -25,9 +25,9 @@ from typing import Any, Final, Literal
 
 import msgspec
 
-from agent.runners.base import Binding
-from agent.runners.netif import BindError, bound_socket
-from agent.runners.rawhttp import (
+from agent.measurements.base import Binding
+from agent.net.netif import BindError, bound_socket
+from agent.net.rawhttp import (
     HTTP_OK,
     Endpoint,
     SmallClient,

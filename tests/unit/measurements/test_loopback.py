@@ -13,9 +13,9 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from aiohttp.test_utils import TestServer
 
-from agent.check import CheckOptions, run_check
-from agent.runners import http, iperf3, latency, speedtest_cli
-from agent.runners.base import Binding, SpeedSettings
+from agent.engine import CheckOptions, run_check
+from agent.measurements import http, iperf3, latency, speedtest_cli
+from agent.measurements.base import Binding, SpeedSettings
 from collector.ingest import rate_is_consistent
 from lab.services import free_port, venv_script
 from target.iperf3 import Iperf3Server

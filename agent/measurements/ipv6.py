@@ -20,8 +20,8 @@ from typing import Final, Literal
 import aiohappyeyeballs
 import msgspec
 
-from agent.runners.base import Binding
-from agent.runners.netif import (
+from agent.measurements.base import Binding
+from agent.net.netif import (
     IF_INET6,
     IPV6_ROUTE,
     BindError,
@@ -30,7 +30,7 @@ from agent.runners.netif import (
     parse_v6_default_routes,
     read_proc,
 )
-from agent.runners.rawhttp import (
+from agent.net.rawhttp import (
     HTTP_OK,
     Endpoint,
     SmallClient,

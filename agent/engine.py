@@ -21,8 +21,8 @@ import msgspec
 from agent.config import AgentConfig
 from agent.envelope import CheckOutcome, build_result
 from agent.health import clock_status
-from agent.runners import http, iperf3, ipv6, latency, speedtest_cli
-from agent.runners.base import (
+from agent.measurements import http, iperf3, ipv6, latency, speedtest_cli
+from agent.measurements.base import (
     Binding,
     Direction,
     Progress,
@@ -31,8 +31,8 @@ from agent.runners.base import (
     checked_speed,
     no_progress,
 )
-from agent.runners.latency import LatencyOutcome, Method
-from agent.runners.netif import BindError, resolve_binding
+from agent.measurements.latency import LatencyOutcome, Method
+from agent.net.netif import BindError, resolve_binding
 from agent.state import next_seq, sample_gap
 from contract.profiles import MOBILE_TECHNOLOGIES, profile_for
 from contract.result import Link, MeasurementError, Plan, Result, Setting, Target, Technology
