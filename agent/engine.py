@@ -1,65 +1,41 @@
-"""One measurement on demand: what a technician runs on site, and what the daemon will repeat.
+"""The measurement engine: the kinds a test asks for, run in order on one link.
 
-A check runs, on one link: idle latency, download (with latency under load beside it), upload,
-and the IPv6 checks. The byte budget covers the whole check; each speed direction may
-spend half of it.
+What a technician's `qos-agent check` runs on site, and what the daemon's measurement child
+repeats on schedule. Every kind is bound to the link's interface and source address; a kind with
+`during` runs beside the kind it measures under load (latency under the download). Bulk kinds
+share the test's byte budget equally. What comes back is a LinkOutcome, one Outcome per kind;
+the result is built from it by agent/envelope.py.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ipaddress
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Final, Literal
 from urllib.parse import urlsplit
 
 import msgspec
 
+from agent.budget import TestKind
 from agent.config import AgentConfig
-from agent.envelope import CheckOutcome, build_result
-from agent.health import clock_status
-from agent.measurements import http, iperf3, ipv6, latency, speedtest_cli
-from agent.measurements.base import (
-    Binding,
-    Direction,
-    Progress,
-    SpeedOutcome,
-    SpeedSettings,
-    checked_speed,
-    no_progress,
+from agent.measurements.base import Progress, SpeedSettings, no_progress
+from agent.measurements.kind import (
+    LinkOutcome,
+    LinkUnderTest,
+    Measurement,
+    MeasureOptions,
+    Outcome,
+    registered_kinds,
 )
-from agent.measurements.latency import LatencyOutcome, Method
 from agent.net.netif import BindError, resolve_binding
-from agent.state import next_seq, sample_gap
-from contract.profiles import MOBILE_TECHNOLOGIES, profile_for
-from contract.result import Link, MeasurementError, Plan, Result, Setting, Target, Technology
+from contract.errors import ConfigError
+from contract.profiles import MOBILE_TECHNOLOGIES
+from contract.result import Link, MeasurementError, Plan, Setting, Target, Technology
 
-RunnerName = Literal["http", "iperf3", "speedtest"]
-TestName = Literal["download", "upload", "latency", "ipv6"]
-ALL_TESTS: Final[tuple[TestName, ...]] = ("download", "upload", "latency", "ipv6")
 UNENROLLED_LINK = Link(interface="auto", access="fixed", technology="unknown", operator="unknown")
-# Latency under load skips the first half second of a transfer: queues are still filling.
-LOADED_DELAY_S: Final = 0.5
-LOADED_MAX_PROBES: Final = 600
-
-SpeedRunner = Callable[[Direction, str, Binding, SpeedSettings, Progress], Awaitable[SpeedOutcome]]
-
-
-class CheckOptions(msgspec.Struct, frozen=True, kw_only=True):
-    """The finer knobs of a check; the defaults suit a technician's one-off check."""
-
-    tests: tuple[TestName, ...] = ALL_TESTS
-    speed: SpeedSettings = SpeedSettings()
-    latency_method: Method = "auto"
-    latency_probes: int = 10
-    iperf3_port: int = iperf3.DEFAULT_PORT
-    # The IPv6 checks' target when the main one is an IPv4 address (e.g. http://[fd00::2]:8080).
-    ipv6_target_url: str | None = None
-    # A name to look up AAAA for (default: the target's host when it is a name).
-    dns_name: str | None = None
 
 
 def probe_id_from_hostname() -> str:
@@ -75,89 +51,6 @@ def target_for(url: str, config: AgentConfig | None) -> Target:
         version = 4
     target_id = next((t.id for t in config.targets if t.url == url), "adhoc") if config else "adhoc"
     return Target(id=target_id, address=host, ip_version=6 if version == 6 else 4)  # noqa: PLR2004
-
-
-def speed_runner(name: RunnerName, options: CheckOptions) -> SpeedRunner:
-    if name == "iperf3":
-
-        async def run_iperf3(
-            direction: Direction,
-            url: str,
-            binding: Binding,
-            settings: SpeedSettings,
-            progress: Progress,
-        ) -> SpeedOutcome:
-            return await iperf3.measure(
-                direction, url, binding, settings, progress, port=options.iperf3_port
-            )
-
-        return run_iperf3
-    return speedtest_cli.measure if name == "speedtest" else http.measure
-
-
-async def run_check(
-    *,
-    target_url: str,
-    config: AgentConfig | None,
-    interface: str | None,
-    runner: RunnerName = "http",
-    budget_bytes: int | None = None,
-    options: CheckOptions | None = None,
-    progress: Progress = no_progress,
-    duration_s: float | None = None,
-    flows: int | None = None,
-    labels: LinkLabels | None = None,
-) -> Result:
-    """Measure one link against one target and wrap it in an (unsigned) result envelope.
-
-    interface: the link to bind every test to (None: the config's first link; with no config,
-    no binding and the kernel routes). budget_bytes: what the whole check may
-    spend (None: no cap). duration_s / flows: shorthands for the longest a speed direction may
-    take and its most parallel flows (options.speed holds the rest). labels: what the link
-    is, for a check without a config (or to correct the config's), so that the sample can be
-    held against the right QCVN profile.
-    """
-    options = options or CheckOptions()
-    if duration_s is not None or flows is not None:
-        speed = options.speed
-        speed = msgspec.structs.replace(
-            speed,
-            max_duration_s=duration_s or speed.max_duration_s,
-            max_flows=flows or speed.max_flows,
-            initial_flows=min(speed.initial_flows, flows or speed.max_flows),
-        )
-        options = msgspec.structs.replace(options, speed=speed)
-    link = config.link(interface) if config else UNENROLLED_LINK
-    if config is None and interface is not None:
-        link = Link(interface=interface, access="fixed", technology="unknown", operator="unknown")
-    if labels is not None:
-        link = labels.applied_to(link)
-    # A result labelled with a link must have travelled over it: never let the kernel choose.
-    bind_to = link.interface if config else interface
-    started_at = datetime.now(UTC)
-    outcome = await measure_link(
-        target_url, bind_to, runner=runner, budget_bytes=budget_bytes, options=options,
-        progress=progress,
-    )  # fmt: skip
-    finished_at = datetime.now(UTC)
-    seq = next_seq(Path(config.state_dir)) if config else 0
-    gap = None
-    if config is not None and outcome.speed_attempt:
-        profile = profile_for(link.technology)
-        min_gap_s = profile.min_gap_s if profile else 0.0
-        gap = sample_gap(Path(config.state_dir), link.interface, finished_at, min_gap_s)
-    return build_result(
-        probe_id=config.probe_id if config else probe_id_from_hostname(),
-        seq=seq,
-        started_at=started_at,
-        finished_at=finished_at,
-        location=config.location if config else None,
-        link=link,
-        target=target_for(target_url, config),
-        outcome=outcome,
-        clock=clock_status(),
-        gap_s=gap,
-    )
 
 
 class LinkLabels(msgspec.Struct, frozen=True, kw_only=True):
@@ -182,113 +75,132 @@ class LinkLabels(msgspec.Struct, frozen=True, kw_only=True):
         return msgspec.structs.replace(link, **changes)
 
 
+def link_for(
+    config: AgentConfig | None, interface: str | None, labels: LinkLabels | None = None
+) -> tuple[Link, str | None]:
+    """What the measured link is, and the interface every kind binds to.
+
+    interface: the link to measure (None: the config's first link; with no config, no binding
+    and the kernel routes). labels: what the link is, for a test without a config (or to
+    correct the config's), so that the sample is held against the right QCVN profile.
+    """
+    link = config.link(interface) if config else UNENROLLED_LINK
+    if config is None and interface is not None:
+        link = Link(interface=interface, access="fixed", technology="unknown", operator="unknown")
+    if labels is not None:
+        link = labels.applied_to(link)
+    # A result labelled with a link must have travelled over it: never let the kernel choose.
+    return link, link.interface if config else interface
+
+
+def speed_settings(
+    settings: SpeedSettings, *, duration_s: float | None = None, flows: int | None = None
+) -> SpeedSettings:
+    """Shorthands for the longest a speed direction may take and its most parallel flows."""
+    return msgspec.structs.replace(
+        settings,
+        max_duration_s=duration_s or settings.max_duration_s,
+        max_flows=flows or settings.max_flows,
+        initial_flows=min(settings.initial_flows, flows or settings.max_flows),
+    )
+
+
+def kinds_of(
+    job: TestKind, chosen: tuple[str, ...] | None, kinds: Mapping[str, Measurement]
+) -> list[Measurement]:
+    """The kinds a test runs: those named (each must exist), else every kind of the job."""
+    if chosen is None:
+        return [kind for kind in kinds.values() if job in kind.jobs]
+    unknown = [name for name in chosen if name not in kinds]
+    if unknown:
+        raise ConfigError(
+            "tests", f"{', '.join(unknown)}: no such measurement", f"choose from {', '.join(kinds)}"
+        )
+    return [kind for kind in kinds.values() if kind.name in chosen]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def timed(kind: Measurement, link: LinkUnderTest) -> Outcome | None:
+    started_at = utc_now()
+    reading = await kind.run(link)
+    if reading is None:
+        return None
+    return Outcome(
+        kind=kind.name,
+        slot=kind.slot,
+        started_at=started_at,
+        finished_at=utc_now(),
+        reading=reading,
+    )
+
+
+async def beside(kind: Measurement, link: LinkUnderTest) -> Outcome | None:
+    """A kind under another's load: from `delay_s` into it until it ends (`link.stop`)."""
+    await asyncio.sleep(kind.delay_s)
+    if link.stop is not None and link.stop.is_set():
+        return None  # the other was over before its load built up: nothing to say
+    return await timed(kind, link)
+
+
 async def measure_link(
     target_url: str,
     interface: str | None,
     *,
-    runner: RunnerName,
-    budget_bytes: int | None,
-    options: CheckOptions,
-    progress: Progress,
-) -> CheckOutcome:
-    """Every test of a check, in order; each failure stays in the outcome as an error."""
+    job: TestKind = "speed",
+    budget_bytes: int | None = None,
+    options: MeasureOptions | None = None,
+    progress: Progress = no_progress,
+    kinds: Mapping[str, Measurement] | None = None,
+) -> LinkOutcome:
+    """Every kind of the test, in order; each failure stays in the outcome as an error.
+
+    interface: the link to bind every kind to (None: no binding, the kernel routes).
+    budget_bytes: what the whole test may spend (None: no cap).
+    """
+    options = options or MeasureOptions()
+    chosen = kinds_of(job, options.kinds, registered_kinds() if kinds is None else kinds)
+    started_at = utc_now()
     try:
         binding = resolve_binding(interface)
     except BindError as exc:
         error = MeasurementError(stage="bind", code="interface-missing", message=str(exc))
-        return CheckOutcome(runner=runner, errors=(error,))
-    tests = options.tests
-    settings = options.speed
-    directions = [test for test in tests if test in {"download", "upload"}]
-    if budget_bytes is not None and directions:
-        per_direction = max(1, budget_bytes // len(directions))
-        settings = msgspec.structs.replace(settings, budget_bytes=per_direction)
-    link = _Link(
-        target_url,
-        binding,
-        measure_speed=speed_runner(runner, options),
-        settings=settings,
-        options=options,
-        progress=progress,
-    )
-    idle = await link.latency("latency-idle") if "latency" in tests else None
-    download, loaded = (
-        await link.download(under_load="latency" in tests) if "download" in tests else (None, None)
-    )
-    upload = await link.speed("upload") if "upload" in tests else None
-    v6 = await link.ipv6() if "ipv6" in tests else None
-    return CheckOutcome(
-        runner=runner,
-        download=download,
-        upload=upload,
-        latency_idle=idle,
-        latency_loaded=loaded,
-        ipv6=v6,
-    )
-
-
-class _Link:
-    """The tests of one check, sharing its target, binding and settings."""
-
-    def __init__(
-        self,
-        target_url: str,
-        binding: Binding,
-        *,
-        measure_speed: SpeedRunner,
-        settings: SpeedSettings,
-        options: CheckOptions,
-        progress: Progress,
-    ) -> None:
-        self.target_url = target_url
-        self.binding = binding
-        self.measure_speed = measure_speed
-        self.settings = settings
-        self.options = options
-        self.progress = progress
-
-    async def speed(self, direction: Direction) -> SpeedOutcome:
-        outcome = await self.measure_speed(
-            direction, self.target_url, self.binding, self.settings, self.progress
+        return LinkOutcome(
+            runner=options.runner, started_at=started_at, finished_at=utc_now(), errors=(error,)
         )
-        return checked_speed(direction, outcome)
-
-    async def latency(self, stage: str, stop: asyncio.Event | None = None) -> LatencyOutcome:
-        if stop is None:
-            self.progress("latency: idle", None)
-        return await latency.measure(
-            self.target_url,
-            self.binding,
-            stage=stage,
-            method=self.options.latency_method,
-            count=LOADED_MAX_PROBES if stop else self.options.latency_probes,
-            stop=stop,
+    bulk = sum(kind.bulk for kind in chosen)
+    share = None if budget_bytes is None or not bulk else max(1, budget_bytes // bulk)
+    outcomes: list[Outcome] = []
+    for kind in chosen:
+        if kind.during is not None:
+            continue  # run beside its kind, below (and not at all without it)
+        link = LinkUnderTest(
+            target_url=target_url,
+            binding=binding,
+            options=options,
+            progress=progress,
+            budget_bytes=share if kind.bulk else None,
         )
-
-    async def download(self, *, under_load: bool) -> tuple[SpeedOutcome, LatencyOutcome | None]:
-        """The download, with latency probes beside it when asked (until it ends)."""
-        if not under_load:
-            return await self.speed("download"), None
         stop = asyncio.Event()
-
-        async def probes() -> LatencyOutcome | None:
-            await asyncio.sleep(LOADED_DELAY_S)
-            if stop.is_set():
-                return None  # the transfer was over before its queues filled: nothing to say
-            return await self.latency("latency-loaded", stop)
-
-        loaded = asyncio.create_task(probes(), name="latency-under-load")
+        companions = [
+            asyncio.create_task(
+                beside(other, dataclasses.replace(link, budget_bytes=None, stop=stop)),
+                name=other.name,
+            )
+            for other in chosen
+            if other.during == kind.name
+        ]
         try:
-            speed = await self.speed("download")
+            outcome = await timed(kind, link)
         finally:
             stop.set()
-        return speed, await loaded
-
-    async def ipv6(self) -> ipv6.Ipv6Outcome:
-        self.progress("ipv6: checking", None)
-        return await ipv6.measure(
-            self.target_url,
-            self.binding,
-            v6_target_url=self.options.ipv6_target_url,
-            dns_name=self.options.dns_name,
-        )
+        found = [outcome, *await asyncio.gather(*companions)]
+        outcomes += [each for each in found if each is not None]
+    return LinkOutcome(
+        runner=options.runner,
+        started_at=started_at,
+        finished_at=utc_now(),
+        outcomes=tuple(outcomes),
+    )

@@ -145,8 +145,8 @@ class AreaStats:
             self.implausible += count
 
 
-class Check(_Frozen, frozen=True, kw_only=True):
-    """One criterion of a profile, so a reader sees why a verdict came out as it did.
+class Judgement(_Frozen, frozen=True, kw_only=True):
+    """One criterion of a profile as judged, so a reader sees why a verdict came out as it did.
 
     `passed` is None when the criterion was not judged (too few samples, or skipped); `skipped`
     marks a criterion that cannot apply (no plan given); `interval_fails` is True when the whole
@@ -220,7 +220,7 @@ class Verdict(_Frozen, frozen=True, kw_only=True):
     sample_mix_required: SampleMix | None
     day_parts: tuple[int, ...]
     day_part_min_share: float | None
-    checks: tuple[Check, ...]
+    criteria: tuple[Judgement, ...]
 
 
 class Estimate(_Frozen, frozen=True, kw_only=True):
@@ -407,7 +407,7 @@ def _interval_fails(estimate: Estimate, comparison: Comparison, threshold: float
     return estimate.ci_low > threshold
 
 
-def _judge(criterion: Criterion, estimate: Estimate, n_required: int) -> Check:
+def _judge(criterion: Criterion, estimate: Estimate, n_required: int) -> Judgement:
     passed: bool | None = None
     note = criterion.note
     threshold = criterion.threshold
@@ -419,7 +419,7 @@ def _judge(criterion: Criterion, estimate: Estimate, n_required: int) -> Check:
         note = f"not judged: n {estimate.n} < {n_required} required"
     else:
         passed = _meets(estimate.value, criterion.comparison, threshold)
-    return Check(
+    return Judgement(
         id=criterion.id,
         name=criterion.name,
         part=criterion.part,
@@ -438,21 +438,21 @@ def _judge(criterion: Criterion, estimate: Estimate, n_required: int) -> Check:
     )
 
 
-def _combine(checks: Iterable[Check], *, enough: bool) -> VerdictStatus:
-    judged = [check for check in checks if not check.skipped]
-    if not enough or not judged:
+def _combine(judgements: Iterable[Judgement], *, enough: bool) -> VerdictStatus:
+    applicable = [judged for judged in judgements if not judged.skipped]
+    if not enough or not applicable:
         return "insufficient-data"
     # A definite fail of any criterion decides, even while another cannot be judged yet.
-    if any(check.passed is False for check in judged):
+    if any(judged.passed is False for judged in applicable):
         return "fail"
-    if any(check.passed is None for check in judged):
+    if any(judged.passed is None for judged in applicable):
         return "insufficient-data"
     return "pass"
 
 
-def _early_warning(checks: Iterable[Check], status: VerdictStatus) -> bool:
+def _early_warning(judgements: Iterable[Judgement], status: VerdictStatus) -> bool:
     return status == "insufficient-data" and any(
-        check.interval_fails for check in checks if not check.skipped
+        judged.interval_fails for judged in judgements if not judged.skipped
     )
 
 
@@ -520,19 +520,19 @@ def judge(
     """The verdict of an area's statistics against one profile."""
     plan = _single_plan(stats)
     estimates = _estimates(stats, profile)
-    checks = [
+    judgements = [
         _judge(criterion, estimates[criterion.statistic], profile.n_required)
         for criterion in criteria(profile, plan)
     ]
     enough = stats.download.n >= profile.n_required
-    regulation = [check for check in checks if check.part == "regulation"]
-    programme = [check for check in checks if check.part == "programme"]
+    regulation = [judged for judged in judgements if judged.part == "regulation"]
+    programme = [judged for judged in judgements if judged.part == "programme"]
     status = _combine(regulation, enough=enough)
-    has_plan_criterion = any(check.id.endswith(".plan") for check in checks)
+    has_plan_criterion = any(judged.id.endswith(".plan") for judged in judgements)
     plan_conformity: VerdictStatus | None = None
     if has_plan_criterion and plan is not None:
         plan_conformity = _combine(
-            (check for check in checks if check.id.endswith(".plan")), enough=enough
+            (judged for judged in judgements if judged.id.endswith(".plan")), enough=enough
         )
     national_target = _combine(programme, enough=enough) if programme else None
 
@@ -586,8 +586,8 @@ def judge(
         latency_ci_low=latency.ci_low if wants_latency else None,
         latency_ci_high=latency.ci_high if wants_latency else None,
         plan_conformity=plan_conformity,
-        plan_download_threshold_mbps=_plan_threshold(checks, "download.plan"),
-        plan_upload_threshold_mbps=_plan_threshold(checks, "upload.plan"),
+        plan_download_threshold_mbps=_plan_threshold(judgements, "download.plan"),
+        plan_upload_threshold_mbps=_plan_threshold(judgements, "upload.plan"),
         national_target=national_target,
         national_target_early_warning=national_target is not None
         and _early_warning(programme, national_target),
@@ -595,12 +595,12 @@ def judge(
         sample_mix_required=profile.sample_mix,
         day_parts=tuple(stats.day_parts),
         day_part_min_share=profile.day_part_min_share,
-        checks=tuple(checks),
+        criteria=tuple(judgements),
     )
 
 
-def _plan_threshold(checks: list[Check], check_id: str) -> float | None:
-    return next((check.threshold for check in checks if check.id == check_id), None)
+def _plan_threshold(judgements: list[Judgement], criterion_id: str) -> float | None:
+    return next((judged.threshold for judged in judgements if judged.id == criterion_id), None)
 
 
 def evaluate_compliance(

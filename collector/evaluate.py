@@ -32,7 +32,7 @@ import msgspec
 from collector.compliance import (
     INTERVAL_METHOD,
     STATISTIC_METHOD,
-    Check,
+    Judgement,
     Sample,
     SampleStatus,
     Verdict,
@@ -381,15 +381,14 @@ def _value(value: float | None, unit: str) -> str:
     return f"{value:.2f} {unit}"
 
 
-def _check_line(check: Check) -> str:
-    mark = "-" if check.skipped else _MARK[check.passed]
-    line = f"  {mark} {check.name}: {_value(check.statistic, check.unit)}"
-    if check.ci_low is not None and check.ci_high is not None:
-        line += (
-            f", 95 % CI [{_value(check.ci_low, check.unit)}, {_value(check.ci_high, check.unit)}]"
-        )
-    if check.note:
-        line += f" ({check.note})"
+def _criterion_line(judged: Judgement) -> str:
+    mark = "-" if judged.skipped else _MARK[judged.passed]
+    line = f"  {mark} {judged.name}: {_value(judged.statistic, judged.unit)}"
+    if judged.ci_low is not None and judged.ci_high is not None:
+        low, high = _value(judged.ci_low, judged.unit), _value(judged.ci_high, judged.unit)
+        line += f", 95 % CI [{low}, {high}]"
+    if judged.note:
+        line += f" ({judged.note})"
     return line
 
 
@@ -430,7 +429,7 @@ def summary(verdict: Verdict, profile: Profile, bad_rows: int) -> str:
     if verdict.ci_low is not None and verdict.ci_high is not None:
         mean += f", 95 % CI [{verdict.ci_low:.2f}, {verdict.ci_high:.2f}]"
     lines.append(mean)
-    lines.extend(_check_line(check) for check in verdict.checks)
+    lines.extend(_criterion_line(judged) for judged in verdict.criteria)
     mix, required = verdict.sample_mix, verdict.sample_mix_required
     counts = {
         "indoor": (mix.indoor, required.indoor if required else None),

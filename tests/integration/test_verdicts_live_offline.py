@@ -176,7 +176,7 @@ def assert_same(live: Verdict, offline: Verdict) -> None:
         "latency_ci_high",
     ):
         assert _same(getattr(live, name), getattr(offline, name)), name
-    assert [c.passed for c in live.checks] == [c.passed for c in offline.checks]
+    assert [c.passed for c in live.criteria] == [c.passed for c in offline.criteria]
 
 
 async def _live(store: VictoriaMetrics, results: list[Result]) -> dict[Area, Verdict]:

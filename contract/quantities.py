@@ -1,0 +1,109 @@
+"""Measured quantities a verdict can judge, declared by the measurement kinds that measure them.
+
+A kind added as a plugin (agent/measurements, entry point group `qosfleet.measurements`) lists
+its quantities; from each declaration alone follow the profile key that sets its limit
+(`mean_limits.<name>_<unit>` in contract/profiles.toml), the criterion (contract.criteria), the
+measured series `qos_<name>_<unit>`, the whole-unit series `qos_counted_<name>_<whole_unit>` the
+store sums exactly (collector/series.py), the verdict's rollup (collector/verdicts.py) and the CSV
+column `evaluate` reads. The next kind then needs no edit in any of those.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from functools import cache
+from importlib.metadata import EntryPoint, entry_points
+from typing import Literal, NamedTuple
+
+from contract.errors import ConfigError
+
+ENTRY_POINT_GROUP = "qosfleet.measurements"
+Comparison = Literal[">=", "<="]
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+_UNIT = re.compile(r"^[a-z0-9]{1,8}$")
+MAX_UNITS_PER = 1_000_000
+REINSTALL_HINT = (
+    "reinstall the package so its entry points are current (pip install -e . in the checkout, "
+    "or scripts/setup)"
+)
+
+
+class Quantity(NamedTuple):
+    """One measured quantity: its name, unit, whole unit (for exact sums) and which way is better.
+
+    `units_per` whole units make one `unit` (100: hundredths); `comparison` is how its mean is
+    held against a profile's limit (`<=`: at most, lower is better).
+    """
+
+    name: str
+    title: str
+    unit: str
+    whole_unit: str
+    units_per: int
+    comparison: Comparison
+
+    @property
+    def field(self) -> str:
+        """The measured series' field, the profile key and the CSV column: e.g. access_delay_ms."""
+        return f"{self.name}_{self.unit}"
+
+    @property
+    def counted_field(self) -> str:
+        """The series of a counted sample's value in whole units (exact sums in the store)."""
+        return f"counted_{self.name}_{self.whole_unit}"
+
+    @property
+    def criterion_id(self) -> str:
+        return f"{self.name}.mean"
+
+    def units(self, value: float) -> int:
+        return round(value * self.units_per)
+
+
+def check_quantity(quantity: object, where: str) -> Quantity:
+    """A declaration from a plugin, checked: its names end up in series and profile keys."""
+    if not isinstance(quantity, Quantity):
+        raise ConfigError(where, f"{quantity!r} is not a contract.quantities.Quantity", "")
+    if not _NAME.match(quantity.name):
+        raise ConfigError(
+            where,
+            f"quantity name {quantity.name!r} is not lower-case letters, digits and _",
+            "name it like access_delay",
+        )
+    for unit in (quantity.unit, quantity.whole_unit):
+        if not _UNIT.match(unit):
+            raise ConfigError(where, f"unit {unit!r} is not 1-8 letters or digits", "e.g. ms")
+    if not 1 <= quantity.units_per <= MAX_UNITS_PER or quantity.comparison not in {">=", "<="}:
+        raise ConfigError(
+            where,
+            f"{quantity.name}: units_per {quantity.units_per} or comparison "
+            f"{quantity.comparison!r} out of range",
+            "units_per from 1 to 1,000,000; comparison >= or <=",
+        )
+    return quantity
+
+
+def quantities_of(found: Iterable[EntryPoint]) -> dict[str, Quantity]:
+    """The quantities the kinds behind these entry points declare (attribute `quantities`)."""
+    declared: dict[str, Quantity] = {}
+    for entry in found:
+        where = f"entry point {entry.name} = {entry.value} ({ENTRY_POINT_GROUP})"
+        try:
+            kind = entry.load()
+        except (ImportError, AttributeError) as exc:
+            raise ConfigError(where, f"cannot be loaded: {exc}", REINSTALL_HINT) from exc
+        for quantity in getattr(kind, "quantities", ()):
+            checked = check_quantity(quantity, where)
+            if checked.name in declared and declared[checked.name] != checked:
+                raise ConfigError(
+                    where, f"quantity {checked.name!r} is declared twice, differently", ""
+                )
+            declared[checked.name] = checked
+    return declared
+
+
+@cache
+def declared_quantities() -> Mapping[str, Quantity]:
+    """Every quantity the installed measurement kinds declare, by name."""
+    return quantities_of(entry_points(group=ENTRY_POINT_GROUP))
