@@ -22,8 +22,15 @@ from typing import Literal
 import msgspec
 from scipy import special
 
-from contract.criteria import Comparison, Criterion, Part, Unit, criteria
-from contract.profiles import Profile, SampleMix, ceiling_mbps, default_technology
+from contract.criteria import Criterion, Part, Unit, criteria
+from contract.profiles import (
+    Profile,
+    SampleMix,
+    ceiling_mbps,
+    default_technology,
+    limited_quantities,
+)
+from contract.quantities import Comparison, declared_quantities
 from contract.result import Mbps, Millis, Plan, Setting
 from contract.sampling import (
     DAY_PARTS,
@@ -70,6 +77,8 @@ class Sample(_Frozen, frozen=True, kw_only=True):
     setting: Setting | None = None
     device: str = ""
     technology: str = ""
+    # Quantities measurement kinds declare (contract.quantities), by name, in their units.
+    values: dict[str, float] = {}
 
 
 @dataclass(slots=True)
@@ -97,6 +106,7 @@ class AreaStats:
 
     `at_or_above` counts counted download samples at or above a rate, keyed by that rate in
     whole units (a profile's share threshold). `plans` holds the subscribed plans seen.
+    `quantities` holds the moments of each declared quantity (contract.quantities) by name.
     """
 
     attempts: int = 0
@@ -108,6 +118,7 @@ class AreaStats:
     download: Moments = field(default_factory=Moments)
     upload: Moments = field(default_factory=Moments)
     latency: Moments = field(default_factory=Moments)
+    quantities: dict[str, Moments] = field(default_factory=dict)
     at_or_above: dict[int, int] = field(default_factory=dict)
     mix: dict[str, int] = field(default_factory=dict)
     day_parts: list[int] = field(default_factory=lambda: [0] * DAY_PARTS)
@@ -123,6 +134,8 @@ class AreaStats:
         self.download.add(other.download)
         self.upload.add(other.upload)
         self.latency.add(other.latency)
+        for name, moments in other.quantities.items():
+            self.quantities.setdefault(name, Moments()).add(moments)
         for threshold, count in other.at_or_above.items():
             self.at_or_above[threshold] = self.at_or_above.get(threshold, 0) + count
         for setting, count in other.mix.items():
@@ -319,6 +332,11 @@ def add_counted(stats: AreaStats, sample: Sample, share_units: Iterable[int]) ->
         stats.upload.add_value(rate_units(sample.upload_mbps))
     if sample.rtt_ms is not None:
         stats.latency.add_value(latency_units(sample.rtt_ms))
+    quantities = declared_quantities()
+    for name, value in sample.values.items():
+        quantity = quantities.get(name)
+        if quantity is not None:
+            stats.quantities.setdefault(name, Moments()).add_value(quantity.units(value))
 
 
 def share_units_of(profile: Profile) -> tuple[int, ...]:
@@ -411,6 +429,8 @@ def _judge(criterion: Criterion, estimate: Estimate, n_required: int) -> Judgeme
     passed: bool | None = None
     note = criterion.note
     threshold = criterion.threshold
+    if threshold is not None and criterion.skip_unmeasured and estimate.n == 0:
+        threshold, note = None, "not judged: no sample in the window measured it"
     if threshold is None:
         pass
     elif estimate.value is None:
@@ -504,7 +524,7 @@ def _estimates(stats: AreaStats, profile: Profile) -> dict[str, Estimate]:
     if share_target is not None and share_target.share_min_mbps is not None:
         count = stats.at_or_above.get(rate_units(share_target.share_min_mbps), 0)
         share = proportion_with_interval(count, stats.download.n)
-    return {
+    estimates = {
         "download.mean": download,
         "download.share": share,
         "upload.mean": mean_of_moments(stats.upload, UNITS_PER_MBPS),
@@ -512,6 +532,10 @@ def _estimates(stats: AreaStats, profile: Profile) -> dict[str, Estimate]:
         "access_failure": proportion_with_interval(stats.failed, stats.attempts),
         "latency.mean": mean_of_moments(stats.latency, UNITS_PER_MS),
     }
+    for quantity, _limit in limited_quantities(profile):
+        moments = stats.quantities.get(quantity.name, Moments())
+        estimates[quantity.criterion_id] = mean_of_moments(moments, quantity.units_per)
+    return estimates
 
 
 def judge(

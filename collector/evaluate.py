@@ -1,9 +1,10 @@
 """`qos-collector evaluate`: judge a campaign CSV against a QCVN profile, offline.
 
 The CSV has a header line; `timestamp` and `download_mbps` are required; `upload_mbps`, `rtt_ms`,
-`status` (ok | failed | probe_limited), `setting` (indoor | outdoor_fixed | outdoor_moving) and
+`status` (ok | failed | probe_limited), `setting` (indoor | outdoor_fixed | outdoor_moving),
 `probe` (the device: the minimum gap between samples is per device; without it the file is one
-device) are optional. Times are ISO 8601 or dd/mm/yyyy [HH:MM[:SS]] (day first, as written in
+device) and a column `<name>_<unit>` per quantity a measurement kind declares (access_delay_ms)
+are optional. Times are ISO 8601 or dd/mm/yyyy [HH:MM[:SS]] (day first, as written in
 Vietnam); a time without zone is UTC unless --timezone names another (+07:00 for Vietnam time).
 Commas or semicolons separate fields; with semicolons a decimal comma is read too (41,5). A bad
 row is reported by line number and skipped; a rate above its technology's physical ceiling is
@@ -47,11 +48,22 @@ from contract.profiles import (
     default_technology,
     load_profiles,
 )
+from contract.quantities import declared_quantities
 from contract.result import MAX_MBPS, Plan, Setting
 
 PROG = "qos-collector evaluate"
 REQUIRED_COLUMNS: Final = ("timestamp", "download_mbps")
-OPTIONAL_COLUMNS: Final = ("upload_mbps", "rtt_ms", "status", "setting", "probe")
+QUANTITIES: Final = tuple(declared_quantities().values())
+OPTIONAL_COLUMNS: Final = (
+    "upload_mbps",
+    "rtt_ms",
+    "status",
+    "setting",
+    "probe",
+    *(quantity.field for quantity in QUANTITIES),
+)
+# The contract's bound on a measured quantity's value (contract.result.MeasuredValue).
+MAX_QUANTITY = 1e9
 # An RTT beyond ten minutes is a broken clock or a unit mix-up, not a latency.
 MAX_RTT_MS = 600_000.0
 STATUSES: Final[tuple[str, ...]] = get_args(SampleStatus)
@@ -182,6 +194,10 @@ def _sample(row: _Row, *, decimal_comma: bool, zone: tzinfo) -> Sample:
     download = _number(row, "download_mbps", MAX_MBPS, decimal_comma=decimal_comma)
     if download is None and status != "failed":
         raise _RowError("download_mbps is missing; only a failed row may leave it empty")
+    values = {
+        quantity.name: _number(row, quantity.field, MAX_QUANTITY, decimal_comma=decimal_comma)
+        for quantity in QUANTITIES
+    }
     return msgspec.convert(
         {
             "timestamp": timestamp,
@@ -191,6 +207,7 @@ def _sample(row: _Row, *, decimal_comma: bool, zone: tzinfo) -> Sample:
             "status": status,
             "setting": setting,
             "device": probe,
+            "values": {name: value for name, value in values.items() if value is not None},
         },
         Sample,
     )

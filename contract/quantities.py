@@ -17,6 +17,7 @@ from importlib.metadata import EntryPoint, entry_points
 from typing import Literal, NamedTuple
 
 from contract.errors import ConfigError
+from contract.result import Measurements
 
 ENTRY_POINT_GROUP = "qosfleet.measurements"
 Comparison = Literal[">=", "<="]
@@ -107,3 +108,12 @@ def quantities_of(found: Iterable[EntryPoint]) -> dict[str, Quantity]:
 def declared_quantities() -> Mapping[str, Quantity]:
     """Every quantity the installed measurement kinds declare, by name."""
     return quantities_of(entry_points(group=ENTRY_POINT_GROUP))
+
+
+def value_in(measurements: Measurements, name: str) -> float | None:
+    """A result's value of a declared quantity: from the block of whichever kind measured it."""
+    for block in measurements.kinds.values():
+        value = block.values.get(name)
+        if value is not None:
+            return value
+    return None
