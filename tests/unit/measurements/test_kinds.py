@@ -71,7 +71,9 @@ def _site_entry_points(name: str = "hops") -> list[object]:
 
 def test_the_installed_kinds_come_in_the_order_a_test_runs_them() -> None:
     kinds = registered_kinds()
-    assert list(kinds)[:5] == ["latency", "download", "latency_loaded", "upload", "ipv6"]
+    assert list(kinds)[:6] == [
+        "access_delay", "latency", "download", "latency_loaded", "upload", "ipv6",
+    ]  # fmt: skip
     assert all(isinstance(kind, Measurement) for kind in kinds.values())
     assert kinds["latency_loaded"].during == "download"
     assert {name for name, kind in kinds.items() if kind.bulk} == {"download", "upload"}
