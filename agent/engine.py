@@ -28,6 +28,7 @@ from agent.measurements.kind import (
     Measurement,
     MeasureOptions,
     Outcome,
+    Registry,
     registered_kinds,
 )
 from agent.net.netif import BindError, resolve_binding
@@ -153,7 +154,7 @@ async def measure_link(
     budget_bytes: int | None = None,
     options: MeasureOptions | None = None,
     progress: Progress = no_progress,
-    kinds: Mapping[str, Measurement] | None = None,
+    registry: Registry | None = None,
 ) -> LinkOutcome:
     """Every kind of the test, in order; each failure stays in the outcome as an error.
 
@@ -161,14 +162,18 @@ async def measure_link(
     budget_bytes: what the whole test may spend (None: no cap).
     """
     options = options or MeasureOptions()
-    chosen = kinds_of(job, options.kinds, registered_kinds() if kinds is None else kinds)
+    registry = registry or registered_kinds()
+    chosen = kinds_of(job, options.kinds, registry.kinds)
     started_at = utc_now()
     try:
         binding = resolve_binding(interface)
     except BindError as exc:
         error = MeasurementError(stage="bind", code="interface-missing", message=str(exc))
         return LinkOutcome(
-            runner=options.runner, started_at=started_at, finished_at=utc_now(), errors=(error,)
+            runner=options.runner,
+            started_at=started_at,
+            finished_at=utc_now(),
+            errors=(error, *registry.unusable),
         )
     bulk = sum(kind.bulk for kind in chosen)
     share = None if budget_bytes is None or not bulk else max(1, budget_bytes // bulk)
@@ -203,4 +208,5 @@ async def measure_link(
         started_at=started_at,
         finished_at=utc_now(),
         outcomes=tuple(outcomes),
+        errors=registry.unusable,
     )

@@ -10,7 +10,7 @@ from typing import Annotated
 import msgspec
 
 from contract.errors import ConfigError
-from contract.quantities import Quantity, declared_quantities
+from contract.quantities import Quantity, declared, declared_quantities
 from contract.result import MAX_MBPS, Access, Technology
 from contract.typed import Strict, convert, read_toml
 
@@ -136,13 +136,15 @@ def _check_profile(file: str, name: str, profile: Profile) -> None:
 
 def _check_mean_limits(file: str, name: str, profile: Profile) -> set[str]:
     """Each limited quantity must be declared by an installed kind; its criterion ids."""
-    fields = {quantity.field: quantity for quantity in declared_quantities().values()}
+    found = declared()
+    fields = {quantity.field: quantity for quantity in found.quantities.values()}
     for key in profile.mean_limits:
         if key not in fields:
+            unusable = "".join(f"; not usable: {reason}" for reason in found.unusable)
             raise ConfigError(
                 f"{file}: profiles.{name}.mean_limits.{key}",
                 "names no quantity a measurement kind declares",
-                f"use one of {', '.join(sorted(fields)) or '(none installed)'}",
+                f"use one of {', '.join(sorted(fields)) or '(none installed)'}{unusable}",
             )
     return {fields[key].criterion_id for key in profile.mean_limits}
 

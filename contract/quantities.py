@@ -85,29 +85,49 @@ def check_quantity(quantity: object, where: str) -> Quantity:
     return quantity
 
 
-def quantities_of(found: Iterable[EntryPoint]) -> dict[str, Quantity]:
-    """The quantities the kinds behind these entry points declare (attribute `quantities`)."""
-    declared: dict[str, Quantity] = {}
+class Declared(NamedTuple):
+    """The quantities usable kinds declare, by name, and why each unusable entry point is not."""
+
+    quantities: Mapping[str, Quantity]
+    unusable: tuple[str, ...] = ()
+
+
+def _declared_by(entry: EntryPoint) -> tuple[Quantity, ...]:
+    where = f"entry point {entry.name} = {entry.value} ({ENTRY_POINT_GROUP})"
+    try:
+        kind = entry.load()
+    except Exception as exc:
+        raise ConfigError(where, f"cannot be loaded: {exc!r}", REINSTALL_HINT) from exc
+    return tuple(check_quantity(quantity, where) for quantity in getattr(kind, "quantities", ()))
+
+
+def quantities_of(found: Iterable[EntryPoint]) -> Declared:
+    """The quantities the kinds behind these entry points declare (attribute `quantities`); a
+    kind that cannot be loaded, or declares a bad quantity, declares nothing and says why."""
+    quantities: dict[str, Quantity] = {}
+    unusable: list[str] = []
     for entry in found:
-        where = f"entry point {entry.name} = {entry.value} ({ENTRY_POINT_GROUP})"
         try:
-            kind = entry.load()
-        except (ImportError, AttributeError) as exc:
-            raise ConfigError(where, f"cannot be loaded: {exc}", REINSTALL_HINT) from exc
-        for quantity in getattr(kind, "quantities", ()):
-            checked = check_quantity(quantity, where)
-            if checked.name in declared and declared[checked.name] != checked:
-                raise ConfigError(
-                    where, f"quantity {checked.name!r} is declared twice, differently", ""
-                )
-            declared[checked.name] = checked
-    return declared
+            declarations = _declared_by(entry)
+        except ConfigError as exc:
+            unusable.append(str(exc))
+            continue
+        clashes = [q for q in declarations if quantities.setdefault(q.name, q) != q]
+        unusable += [
+            f"entry point {entry.name}: quantity {q.name!r} is declared differently elsewhere"
+            for q in clashes
+        ]
+    return Declared(quantities, tuple(unusable))
 
 
 @cache
+def declared() -> Declared:
+    return quantities_of(entry_points(group=ENTRY_POINT_GROUP))
+
+
 def declared_quantities() -> Mapping[str, Quantity]:
     """Every quantity the installed measurement kinds declare, by name."""
-    return quantities_of(entry_points(group=ENTRY_POINT_GROUP))
+    return declared().quantities
 
 
 def value_in(measurements: Measurements, name: str) -> float | None:

@@ -147,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
 def _options(args: argparse.Namespace) -> MeasureOptions:
     kinds = None
     if args.tests is not None:
-        installed = registered_kinds()
+        installed = registered_kinds().kinds
         kinds = tuple(word.strip() for word in args.tests.split(","))
         for word in kinds:
             if word not in installed:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
 from importlib.metadata import EntryPoint, entry_points
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
 
 import msgspec
 
@@ -149,35 +149,60 @@ class Measurement(Protocol):
         ...
 
 
-def load_kinds(found: Iterable[EntryPoint]) -> dict[str, Measurement]:
-    """The kinds behind these entry points, in their order; a broken one is named, not skipped."""
+class Registry(NamedTuple):
+    """The usable kinds by name, in the order a test runs them, and an error for each entry
+    point that is not usable: a site's broken kind is reported in every result (failure is
+    data) and never stops the bundled measurements."""
+
+    kinds: Mapping[str, Measurement]
+    unusable: tuple[MeasurementError, ...] = ()
+
+
+def load_kind(entry: EntryPoint) -> Measurement:
+    """The kind behind one entry point; ConfigError names the entry point and what is wrong."""
+    where = f"entry point {entry.name} = {entry.value} ({ENTRY_POINT_GROUP})"
+    try:
+        kind = entry.load()
+    except Exception as exc:
+        raise ConfigError(where, f"cannot be loaded: {exc!r}", REINSTALL_HINT) from exc
+    if not isinstance(kind, Measurement):
+        raise ConfigError(
+            where,
+            "is not a measurement kind (agent.measurements.kind.Measurement)",
+            "point the entry point at an object with name, slot, jobs, order, during, "
+            "delay_s, bulk, quantities and run",
+        )
+    if kind.name != entry.name:
+        raise ConfigError(where, f"names its kind {kind.name!r}", "register it under its name")
+    for quantity in kind.quantities:
+        check_quantity(quantity, where)
+    return kind
+
+
+def load_kinds(found: Iterable[EntryPoint]) -> Registry:
+    """The kinds behind these entry points; ConfigError when none is usable (a stale install)."""
     kinds: dict[str, Measurement] = {}
+    unusable: list[MeasurementError] = []
     for entry in found:
-        where = f"entry point {entry.name} = {entry.value} ({ENTRY_POINT_GROUP})"
+        if entry.name in kinds:
+            continue  # the first distribution on the path wins, as for any entry point
         try:
-            kind = entry.load()
-        except (ImportError, AttributeError) as exc:
-            raise ConfigError(where, f"cannot be loaded: {exc}", REINSTALL_HINT) from exc
-        if not isinstance(kind, Measurement):
-            raise ConfigError(
-                where,
-                "is not a measurement kind (agent.measurements.kind.Measurement)",
-                "point the entry point at an object with name, slot, jobs, order, during, "
-                "delay_s, bulk, quantities and run",
+            kinds[entry.name] = load_kind(entry)
+        except ConfigError as exc:
+            message = str(exc)[:2000]
+            unusable.append(
+                MeasurementError(stage=entry.name, code="kind-unusable", message=message)
             )
-        if kind.name != entry.name or kind.name in kinds:
-            raise ConfigError(
-                where, f"kind {kind.name!r} is registered twice or under another name", ""
-            )
-        for quantity in kind.quantities:
-            check_quantity(quantity, where)
-        kinds[kind.name] = kind
     if not kinds:
-        raise ConfigError(ENTRY_POINT_GROUP, "no measurement kind is registered", REINSTALL_HINT)
-    return dict(sorted(kinds.items(), key=lambda item: (item[1].order, item[0])))
+        reasons = "; ".join(error.message for error in unusable) or "none is registered"
+        raise ConfigError(
+            ENTRY_POINT_GROUP, f"no usable measurement kind: {reasons}", REINSTALL_HINT
+        )
+    ordered = dict(sorted(kinds.items(), key=lambda item: (item[1].order, item[0])))
+    return Registry(ordered, tuple(unusable))
 
 
 @cache
-def registered_kinds() -> Mapping[str, Measurement]:
-    """Every installed kind, by name, in the order a test runs them."""
+def registered_kinds() -> Registry:
+    """Every installed kind, in the order a test runs them."""
     return load_kinds(entry_points(group=ENTRY_POINT_GROUP))

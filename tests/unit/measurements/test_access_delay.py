@@ -56,7 +56,7 @@ def _link(url: str) -> LinkUnderTest:
 
 
 async def test_access_delay_is_a_kind_in_the_result_with_its_own_times(target: str) -> None:
-    assert "access_delay" in registered_kinds()
+    assert "access_delay" in registered_kinds().kinds
     options = MeasureOptions(kinds=("access_delay",))
     measured = await measure_link(target, None, options=options)
     result = build_result(

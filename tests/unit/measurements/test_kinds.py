@@ -65,12 +65,10 @@ def site_distribution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return info
 
 
-def _site_entry_points(name: str = "hops") -> list[object]:
-    return [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == name]
-
-
 def test_the_installed_kinds_come_in_the_order_a_test_runs_them() -> None:
-    kinds = registered_kinds()
+    registry = registered_kinds()
+    assert registry.unusable == ()
+    kinds = registry.kinds
     assert list(kinds)[:6] == [
         "access_delay", "latency", "download", "latency_loaded", "upload", "ipv6",
     ]  # fmt: skip
@@ -82,19 +80,19 @@ def test_the_installed_kinds_come_in_the_order_a_test_runs_them() -> None:
 def test_a_site_adds_a_kind_from_its_own_distribution(site_distribution: Path) -> None:
     assert site_distribution.exists()
     found = entry_points(group=ENTRY_POINT_GROUP)
-    kinds = load_kinds(found)
+    kinds = load_kinds(found).kinds
     assert list(kinds)[-1] == "hops"  # order 90: after the bundled kinds
     assert "latency" in kinds
-    assert quantities_of(found)["hops"].counted_field == "counted_hops_hops"
+    assert quantities_of(found).quantities["hops"].counted_field == "counted_hops_hops"
 
 
 async def test_a_site_kind_lands_in_the_result_with_its_own_times(
     site_distribution: Path,
 ) -> None:
     assert site_distribution.name.endswith(".dist-info")
-    kinds = load_kinds(entry_points(group=ENTRY_POINT_GROUP))
+    registry = load_kinds(entry_points(group=ENTRY_POINT_GROUP))
     options = MeasureOptions(kinds=("hops",))
-    measured = await measure_link("http://127.0.0.1:9", None, options=options, kinds=kinds)
+    measured = await measure_link("http://127.0.0.1:9", None, options=options, registry=registry)
     result = build_result(
         None,
         link=UNENROLLED_LINK,
@@ -113,19 +111,34 @@ async def test_a_site_kind_lands_in_the_result_with_its_own_times(
     assert decode_result(encode_result(result)).measurements.kinds["hops"] == block
 
 
-def test_an_entry_point_that_is_no_kind_is_named(site_distribution: Path) -> None:
-    info = site_distribution
-    (info / "entry_points.txt").write_text(
+async def test_a_broken_site_kind_is_an_error_in_every_result_not_the_end_of_measuring(
+    site_distribution: Path,
+) -> None:
+    (site_distribution / "entry_points.txt").write_text(
         f"[{ENTRY_POINT_GROUP}]\nhops = site_kinds:NOT_A_KIND\nlost = site_kinds:MISSING\n"
+        "renamed = site_kinds:KIND\n"
     )
-    with pytest.raises(ConfigError, match=r"hops = site_kinds:NOT_A_KIND.*not a measurement kind"):
-        load_kinds(_site_entry_points("hops"))  # type: ignore[arg-type]
-    with pytest.raises(ConfigError, match=r"lost = site_kinds:MISSING.*cannot be loaded"):
-        load_kinds(_site_entry_points("lost"))  # type: ignore[arg-type]
+    registry = load_kinds(entry_points(group=ENTRY_POINT_GROUP))
+    assert "latency" in registry.kinds
+    reasons = {error.stage: error.message for error in registry.unusable}
+    assert set(reasons) == {"hops", "lost", "renamed"}
+    assert "hops = site_kinds:NOT_A_KIND" in reasons["hops"]
+    assert "not a measurement kind" in reasons["hops"]
+    assert "cannot be loaded" in reasons["lost"]
+    assert "names its kind 'hops'" in reasons["renamed"]
+    options = MeasureOptions(kinds=("ipv6",))
+    measured = await measure_link("http://127.0.0.1:9", None, options=options, registry=registry)
+    assert [outcome.kind for outcome in measured.outcomes] == ["ipv6"]
+    assert {error.code for error in measured.all_errors} == {"kind-unusable"}
+    # The collector's side: the broken kinds declare nothing, and say why.
+    found = quantities_of(entry_points(group=ENTRY_POINT_GROUP))
+    assert "access_delay" in found.quantities
+    assert len(found.unusable) == 1  # the missing one; NOT_A_KIND declares nothing
+    assert "hops" in found.quantities  # the misnamed kind still declares its quantity
 
 
 def test_no_kind_at_all_says_to_reinstall() -> None:
-    with pytest.raises(ConfigError, match="no measurement kind") as raised:
+    with pytest.raises(ConfigError, match="no usable measurement kind") as raised:
         load_kinds([])
     assert "pip install -e" in raised.value.hint
 
