@@ -28,6 +28,7 @@ from agent.measurements.kind import (
     Measurement,
     MeasureOptions,
     Outcome,
+    Reading,
     Registry,
     registered_kinds,
 )
@@ -125,8 +126,14 @@ def utc_now() -> datetime:
 
 
 async def timed(kind: Measurement, link: LinkUnderTest) -> Outcome | None:
+    """The kind's reading with its own start and end; a fault of the kind is an error in it."""
     started_at = utc_now()
-    reading = await kind.run(link)
+    try:
+        reading = await kind.run(link)
+    except Exception as exc:  # noqa: BLE001 - a kind's bug must not lose the other kinds' readings
+        message = f"the {kind.name} measurement failed unexpectedly (a bug): {exc!r}"
+        error = MeasurementError(stage=kind.name, code="internal", message=message[:2000])
+        reading = Reading(errors=(error,))
     if reading is None:
         return None
     return Outcome(

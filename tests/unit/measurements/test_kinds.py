@@ -111,6 +111,29 @@ async def test_a_site_kind_lands_in_the_result_with_its_own_times(
     assert decode_result(encode_result(result)).measurements.kinds["hops"] == block
 
 
+async def test_a_kind_that_raises_is_an_error_beside_the_others_readings(
+    site_distribution: Path,
+) -> None:
+    (site_distribution.parent / "faulty_kinds.py").write_text(
+        textwrap.dedent(SITE_KIND).replace(
+            'return Reading(block={"values": {"hops": 7.0}}, bytes_used=120)',
+            'raise RuntimeError("a bug in the site kind")',
+        ),
+        encoding="utf-8",
+    )
+    (site_distribution / "entry_points.txt").write_text(
+        f"[{ENTRY_POINT_GROUP}]\nhops = faulty_kinds:KIND\n", encoding="utf-8"
+    )
+    registry = load_kinds(entry_points(group=ENTRY_POINT_GROUP))
+    options = MeasureOptions(kinds=("hops", "ipv6"))
+    measured = await measure_link("http://127.0.0.1:9", None, options=options, registry=registry)
+    assert [outcome.kind for outcome in measured.outcomes] == ["ipv6", "hops"]
+    (failed,) = [outcome for outcome in measured.outcomes if outcome.kind == "hops"]
+    assert failed.reading.block is None
+    assert [(e.stage, e.code) for e in failed.reading.errors] == [("hops", "internal")]
+    assert "a bug in the site kind" in failed.reading.errors[0].message
+
+
 async def test_a_broken_site_kind_is_an_error_in_every_result_not_the_end_of_measuring(
     site_distribution: Path,
 ) -> None:
