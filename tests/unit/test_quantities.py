@@ -9,6 +9,7 @@ import msgspec
 import pytest
 
 from collector.compliance import AreaStats, Moments, judge
+from collector.evaluate import parse_campaign
 from collector.series import FIELD_NAMES, fields
 from contract.criteria import criteria
 from contract.errors import ConfigError, WireError
@@ -143,3 +144,18 @@ def test_a_hostile_kind_block_is_refused_naming_where(kinds: dict[str, object]) 
     wire["measurements"]["kinds"] = kinds
     with pytest.raises(WireError, match=r"\$\.measurements\.kinds"):
         decode_result(msgspec.json.encode(wire))
+
+
+def test_evaluate_reads_a_declared_quantity_from_its_column() -> None:
+    campaign = parse_campaign(
+        [
+            "timestamp,download_mbps,access_delay_ms\n",
+            "2026-03-01T08:00:00Z,45.0,812.5\n",
+            "2026-03-01T09:00:00Z,45.0,\n",
+            "2026-03-01T10:00:00Z,45.0,soon\n",
+        ]
+    )
+    assert [sample.values for sample in campaign.samples] == [{"access_delay": 812.5}, {}]
+    (bad,) = campaign.bad_rows
+    assert bad.line == 4
+    assert "access_delay_ms" in bad.reason
