@@ -10,7 +10,7 @@ from typing import Annotated
 import msgspec
 
 from contract.errors import ConfigError
-from contract.quantities import Quantity, declared, declared_quantities
+from contract.quantities import REINSTALL_HINT, Quantity, declared, declared_quantities
 from contract.result import MAX_MBPS, Access, Technology
 from contract.typed import Strict, convert, read_toml
 
@@ -141,10 +141,11 @@ def _check_mean_limits(file: str, name: str, profile: Profile) -> set[str]:
     for key in profile.mean_limits:
         if key not in fields:
             unusable = "".join(f"; not usable: {reason}" for reason in found.unusable)
+            choices = f"use one of {', '.join(sorted(fields))}" if fields else REINSTALL_HINT
             raise ConfigError(
                 f"{file}: profiles.{name}.mean_limits.{key}",
                 "names no quantity a measurement kind declares",
-                f"use one of {', '.join(sorted(fields)) or '(none installed)'}{unusable}",
+                f"{choices}{unusable}",
             )
     return {fields[key].criterion_id for key in profile.mean_limits}
 
