@@ -1,4 +1,5 @@
-"""The probe's daemon: schedule, budget, measure, add radio + health, sign, spool, publish."""
+"""The probe's daemon: schedule, budget, measure (in a child), build the result with its radio
+and health, sign, spool, publish."""
 
 from __future__ import annotations
 
@@ -17,21 +18,24 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from agent import __version__
 from agent.budget import Budget, TestKind
 from agent.config import AgentConfig, TargetConfig
+from agent.engine import target_for
+from agent.envelope import build_result
 from agent.health import clock_status, cpu_temperature_c, disk_free_bytes
+from agent.measurements.kind import LinkOutcome
 from agent.publish import Publisher
 from agent.radio import Mmcli, read_radio, run_mmcli
 from agent.schedule import Job, Scheduler
 from agent.spool import RESERVE_NAME, Spool
 from agent.state import DaemonState, open_state_db, record_daemon_state
 from contract.fleet import ProbeHealth, ProbeMeta, ProbeStatus
-from contract.result import HealthSnapshot, Location, Radio, Result, encode_result
+from contract.result import HealthSnapshot, Location, encode_result
 from contract.signing import public_key_text, sign_result
 
 log = logging.getLogger("qosfleet.agent")
 
 
 class Measure(Protocol):
-    """The measurement engine as the daemon sees it: one test of a kind on a link -> a result.
+    """The measurement engine as the daemon sees it: one test of a kind on a link -> an outcome.
 
     `budget_bytes` is what the link's monthly budget has left (None: no cap); the engine stops a
     transfer there.
@@ -41,7 +45,7 @@ class Measure(Protocol):
 
     def __call__(
         self, config: AgentConfig, job: Job, target: TargetConfig, budget_bytes: int | None
-    ) -> Awaitable[Result]: ...
+    ) -> Awaitable[LinkOutcome]: ...
 
 
 def utc_now() -> datetime:
@@ -162,25 +166,27 @@ class Daemon:
         target = self.rng.choice(self.config.targets)
         radio = await read_radio(link.interface, modem=link.modem, mmcli=self.mmcli)
         left = self.budget.left(job.interface, self.clock())
-        result = await self.measure(self.config, job, target, left)
+        measured = await self.measure(self.config, job, target, left)
         now = self.clock()
-        self.budget.charge(job.interface, job.kind, result.provenance.bytes_used, now)
-        signed = sign_result(self._with_context(result, radio), self.key)
+        self.budget.charge(job.interface, job.kind, measured.bytes_used, now)
+        result = build_result(
+            self.config,
+            link=link.as_link(),
+            target=target_for(target.url, self.config),
+            measured=measured,
+            radio=radio,
+            health=HealthSnapshot(
+                disk_free_bytes=disk_free_bytes(self.state_dir),
+                cpu_temperature_c=cpu_temperature_c(),
+                spool_depth=self.spool.depth,
+                budget_left_bytes=self.budget.left(job.interface, now),
+            ),
+            clock=await asyncio.to_thread(clock_status),
+        )
+        signed = sign_result(result, self.key)
         if self.spool.add(str(signed.id), signed.seq, encode_result(signed), now=now.timestamp()):
             self.publisher.wake.set()
         self._update(tests_run=self.state.tests_run + 1)
-
-    def _with_context(self, result: Result, radio: Radio | None) -> Result:
-        interface = result.link.interface
-        health = HealthSnapshot(
-            disk_free_bytes=disk_free_bytes(self.state_dir),
-            cpu_temperature_c=cpu_temperature_c(),
-            spool_depth=self.spool.depth,
-            budget_left_bytes=self.budget.left(interface, self.clock()),
-        )
-        link = msgspec.structs.replace(result.link, radio=radio) if radio else result.link
-        provenance = msgspec.structs.replace(result.provenance, health=health)
-        return msgspec.structs.replace(result, link=link, provenance=provenance)
 
     async def status(self, state: Literal["online", "offline"]) -> ProbeStatus:
         """The retained status message; building it also records the daemon's state locally."""

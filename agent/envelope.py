@@ -1,136 +1,137 @@
-"""Assembling the result envelope v1 from what the runners measured."""
+"""The one place a result envelope v1 is made, from what a test measured (a LinkOutcome).
+
+The daemon calls it with the radio state it read before the test and its health snapshot, then
+signs and spools what it returns; `qos-agent check` calls it the same way. Here the result gets
+its UUIDv7, its `seq` (from a file persisted before use), the link's sample-gap chain for a speed
+attempt (agent/state.py), and each kind's block at the kind's slot, with its own start and end.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+from pathlib import Path
+from typing import Any
 
 import msgspec
 from uuid6 import uuid7
 
 from agent import __version__
-from agent.runners.base import SpeedOutcome
-from agent.runners.ipv6 import Ipv6Outcome
-from agent.runners.latency import LatencyOutcome
+from agent.config import AgentConfig
+from agent.engine import probe_id_from_hostname
+from agent.health import clock_status
+from agent.measurements.kind import LinkOutcome, Outcome
+from agent.state import next_seq, sample_gap
+from contract.profiles import profile_for
 from contract.result import (
     SCHEMA,
     Clock,
-    Latency,
+    HealthSnapshot,
     Link,
-    Location,
     MeasurementError,
     Measurements,
     Provenance,
+    Radio,
     Result,
     Target,
-    Throughput,
 )
 
 
-class CheckOutcome(msgspec.Struct, frozen=True, kw_only=True):
-    """Everything one check measured on one link; a test not run is None."""
-
-    runner: str
-    download: SpeedOutcome | None = None
-    upload: SpeedOutcome | None = None
-    latency_idle: LatencyOutcome | None = None
-    latency_loaded: LatencyOutcome | None = None
-    ipv6: Ipv6Outcome | None = None
-    # Failures before any test could start (e.g. the interface does not exist).
-    errors: tuple[MeasurementError, ...] = ()
-
-    @property
-    def speeds(self) -> tuple[SpeedOutcome, ...]:
-        return tuple(speed for speed in (self.download, self.upload) if speed is not None)
-
-    @property
-    def speed_attempt(self) -> bool:
-        """A QCVN sample: a download measured, or attempted and failed (light tests are not)."""
-        measured = self.download is not None and self.download.throughput is not None
-        return measured or any(error.stage == "download" for error in self.all_errors)
-
-    @property
-    def bytes_used(self) -> int:
-        """Every byte the check moved: speed tests, latency probes, IPv6 checks."""
-        others = (self.latency_idle, self.latency_loaded, self.ipv6)
-        return sum(speed.bytes_used for speed in self.speeds) + sum(
-            other.bytes_used for other in others if other is not None
-        )
-
-    @property
-    def all_errors(self) -> tuple[MeasurementError, ...]:
-        latencies = (self.latency_idle, self.latency_loaded)
-        return (
-            self.errors
-            + tuple(error for speed in self.speeds for error in speed.errors)
-            + tuple(error for latency in latencies if latency for error in latency.errors)
-        )
+def _placed(outcome: Outcome) -> dict[str, Any]:
+    """The outcome's block, with its times and bytes, nested at its kind's slot."""
+    assert outcome.reading.block is not None
+    block: dict[str, Any] = {
+        **outcome.reading.block,
+        "started_at": outcome.started_at,
+        "finished_at": outcome.finished_at,
+        "bytes_used": outcome.reading.bytes_used,
+    }
+    for key in reversed(outcome.slot):
+        block = {key: block}
+    return block
 
 
-def _throughput(speed: SpeedOutcome | None) -> Throughput | None:
-    if speed is None or speed.throughput is None:
-        return None
-    confidence = None if speed.confidence is None else min(1.0, speed.confidence)
-    return msgspec.structs.replace(
-        speed.throughput, stop_reason=speed.stop_reason, confidence=confidence
-    )
+def _merge(into: dict[str, Any], tree: dict[str, Any]) -> None:
+    for key, value in tree.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = value
 
 
-def _provenance(outcome: CheckOutcome) -> Provenance:
-    """Flows, warm-up, stop reason and confidence describe the download (else the upload)."""
-    lead = outcome.download or outcome.upload
-    throughput = lead.throughput if lead else None
-    peaks = [speed.cpu_peak_percent for speed in outcome.speeds if speed.cpu_peak_percent]
+def measurements_of(
+    outcomes: tuple[Outcome, ...],
+) -> tuple[Measurements, tuple[MeasurementError, ...]]:
+    """Every kind's block in place; a block the contract refuses is an error, not a lost result."""
+    tree: dict[str, Any] = {}
+    refused: list[MeasurementError] = []
+    for outcome in outcomes:
+        if outcome.reading.block is None:
+            continue
+        placed = _placed(outcome)
+        try:
+            msgspec.convert(placed, Measurements)
+        except msgspec.ValidationError as exc:
+            message = f"its block does not follow the contract: {exc}"
+            refused.append(
+                MeasurementError(stage=outcome.kind, code="invalid-block", message=message[:2000])
+            )
+            continue
+        _merge(tree, placed)
+    return msgspec.convert(tree, Measurements), tuple(refused)
+
+
+def _provenance(
+    measured: LinkOutcome, health: HealthSnapshot | None, gap_s: float | None
+) -> Provenance:
+    """Flows, warm-up, stop reason and confidence describe the first transfer (the download)."""
+    readings = [outcome.reading for outcome in measured.outcomes]
+    lead = next((reading.transfer for reading in readings if reading.transfer), None)
+    peaks = [reading.cpu_peak_percent for reading in readings if reading.cpu_peak_percent]
     return Provenance(
         agent_version=__version__,
-        runner=outcome.runner,
-        tool_version=next((s.tool_version for s in outcome.speeds if s.tool_version), None),
-        flows=throughput.flows if throughput else 0,
-        warmup_s=throughput.warmup_s if throughput else 0.0,
+        runner=measured.runner,
+        tool_version=next((r.tool_version for r in readings if r.tool_version), None),
+        flows=lead.flows if lead else 0,
+        warmup_s=lead.warmup_s if lead else 0.0,
         stop_reason=lead.stop_reason if lead else "duration",
-        bytes_used=outcome.bytes_used,
+        bytes_used=measured.bytes_used,
         cpu_peak_percent=min(100.0, max(peaks)) if peaks else None,
-        probe_limited=any(speed.probe_limited for speed in outcome.speeds),
-        confidence=None if lead is None or lead.confidence is None else min(1.0, lead.confidence),
+        probe_limited=any(reading.probe_limited for reading in readings),
+        confidence=lead.confidence if lead else None,
+        health=health,
+        gap_s=gap_s,
     )
 
 
 def build_result(
+    config: AgentConfig | None,
     *,
-    probe_id: str,
-    seq: int,
-    started_at: datetime,
-    finished_at: datetime,
-    location: Location | None,
     link: Link,
     target: Target,
-    outcome: CheckOutcome,
-    clock: Clock,
-    gap_s: float | None = None,
+    measured: LinkOutcome,
+    radio: Radio | None = None,
+    health: HealthSnapshot | None = None,
+    clock: Clock | None = None,
 ) -> Result:
-    idle, loaded = outcome.latency_idle, outcome.latency_loaded
-    latency = None
-    if idle is not None or loaded is not None:
-        latency = Latency(
-            idle=idle.stats if idle else None, loaded=loaded.stats if loaded else None
-        )
-    measurements = Measurements(
-        download=_throughput(outcome.download),
-        upload=_throughput(outcome.upload),
-        latency=latency,
-        ipv6=outcome.ipv6.ipv6 if outcome.ipv6 else None,
-    )
+    """The unsigned result of one test. With a config, `seq` and the gap chain advance in its
+    state directory; without one (a technician's check on a probe not enrolled) seq is 0."""
+    gap_s = None
+    if config is not None and measured.speed_attempt:
+        profile = profile_for(link.technology)
+        min_gap_s = profile.min_gap_s if profile else 0.0
+        gap_s = sample_gap(Path(config.state_dir), link.interface, measured.finished_at, min_gap_s)
+    measurements, refused = measurements_of(measured.outcomes)
     return Result(
         schema=SCHEMA,
         id=uuid7(),
-        probe_id=probe_id,
-        seq=seq,
-        started_at=started_at,
-        finished_at=finished_at,
-        clock=clock,
-        location=location,
-        link=link,
+        probe_id=config.probe_id if config else probe_id_from_hostname(),
+        seq=next_seq(Path(config.state_dir)) if config else 0,
+        started_at=measured.started_at,
+        finished_at=measured.finished_at,
+        clock=clock or clock_status(),
+        location=config.location if config else None,
+        link=msgspec.structs.replace(link, radio=radio) if radio else link,
         target=target,
         measurements=measurements,
-        provenance=msgspec.structs.replace(_provenance(outcome), gap_s=gap_s),
-        errors=outcome.all_errors,
+        provenance=_provenance(measured, health, gap_s),
+        errors=measured.all_errors + refused,
     )

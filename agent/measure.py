@@ -5,7 +5,10 @@ imported modules back: in a child, all of it is returned to the system when the 
 daemon idles small for years, and a fault in the engine cannot take the daemon down with it.
 
     python -m agent.measure --config AGENT.toml --interface IF --kind speed|light --target ID
-        [--budget BYTES]      -> the unsigned result envelope (JSON) on stdout
+        [--budget BYTES]      -> what it measured, a LinkOutcome (JSON), on stdout
+
+The child only measures: the daemon builds the result from the outcome (agent/envelope.py),
+labels it with its seq, radio and health, signs and spools it.
 """
 
 from __future__ import annotations
@@ -14,46 +17,47 @@ import argparse
 import asyncio
 import sys
 from pathlib import Path
-from typing import Literal
 
 import msgspec
 
 from agent.budget import TestKind
 from agent.config import AgentConfig, TargetConfig, load_config
+from agent.measurements.kind import LinkOutcome
 from agent.schedule import Job
 from contract.errors import ServiceError
-from contract.result import Result, encode_result
 
-# What a light test runs: checks of a few kB each, cheap enough to run far more often.
-LIGHT_TESTS: tuple[Literal["latency", "ipv6"], ...] = ("latency", "ipv6")
 # Beyond its speed directions' own limits, how long a test may take before it is called hung.
 HUNG_AFTER_S = 120.0
 ERROR_TAIL = 2000
 
 
 class EngineMeasure:
-    """The engine in this process: a speed test is its full check, a light one latency + IPv6."""
+    """The engine in this process: each test runs the kinds whose `jobs` name it (a speed test
+    every kind, a light one those of a few kB: latency, IPv6, ...)."""
 
     kinds: frozenset[TestKind] = frozenset({"speed", "light"})
 
     async def __call__(
         self, config: AgentConfig, job: Job, target: TargetConfig, budget_bytes: int | None
-    ) -> Result:
-        from agent.check import CheckOptions, run_check  # noqa: PLC0415 - the heavy engine
+    ) -> LinkOutcome:
+        from agent.engine import measure_link, speed_settings  # noqa: PLC0415 - the heavy engine
+        from agent.measurements.kind import MeasureOptions  # noqa: PLC0415
 
-        return await run_check(
-            target_url=target.url,
-            config=config,
-            interface=job.interface,
+        schedule = config.schedule
+        speed = speed_settings(
+            MeasureOptions().speed, duration_s=schedule.speed_duration_s, flows=schedule.flows
+        )
+        return await measure_link(
+            target.url,
+            config.link(job.interface).interface,
+            job=job.kind,
             budget_bytes=budget_bytes,
-            options=CheckOptions(tests=LIGHT_TESTS) if job.kind == "light" else None,
-            duration_s=config.schedule.speed_duration_s,
-            flows=config.schedule.flows,
+            options=MeasureOptions(speed=speed),
         )
 
 
 class ChildMeasure:
-    """The daemon's side: run one test in `python -m agent.measure` and read its result."""
+    """The daemon's side: run one test in `python -m agent.measure` and read its outcome."""
 
     kinds: frozenset[TestKind] = EngineMeasure.kinds
 
@@ -62,7 +66,7 @@ class ChildMeasure:
 
     async def __call__(
         self, config: AgentConfig, job: Job, target: TargetConfig, budget_bytes: int | None
-    ) -> Result:
+    ) -> LinkOutcome:
         argv = [
             sys.executable, "-m", "agent.measure", "--config", str(self.config_path),
             "--interface", job.interface, "--kind", job.kind, "--target", target.id,
@@ -91,7 +95,7 @@ class ChildMeasure:
             )
         if stderr:
             sys.stderr.write(stderr.decode(errors="replace"))
-        return msgspec.json.decode(stdout, type=Result)
+        return msgspec.json.decode(stdout, type=LinkOutcome)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -108,8 +112,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"no target {args.target!r} in {args.config}")
     kind: TestKind = args.kind
     job = Job(config.link_config(args.interface).interface, kind)
-    result = asyncio.run(EngineMeasure()(config, job, target, args.budget))
-    sys.stdout.buffer.write(encode_result(result))
+    outcome = asyncio.run(EngineMeasure()(config, job, target, args.budget))
+    sys.stdout.buffer.write(msgspec.json.encode(outcome))
     return 0
 
 

@@ -14,6 +14,7 @@ from typing import Final, Literal, NamedTuple
 
 from contract.criteria import Criterion, Statistic, criteria
 from contract.profiles import Profile, ceiling_mbps, profile_for
+from contract.quantities import value_in
 from contract.result import Result
 from contract.sampling import attempt_failed, sample_class
 
@@ -71,7 +72,8 @@ def _value(statistic: Statistic, result: Result) -> float | None:
     if statistic == "latency.mean":
         latency = measurements.latency
         return latency.idle.median_ms if latency and latency.idle else None
-    return None
+    # A quantity a measurement kind declares: `<name>.mean`.
+    return value_in(measurements, statistic.removesuffix(".mean"))
 
 
 def _criterion_line(criterion: Criterion, result: Result) -> SampleLine | None:
@@ -98,7 +100,9 @@ def _criterion_line(criterion: Criterion, result: Result) -> SampleLine | None:
 def _measured_line(
     criterion: Criterion, heading: str, name: str, value: float, threshold: float
 ) -> SampleLine:
-    shown = f"{value:,.0f} ms" if criterion.unit == "ms" else f"{value:,.1f} Mb/s"
+    # A share criterion's sample is a rate too.
+    rate = criterion.unit in {"Mb/s", "share"}
+    shown = f"{value:,.1f} Mb/s" if rate else f"{value:,.0f} {criterion.unit}"
     if criterion.share_min_mbps is not None:
         # One sample is in the share or not; the share itself is judged over n samples.
         inside = value >= criterion.share_min_mbps

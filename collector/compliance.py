@@ -22,8 +22,15 @@ from typing import Literal
 import msgspec
 from scipy import special
 
-from contract.criteria import Comparison, Criterion, Part, Unit, criteria
-from contract.profiles import Profile, SampleMix, ceiling_mbps, default_technology
+from contract.criteria import Criterion, Part, Unit, criteria
+from contract.profiles import (
+    Profile,
+    SampleMix,
+    ceiling_mbps,
+    default_technology,
+    limited_quantities,
+)
+from contract.quantities import Comparison, declared_quantities
 from contract.result import Mbps, Millis, Plan, Setting
 from contract.sampling import (
     DAY_PARTS,
@@ -70,6 +77,8 @@ class Sample(_Frozen, frozen=True, kw_only=True):
     setting: Setting | None = None
     device: str = ""
     technology: str = ""
+    # Quantities measurement kinds declare (contract.quantities), by name, in their units.
+    values: dict[str, float] = {}
 
 
 @dataclass(slots=True)
@@ -97,6 +106,7 @@ class AreaStats:
 
     `at_or_above` counts counted download samples at or above a rate, keyed by that rate in
     whole units (a profile's share threshold). `plans` holds the subscribed plans seen.
+    `quantities` holds the moments of each declared quantity (contract.quantities) by name.
     """
 
     attempts: int = 0
@@ -108,6 +118,7 @@ class AreaStats:
     download: Moments = field(default_factory=Moments)
     upload: Moments = field(default_factory=Moments)
     latency: Moments = field(default_factory=Moments)
+    quantities: dict[str, Moments] = field(default_factory=dict)
     at_or_above: dict[int, int] = field(default_factory=dict)
     mix: dict[str, int] = field(default_factory=dict)
     day_parts: list[int] = field(default_factory=lambda: [0] * DAY_PARTS)
@@ -123,6 +134,8 @@ class AreaStats:
         self.download.add(other.download)
         self.upload.add(other.upload)
         self.latency.add(other.latency)
+        for name, moments in other.quantities.items():
+            self.quantities.setdefault(name, Moments()).add(moments)
         for threshold, count in other.at_or_above.items():
             self.at_or_above[threshold] = self.at_or_above.get(threshold, 0) + count
         for setting, count in other.mix.items():
@@ -145,8 +158,8 @@ class AreaStats:
             self.implausible += count
 
 
-class Check(_Frozen, frozen=True, kw_only=True):
-    """One criterion of a profile, so a reader sees why a verdict came out as it did.
+class Judgement(_Frozen, frozen=True, kw_only=True):
+    """One criterion of a profile as judged, so a reader sees why a verdict came out as it did.
 
     `passed` is None when the criterion was not judged (too few samples, or skipped); `skipped`
     marks a criterion that cannot apply (no plan given); `interval_fails` is True when the whole
@@ -220,7 +233,7 @@ class Verdict(_Frozen, frozen=True, kw_only=True):
     sample_mix_required: SampleMix | None
     day_parts: tuple[int, ...]
     day_part_min_share: float | None
-    checks: tuple[Check, ...]
+    criteria: tuple[Judgement, ...]
 
 
 class Estimate(_Frozen, frozen=True, kw_only=True):
@@ -319,6 +332,11 @@ def add_counted(stats: AreaStats, sample: Sample, share_units: Iterable[int]) ->
         stats.upload.add_value(rate_units(sample.upload_mbps))
     if sample.rtt_ms is not None:
         stats.latency.add_value(latency_units(sample.rtt_ms))
+    quantities = declared_quantities()
+    for name, value in sample.values.items():
+        quantity = quantities.get(name)
+        if quantity is not None:
+            stats.quantities.setdefault(name, Moments()).add_value(quantity.units(value))
 
 
 def share_units_of(profile: Profile) -> tuple[int, ...]:
@@ -407,10 +425,12 @@ def _interval_fails(estimate: Estimate, comparison: Comparison, threshold: float
     return estimate.ci_low > threshold
 
 
-def _judge(criterion: Criterion, estimate: Estimate, n_required: int) -> Check:
+def _judge(criterion: Criterion, estimate: Estimate, n_required: int) -> Judgement:
     passed: bool | None = None
     note = criterion.note
     threshold = criterion.threshold
+    if threshold is not None and criterion.skip_unmeasured and estimate.n == 0:
+        threshold, note = None, "not judged: no sample in the window measured it"
     if threshold is None:
         pass
     elif estimate.value is None:
@@ -419,7 +439,7 @@ def _judge(criterion: Criterion, estimate: Estimate, n_required: int) -> Check:
         note = f"not judged: n {estimate.n} < {n_required} required"
     else:
         passed = _meets(estimate.value, criterion.comparison, threshold)
-    return Check(
+    return Judgement(
         id=criterion.id,
         name=criterion.name,
         part=criterion.part,
@@ -438,21 +458,21 @@ def _judge(criterion: Criterion, estimate: Estimate, n_required: int) -> Check:
     )
 
 
-def _combine(checks: Iterable[Check], *, enough: bool) -> VerdictStatus:
-    judged = [check for check in checks if not check.skipped]
-    if not enough or not judged:
+def _combine(judgements: Iterable[Judgement], *, enough: bool) -> VerdictStatus:
+    applicable = [judged for judged in judgements if not judged.skipped]
+    if not enough or not applicable:
         return "insufficient-data"
     # A definite fail of any criterion decides, even while another cannot be judged yet.
-    if any(check.passed is False for check in judged):
+    if any(judged.passed is False for judged in applicable):
         return "fail"
-    if any(check.passed is None for check in judged):
+    if any(judged.passed is None for judged in applicable):
         return "insufficient-data"
     return "pass"
 
 
-def _early_warning(checks: Iterable[Check], status: VerdictStatus) -> bool:
+def _early_warning(judgements: Iterable[Judgement], status: VerdictStatus) -> bool:
     return status == "insufficient-data" and any(
-        check.interval_fails for check in checks if not check.skipped
+        judged.interval_fails for judged in judgements if not judged.skipped
     )
 
 
@@ -504,7 +524,7 @@ def _estimates(stats: AreaStats, profile: Profile) -> dict[str, Estimate]:
     if share_target is not None and share_target.share_min_mbps is not None:
         count = stats.at_or_above.get(rate_units(share_target.share_min_mbps), 0)
         share = proportion_with_interval(count, stats.download.n)
-    return {
+    estimates = {
         "download.mean": download,
         "download.share": share,
         "upload.mean": mean_of_moments(stats.upload, UNITS_PER_MBPS),
@@ -512,6 +532,10 @@ def _estimates(stats: AreaStats, profile: Profile) -> dict[str, Estimate]:
         "access_failure": proportion_with_interval(stats.failed, stats.attempts),
         "latency.mean": mean_of_moments(stats.latency, UNITS_PER_MS),
     }
+    for quantity, _limit in limited_quantities(profile):
+        moments = stats.quantities.get(quantity.name, Moments())
+        estimates[quantity.criterion_id] = mean_of_moments(moments, quantity.units_per)
+    return estimates
 
 
 def judge(
@@ -520,19 +544,19 @@ def judge(
     """The verdict of an area's statistics against one profile."""
     plan = _single_plan(stats)
     estimates = _estimates(stats, profile)
-    checks = [
+    judgements = [
         _judge(criterion, estimates[criterion.statistic], profile.n_required)
         for criterion in criteria(profile, plan)
     ]
     enough = stats.download.n >= profile.n_required
-    regulation = [check for check in checks if check.part == "regulation"]
-    programme = [check for check in checks if check.part == "programme"]
+    regulation = [judged for judged in judgements if judged.part == "regulation"]
+    programme = [judged for judged in judgements if judged.part == "programme"]
     status = _combine(regulation, enough=enough)
-    has_plan_criterion = any(check.id.endswith(".plan") for check in checks)
+    has_plan_criterion = any(judged.id.endswith(".plan") for judged in judgements)
     plan_conformity: VerdictStatus | None = None
     if has_plan_criterion and plan is not None:
         plan_conformity = _combine(
-            (check for check in checks if check.id.endswith(".plan")), enough=enough
+            (judged for judged in judgements if judged.id.endswith(".plan")), enough=enough
         )
     national_target = _combine(programme, enough=enough) if programme else None
 
@@ -586,8 +610,8 @@ def judge(
         latency_ci_low=latency.ci_low if wants_latency else None,
         latency_ci_high=latency.ci_high if wants_latency else None,
         plan_conformity=plan_conformity,
-        plan_download_threshold_mbps=_plan_threshold(checks, "download.plan"),
-        plan_upload_threshold_mbps=_plan_threshold(checks, "upload.plan"),
+        plan_download_threshold_mbps=_plan_threshold(judgements, "download.plan"),
+        plan_upload_threshold_mbps=_plan_threshold(judgements, "upload.plan"),
         national_target=national_target,
         national_target_early_warning=national_target is not None
         and _early_warning(programme, national_target),
@@ -595,12 +619,12 @@ def judge(
         sample_mix_required=profile.sample_mix,
         day_parts=tuple(stats.day_parts),
         day_part_min_share=profile.day_part_min_share,
-        checks=tuple(checks),
+        criteria=tuple(judgements),
     )
 
 
-def _plan_threshold(checks: list[Check], check_id: str) -> float | None:
-    return next((check.threshold for check in checks if check.id == check_id), None)
+def _plan_threshold(judgements: list[Judgement], criterion_id: str) -> float | None:
+    return next((judged.threshold for judged in judgements if judged.id == criterion_id), None)
 
 
 def evaluate_compliance(

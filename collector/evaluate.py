@@ -1,9 +1,10 @@
 """`qos-collector evaluate`: judge a campaign CSV against a QCVN profile, offline.
 
 The CSV has a header line; `timestamp` and `download_mbps` are required; `upload_mbps`, `rtt_ms`,
-`status` (ok | failed | probe_limited), `setting` (indoor | outdoor_fixed | outdoor_moving) and
+`status` (ok | failed | probe_limited), `setting` (indoor | outdoor_fixed | outdoor_moving),
 `probe` (the device: the minimum gap between samples is per device; without it the file is one
-device) are optional. Times are ISO 8601 or dd/mm/yyyy [HH:MM[:SS]] (day first, as written in
+device) and a column `<name>_<unit>` per quantity a measurement kind declares (access_delay_ms)
+are optional. Times are ISO 8601 or dd/mm/yyyy [HH:MM[:SS]] (day first, as written in
 Vietnam); a time without zone is UTC unless --timezone names another (+07:00 for Vietnam time).
 Commas or semicolons separate fields; with semicolons a decimal comma is read too (41,5). A bad
 row is reported by line number and skipped; a rate above its technology's physical ceiling is
@@ -32,7 +33,7 @@ import msgspec
 from collector.compliance import (
     INTERVAL_METHOD,
     STATISTIC_METHOD,
-    Check,
+    Judgement,
     Sample,
     SampleStatus,
     Verdict,
@@ -47,11 +48,22 @@ from contract.profiles import (
     default_technology,
     load_profiles,
 )
+from contract.quantities import declared_quantities
 from contract.result import MAX_MBPS, Plan, Setting
 
 PROG = "qos-collector evaluate"
 REQUIRED_COLUMNS: Final = ("timestamp", "download_mbps")
-OPTIONAL_COLUMNS: Final = ("upload_mbps", "rtt_ms", "status", "setting", "probe")
+QUANTITIES: Final = tuple(declared_quantities().values())
+OPTIONAL_COLUMNS: Final = (
+    "upload_mbps",
+    "rtt_ms",
+    "status",
+    "setting",
+    "probe",
+    *(quantity.field for quantity in QUANTITIES),
+)
+# The contract's bound on a measured quantity's value (contract.result.MeasuredValue).
+MAX_QUANTITY = 1e9
 # An RTT beyond ten minutes is a broken clock or a unit mix-up, not a latency.
 MAX_RTT_MS = 600_000.0
 STATUSES: Final[tuple[str, ...]] = get_args(SampleStatus)
@@ -182,6 +194,10 @@ def _sample(row: _Row, *, decimal_comma: bool, zone: tzinfo) -> Sample:
     download = _number(row, "download_mbps", MAX_MBPS, decimal_comma=decimal_comma)
     if download is None and status != "failed":
         raise _RowError("download_mbps is missing; only a failed row may leave it empty")
+    values = {
+        quantity.name: _number(row, quantity.field, MAX_QUANTITY, decimal_comma=decimal_comma)
+        for quantity in QUANTITIES
+    }
     return msgspec.convert(
         {
             "timestamp": timestamp,
@@ -191,6 +207,7 @@ def _sample(row: _Row, *, decimal_comma: bool, zone: tzinfo) -> Sample:
             "status": status,
             "setting": setting,
             "device": probe,
+            "values": {name: value for name, value in values.items() if value is not None},
         },
         Sample,
     )
@@ -381,15 +398,14 @@ def _value(value: float | None, unit: str) -> str:
     return f"{value:.2f} {unit}"
 
 
-def _check_line(check: Check) -> str:
-    mark = "-" if check.skipped else _MARK[check.passed]
-    line = f"  {mark} {check.name}: {_value(check.statistic, check.unit)}"
-    if check.ci_low is not None and check.ci_high is not None:
-        line += (
-            f", 95 % CI [{_value(check.ci_low, check.unit)}, {_value(check.ci_high, check.unit)}]"
-        )
-    if check.note:
-        line += f" ({check.note})"
+def _criterion_line(judged: Judgement) -> str:
+    mark = "-" if judged.skipped else _MARK[judged.passed]
+    line = f"  {mark} {judged.name}: {_value(judged.statistic, judged.unit)}"
+    if judged.ci_low is not None and judged.ci_high is not None:
+        low, high = _value(judged.ci_low, judged.unit), _value(judged.ci_high, judged.unit)
+        line += f", 95 % CI [{low}, {high}]"
+    if judged.note:
+        line += f" ({judged.note})"
     return line
 
 
@@ -430,7 +446,7 @@ def summary(verdict: Verdict, profile: Profile, bad_rows: int) -> str:
     if verdict.ci_low is not None and verdict.ci_high is not None:
         mean += f", 95 % CI [{verdict.ci_low:.2f}, {verdict.ci_high:.2f}]"
     lines.append(mean)
-    lines.extend(_check_line(check) for check in verdict.checks)
+    lines.extend(_criterion_line(judged) for judged in verdict.criteria)
     mix, required = verdict.sample_mix, verdict.sample_mix_required
     counts = {
         "indoor": (mix.indoor, required.indoor if required else None),

@@ -11,6 +11,10 @@ the method's sample rules are applied here, once, at ingest (contract.sampling):
   values in whole units, so the store's sums over any window are exact;
 - `counted_day_part`: the six-hour part of the day (Vietnam time) of a counted sample: 1 for
   00-06, 2 for 06-12, 3 for 12-18, 4 for 18-24.
+
+Each quantity a measurement kind declares (contract.quantities, e.g. access delay) adds its
+measured field `<name>_<unit>` and, for a counted sample, `counted_<name>_<whole_unit>`, from its
+declaration alone.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from contract.profiles import Profile, profile_for
+from contract.quantities import declared_quantities, value_in
 from contract.result import Location, Plan, Result
 from contract.sampling import (
     CLASS_CODES,
@@ -71,7 +76,11 @@ SAMPLE_FIELDS = (
     "counted_latency_10us",
     "counted_day_part",
 )
-FIELD_NAMES = MEASURED_FIELDS + SAMPLE_FIELDS
+QUANTITIES = tuple(declared_quantities().values())
+QUANTITY_FIELDS = tuple(
+    name for quantity in QUANTITIES for name in (quantity.field, quantity.counted_field)
+)
+FIELD_NAMES = MEASURED_FIELDS + SAMPLE_FIELDS + QUANTITY_FIELDS
 
 
 def plan_label(plan: Plan | None) -> str:
@@ -124,6 +133,11 @@ def sample_fields(result: Result, profile: Profile | None) -> dict[str, float]:
     latency = measurements.latency
     if latency is not None and latency.idle is not None:
         values["counted_latency_10us"] = float(latency_units(latency.idle.median_ms))
+    if measurements.kinds:
+        for quantity in QUANTITIES:
+            value = value_in(measurements, quantity.name)
+            if value is not None:
+                values[quantity.counted_field] = float(quantity.units(value))
     return values
 
 
@@ -155,6 +169,9 @@ def fields(
         optional["latency_idle_median_ms"] = latency.idle.median_ms
     if latency and latency.loaded:
         optional["latency_loaded_median_ms"] = latency.loaded.median_ms
+    if measurements.kinds:
+        for quantity in QUANTITIES:
+            optional[quantity.field] = value_in(measurements, quantity.name)
     values.update({key: value for key, value in optional.items() if value is not None})
     values.update(sample_fields(result, profile_for(result.link.technology, profiles)))
     return values

@@ -1,7 +1,8 @@
 """Per-area verdicts kept in the store, so dashboards and alert rules read them directly.
 
 Every interval the collector asks VictoriaMetrics for each area group's sufficient statistics over
-the window — counts by sample class, n / sum / sum of squares of the counted rates and latencies,
+the window — counts by sample class, n / sum / sum of squares of the counted rates, latencies
+and declared quantities a profile limits (access delay),
 counts at the share thresholds and per part of the day — as MetricsQL rollups grouped by the area
 labels (collector/series.py writes the whole-unit series they sum). The store does the per-sample
 work where the samples live (a VictoriaMetrics cluster's vmselect spreads it), so a refresh costs
@@ -24,12 +25,12 @@ from typing import Literal, NamedTuple
 import aiohttp
 import msgspec
 
-from collector.compliance import DEFAULT_WINDOW, QCVN_METHOD, AreaStats, Verdict, judge
+from collector.compliance import DEFAULT_WINDOW, QCVN_METHOD, AreaStats, Moments, Verdict, judge
 from collector.series import AREA_LABELS, plan_of_label
 from collector.series import MEASUREMENT as SAMPLES
 from collector.store import StoreWriter, make_line
 from contract.errors import ServiceError
-from contract.profiles import Profile, profile_for
+from contract.profiles import Profile, limited_quantities, profile_for
 from contract.sampling import (
     CLASS_CODES,
     DAY_PARTS,
@@ -103,6 +104,13 @@ def rollups(profiles: Mapping[str, Profile], window: timedelta) -> list[Rollup]:
     for quantity in ("download", "upload", "latency"):
         field = f"counted_{quantity}_{'10us' if quantity == 'latency' else '10kbps'}"
         found.append(Rollup(quantity, summed(",rollup", "aggr_over_time", field, before=moments)))
+    # The quantities measurement kinds declare, where a profile limits their mean.
+    limited = {q.name: q for p in profiles.values() for q, _limit in limited_quantities(p)}
+    for name, declared in limited.items():
+        field = declared.counted_field
+        found.append(
+            Rollup(f"quantity.{name}", summed(",rollup", "aggr_over_time", field, before=moments))
+        )
     # count_ge_over_time is not in VictoriaMetrics 1.79; on whole units, > T - 0.5 is >= T.
     for profile in profiles.values():
         target = profile.download
@@ -198,14 +206,19 @@ def stats_from_rollups(answers: Mapping[str, list[_Vector]]) -> dict[GroupKey, A
             elif kind == "day_part":
                 part = _bucket_value(vector.metric.get("vmrange", ""), name, DAY_PART_RANGE)
                 stats.day_parts[part - 1] = count
-            elif kind in {"download", "upload", "latency"}:
+            elif kind in {"download", "upload", "latency", "quantity"}:
                 field = MOMENTS.get(vector.metric.get("rollup", ""), "")
                 if not field:
                     raise ServiceError(
                         f"rollup {name} answered an unknown rollup {vector.metric.get('rollup')!r}",
                         "check that the store is VictoriaMetrics 1.79 or later",
                     )
-                setattr(getattr(stats, kind), field, count)
+                moments = (
+                    stats.quantities.setdefault(detail, Moments())
+                    if kind == "quantity"
+                    else getattr(stats, kind)
+                )
+                setattr(moments, field, count)
                 if kind == "download" and field == "n":
                     stats.mix[key[-2]] = count
             elif kind == "at_or_above":
@@ -344,6 +357,16 @@ def verdict_line(area: Area, verdict: Verdict, profile: Profile, at: datetime) -
     }
     for part, count in enumerate(verdict.day_parts):
         numbers[f"n_day_part_{part}"] = float(count)
+    # Each declared quantity the profile limits: its mean, interval and limit.
+    judged = {judgement.id: judgement for judgement in verdict.criteria}
+    for quantity, limit in limited_quantities(profile):
+        judgement = judged.get(quantity.criterion_id)
+        if judgement is None:
+            continue
+        numbers[f"mean_{quantity.field}"] = judgement.statistic
+        numbers[f"{quantity.name}_ci_low_{quantity.unit}"] = judgement.ci_low
+        numbers[f"{quantity.name}_ci_high_{quantity.unit}"] = judgement.ci_high
+        numbers[f"target_{quantity.field}"] = limit
     return make_line(MEASUREMENT, tags, numbers, epoch_ms(at))
 
 

@@ -11,20 +11,16 @@ from __future__ import annotations
 
 from typing import Literal, NamedTuple
 
-from contract.profiles import DirectionTarget, Profile
+from contract.profiles import DirectionTarget, Profile, limited_quantities
+from contract.quantities import Comparison
 from contract.result import Plan
 
 Part = Literal["regulation", "programme"]
-Statistic = Literal[
-    "download.mean",
-    "download.share",
-    "upload.mean",
-    "upload.share",
-    "access_failure",
-    "latency.mean",
-]
-Comparison = Literal[">=", "<="]
-Unit = Literal["Mb/s", "ms", "share"]
+# download.mean, download.share, upload.mean, upload.share, access_failure, latency.mean, and
+# `<quantity>.mean` for each quantity a measurement kind declares (contract.quantities).
+Statistic = str
+# Mb/s, ms, share, or a declared quantity's unit.
+Unit = str
 Direction = Literal["download", "upload"]
 
 
@@ -40,10 +36,14 @@ class Criterion(NamedTuple):
     # For a share criterion: the per-sample rate a sample must reach.
     share_min_mbps: float | None = None
     note: str = ""
+    # Skipped, not insufficient, while no sample carries its statistic at all: a quantity of a kind
+    # added later is absent from older probes' results and from campaigns that did not measure it.
+    skip_unmeasured: bool = False
 
 
 def criteria(profile: Profile, plan: Plan | None) -> tuple[Criterion, ...]:
-    """Every criterion of the profile, in a fixed order: download, upload, access, latency."""
+    """Every criterion of the profile, in a fixed order: download, upload, access, latency, then
+    the declared quantities' means in the profile's order."""
     # A national refresh judges tens of thousands of areas against a handful of (profile, plan)
     # pairs; profiles are immutable, so the answer is remembered per pair.
     key = (id(profile), plan)
@@ -91,6 +91,19 @@ def _criteria(profile: Profile, plan: Plan | None) -> tuple[Criterion, ...]:
                 unit="ms",
                 comparison="<=",
                 threshold=profile.latency_mean_max_ms,
+            )
+        )
+    for quantity, limit in limited_quantities(profile):
+        found.append(
+            Criterion(
+                id=quantity.criterion_id,
+                name=f"{quantity.title} mean {quantity.comparison} {limit:g} {quantity.unit}",
+                part=_part(profile, quantity.criterion_id),
+                statistic=quantity.criterion_id,
+                unit=quantity.unit,
+                comparison=quantity.comparison,
+                threshold=limit,
+                skip_unmeasured=True,
             )
         )
     return tuple(found)

@@ -10,12 +10,14 @@ from typing import Annotated
 import msgspec
 
 from contract.errors import ConfigError
+from contract.quantities import REINSTALL_HINT, Quantity, declared, declared_quantities
 from contract.result import MAX_MBPS, Access, Technology
 from contract.typed import Strict, convert, read_toml
 
 BUNDLED = Path(__file__).with_name("profiles.toml")
 
 PositiveMbps = Annotated[float, msgspec.Meta(gt=0.0)]
+PositiveLimit = Annotated[float, msgspec.Meta(gt=0.0, le=1e9)]
 Share = Annotated[float, msgspec.Meta(gt=0.0, le=1.0)]
 
 
@@ -46,6 +48,10 @@ class Profile(Strict, frozen=True, kw_only=True):
     min_gap_s: Annotated[float, msgspec.Meta(ge=0.0)] = 0.0
     access_failure_max: Share | None = None
     latency_mean_max_ms: PositiveMbps | None = None
+    # The mean a quantity declared by a measurement kind (contract.quantities) must respect, by
+    # `<name>_<unit>` (access_delay_ms = 5000.0: a mean access delay of at most 5 s); the kind
+    # declares which way is better.
+    mean_limits: dict[str, PositiveLimit] = msgspec.field(default_factory=dict)
     sample_mix: SampleMix | None = None
     # QCVN 34's "spread over different hours of the day": each of the four six-hour parts of the
     # day (Vietnam time) must hold at least this share of the counted samples.
@@ -84,6 +90,14 @@ CRITERION_IDS = frozenset(
 )  # fmt: skip
 
 
+def limited_quantities(profile: Profile) -> tuple[tuple[Quantity, float], ...]:
+    """The declared quantities whose mean the profile limits, with each limit, in file order."""
+    by_field = {quantity.field: quantity for quantity in declared_quantities().values()}
+    return tuple(
+        (by_field[key], limit) for key, limit in profile.mean_limits.items() if key in by_field
+    )
+
+
 def _check_profile(file: str, name: str, profile: Profile) -> None:
     for technology in profile.default_for:
         access = "mobile" if technology in MOBILE_TECHNOLOGIES else "fixed"
@@ -93,12 +107,13 @@ def _check_profile(file: str, name: str, profile: Profile) -> None:
                 f"{technology} is {access} access, but the profile judges {profile.access} links",
                 "list only technologies of the profile's access",
             )
+    known = CRITERION_IDS | _check_mean_limits(file, name, profile)
     for criterion in profile.programme:
-        if criterion not in CRITERION_IDS:
+        if criterion not in known:
             raise ConfigError(
                 f"{file}: profiles.{name}.programme",
                 f"{criterion!r} is not a criterion",
-                f"use one of {', '.join(sorted(CRITERION_IDS))}",
+                f"use one of {', '.join(sorted(known))}",
             )
     _check_method(file, name, profile)
     for direction in ("download", "upload"):
@@ -117,6 +132,22 @@ def _check_profile(file: str, name: str, profile: Profile) -> None:
                 "names no target",
                 "set mean_min_mbps, share_min_mbps + share_required, or plan_ratio",
             )
+
+
+def _check_mean_limits(file: str, name: str, profile: Profile) -> set[str]:
+    """Each limited quantity must be declared by an installed kind; its criterion ids."""
+    found = declared()
+    fields = {quantity.field: quantity for quantity in found.quantities.values()}
+    for key in profile.mean_limits:
+        if key not in fields:
+            unusable = "".join(f"; not usable: {reason}" for reason in found.unusable)
+            choices = f"use one of {', '.join(sorted(fields))}" if fields else REINSTALL_HINT
+            raise ConfigError(
+                f"{file}: profiles.{name}.mean_limits.{key}",
+                "names no quantity a measurement kind declares",
+                f"{choices}{unusable}",
+            )
+    return {fields[key].criterion_id for key in profile.mean_limits}
 
 
 def _check_method(file: str, name: str, profile: Profile) -> None:

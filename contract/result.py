@@ -114,7 +114,18 @@ class Target(Frozen, frozen=True, kw_only=True):
     ip_version: Literal[4, 6]
 
 
-class Throughput(Frozen, frozen=True, kw_only=True):
+class Block(Frozen, frozen=True, kw_only=True):
+    """What every measurement block carries beside its own figures: when that measurement ran
+    (a sample can be held against the link's rate in that exact window) and the bytes it moved.
+    Absent in results written before blocks carried them; a failed measurement's reason is in the
+    result's `errors`, under the kind's stage."""
+
+    started_at: UtcTime | None = None
+    finished_at: UtcTime | None = None
+    bytes_used: Count | None = None
+
+
+class Throughput(Block, frozen=True, kw_only=True):
     """One direction of a speed test. `mbps` = bytes / duration of the measured phase (QCVN)."""
 
     mbps: Mbps
@@ -128,7 +139,7 @@ class Throughput(Frozen, frozen=True, kw_only=True):
     confidence: Ratio | None = None
 
 
-class LatencyStats(Frozen, frozen=True, kw_only=True):
+class LatencyStats(Block, frozen=True, kw_only=True):
     median_ms: Millis
     p95_ms: Millis
     jitter_ms: Millis
@@ -142,9 +153,22 @@ class Latency(Frozen, frozen=True, kw_only=True):
     loaded: LatencyStats | None = None
 
 
-class Ipv6(Frozen, frozen=True, kw_only=True):
+class Ipv6(Block, frozen=True, kw_only=True):
     status: Ipv6Status
     evidence: dict[str, str | int | float | bool] = {}
+
+
+# A measurement kind's or a measured quantity's name: it becomes part of series names.
+KindName = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+# A measured value in its quantity's unit (contract.quantities); beyond is a bug or a lie.
+MeasuredValue = Annotated[float, msgspec.Meta(ge=0.0, le=1e9)]
+
+
+class KindBlock(Block, frozen=True, kw_only=True):
+    """The block of a kind added as a plugin (agent/measurements): its measured quantities, each
+    in the unit the kind declares (`values` is empty when the measurement failed)."""
+
+    values: dict[KindName, MeasuredValue] = {}
 
 
 class Measurements(Frozen, frozen=True, kw_only=True):
@@ -152,6 +176,8 @@ class Measurements(Frozen, frozen=True, kw_only=True):
     upload: Throughput | None = None
     latency: Latency | None = None
     ipv6: Ipv6 | None = None
+    # Kinds beyond these four, by kind name: readers ignore a kind they do not know.
+    kinds: dict[KindName, KindBlock] = {}
 
 
 class HealthSnapshot(Frozen, frozen=True, kw_only=True):

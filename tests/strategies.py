@@ -10,6 +10,7 @@ from uuid6 import uuid7
 from contract.result import (
     SCHEMA,
     Clock,
+    KindBlock,
     Latency,
     LatencyStats,
     Link,
@@ -75,6 +76,22 @@ link = st.builds(
 )
 
 
+# Blocks of kinds added as plugins: a declared quantity (access delay) or one nobody declared.
+kind_blocks = st.dictionaries(
+    st.sampled_from(["access_delay", "site_kind"]),
+    st.builds(
+        KindBlock,
+        values=st.dictionaries(
+            st.sampled_from(["access_delay", "made_up"]),
+            st.floats(min_value=0, max_value=1e9, allow_nan=False),
+            max_size=2,
+        ),
+        bytes_used=st.none() | st.integers(min_value=0, max_value=10**6),
+    ),
+    max_size=2,
+)
+
+
 @st.composite
 def results(draw: st.DrawFn) -> Result:
     started = draw(
@@ -99,6 +116,7 @@ def results(draw: st.DrawFn) -> Result:
             download=draw(st.none() | throughput()),
             upload=draw(st.none() | throughput()),
             latency=draw(st.none() | st.builds(Latency, idle=latency_stats, loaded=latency_stats)),
+            kinds=draw(kind_blocks),
         ),
         provenance=Provenance(
             agent_version="0.1.0",

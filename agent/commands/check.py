@@ -15,21 +15,26 @@ from rich.markup import escape
 from rich.status import Status
 from rich.table import Table
 
-from agent.check import ALL_TESTS, CheckOptions, LinkLabels, RunnerName, TestName, run_check
 from agent.config import DEFAULT_PATH, AgentConfig, load_config
 from agent.daemon import probe_meta
+from agent.engine import LinkLabels, link_for, measure_link, speed_settings, target_for
+from agent.envelope import build_result
 from agent.keys import load_key
+from agent.measurements.base import Progress, SpeedSettings
+from agent.measurements.kind import MeasureOptions, registered_kinds
+from agent.measurements.latency import Method
+from agent.measurements.speed import RUNNERS
 from agent.publish import publish_result
-from agent.runners.base import Progress, SpeedSettings
-from agent.runners.latency import Method
 from agent.state import ensure_state_dir, require_writable
 from agent.verdict import TONE_STYLES, sample_lines
 from contract.addresses import parse_url
 from contract.errors import ConfigError, QosfleetError, ServiceError
 from contract.fleet import ProbeMeta
 from contract.mqtt import BrokerConfig, broker_endpoint
+from contract.quantities import declared_quantities
 from contract.result import (
     LatencyStats,
+    Measurements,
     Plan,
     Provenance,
     Receipt,
@@ -84,15 +89,15 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     check.add_argument(
         "--runner",
-        choices=get_args(RunnerName),
+        choices=RUNNERS,
         default="http",
         help="speed test engine (default http; iperf3 needs `qos-target serve --iperf3-port`, "
         "speedtest needs speedtest-cli installed)",
     )
     check.add_argument(
         "--tests",
-        default=",".join(ALL_TESTS),
-        help="comma-separated subset of %(default)s",
+        help="comma-separated measurement kinds to run (default: every installed kind, e.g. "
+        "latency,download,latency_loaded,upload,ipv6)",
     )
     check.add_argument(
         "--duration",
@@ -139,26 +144,31 @@ def run(args: argparse.Namespace) -> int:
     return asyncio.run(_check(args, Console(stderr=True)))
 
 
-def _options(args: argparse.Namespace) -> CheckOptions:
-    tests: list[TestName] = []
-    for word in args.tests.split(","):
-        if word.strip() not in ALL_TESTS:
-            raise ConfigError("--tests", f"{word!r} is not a test", f"choose from {ALL_TESTS}")
-        tests.append(word.strip())
+def _options(args: argparse.Namespace) -> MeasureOptions:
+    kinds = None
+    if args.tests is not None:
+        installed = registered_kinds().kinds
+        kinds = tuple(word.strip() for word in args.tests.split(","))
+        for word in kinds:
+            if word not in installed:
+                raise ConfigError(
+                    "--tests",
+                    f"{word!r} is not a measurement",
+                    f"choose from {','.join(installed)}",
+                )
     try:
         # convert(), unlike the constructor, checks the fields' bounds.
         speed = msgspec.convert(
-            {
-                "max_duration_s": args.duration,
-                "max_flows": args.max_flows,
-                "initial_flows": min(SpeedSettings().initial_flows, args.max_flows),
-            },
+            msgspec.to_builtins(
+                speed_settings(SpeedSettings(), duration_s=args.duration, flows=args.max_flows)
+            ),
             SpeedSettings,
         )
     except msgspec.ValidationError as exc:
         raise ConfigError("--duration/--max-flows", str(exc), "see qos-agent check --help") from exc
-    return CheckOptions(
-        tests=tuple(tests),
+    return MeasureOptions(
+        kinds=kinds,
+        runner=args.runner,
         speed=speed,
         latency_method=args.latency_method,
         iperf3_port=args.iperf3_port,
@@ -183,22 +193,17 @@ async def _check(args: argparse.Namespace, console: Console) -> int:
     plan = _publication(args, config) if args.publish else None
     if plan is not None and plan.warning is not None:
         _warn(console, plan.warning)
+    labels = LinkLabels(
+        technology=args.technology, operator=args.operator, plan=args.plan, setting=args.setting
+    )
+    link, bind_to = link_for(config, args.interface, labels)
     with console.status(f"measuring {escape(target_url)} ...", spinner="dots") as status:
-        result = await run_check(
-            target_url=target_url,
-            config=config,
-            interface=args.interface,
-            runner=args.runner,
-            budget_bytes=budget,
-            options=options,
-            progress=_show(status),
-            labels=LinkLabels(
-                technology=args.technology,
-                operator=args.operator,
-                plan=args.plan,
-                setting=args.setting,
-            ),
+        measured = await measure_link(
+            target_url, bind_to, budget_bytes=budget, options=options, progress=_show(status)
         )
+    result = build_result(
+        config, link=link, target=target_for(target_url, config), measured=measured
+    )
     published = await _publish(plan, result, args, console) if plan is not None else None
     if args.json:
         sys.stdout.write(encode_result(result).decode() + "\n")
@@ -353,6 +358,17 @@ def _published_text(published: _Published) -> str:
     return "sent (no receipt asked)"
 
 
+def _add_kind_rows(table: Table, measured: Measurements) -> None:
+    """The blocks of kinds added as plugins: each declared quantity in its unit."""
+    quantities = declared_quantities()
+    for kind, block in measured.kinds.items():
+        for name, value in block.values.items():
+            unit = quantities[name].unit if name in quantities else ""
+            table.add_row(escape(name.replace("_", " ")), f"[bold]{value:,.4g} {unit}[/]")
+        if not block.values:
+            table.add_row(escape(kind.replace("_", " ")), "[red]not measured[/] (see errors)")
+
+
 def _print_table(console: Console, result: Result, published: _Published | None) -> None:
     table = Table(title=f"qos-agent check — probe {result.probe_id}", show_header=False)
     table.add_column(style="bold")
@@ -381,6 +397,7 @@ def _print_table(console: Console, result: Result, published: _Published | None)
     if measured.ipv6:
         evidence = ", ".join(f"{key} {value}" for key, value in measured.ipv6.evidence.items())
         table.add_row("IPv6", f"[bold]{measured.ipv6.status}[/] [dim]({escape(evidence)})[/]")
+    _add_kind_rows(table, measured)
     for line in sample_lines(result):
         table.add_row(line.heading, f"[{TONE_STYLES[line.tone]}]{escape(line.text)}[/]")
     table.add_row("runner", _runner_text(result.provenance))

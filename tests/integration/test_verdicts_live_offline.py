@@ -3,7 +3,8 @@ and by `evaluate`'s engine, give the same status, counts, means and intervals.
 
 Samples are random (hypothesis): several devices, gaps below and above the profile's minimum,
 exact duplicates, failed, probe-limited and implausible attempts, every setting, 4G, 5G and fixed
-lines with a plan. Live, each becomes a Result whose gap the probe's own code (agent.state) keeps,
+lines with a plan, access delays (a quantity its kind declares, limited by the 4G profile) or
+none. Live, each becomes a Result whose gap the probe's own code (agent.state) keeps,
 written through the collector's write path (collector/series.py, StoreWriter).
 """
 
@@ -27,10 +28,11 @@ from agent.state import sample_gap
 from collector.compliance import Sample, Verdict, evaluate_compliance
 from collector.store import StoreWriter, result_line
 from collector.verdicts import Area, judge_window
-from contract.profiles import bundled_profiles, profile_for
+from contract.profiles import bundled_profiles, load_profiles, profile_for
 from contract.result import (
     SCHEMA,
     Clock,
+    KindBlock,
     Latency,
     LatencyStats,
     Link,
@@ -70,6 +72,11 @@ ATTEMPT = st.tuples(
     st.one_of(st.none(), RATES),
     st.one_of(st.none(), st.floats(min_value=0.5, max_value=900.0).map(lambda r: round(r, 2))),
     st.sampled_from([None, "indoor", "outdoor_fixed", "outdoor_moving"]),
+    st.one_of(
+        st.none(),
+        st.floats(min_value=0.0, max_value=30_000.0).map(lambda ms: round(ms, 3)),
+        st.sampled_from([4999.5, 5000.0, 5000.49]),  # around the 4G limit and a whole-ms edge
+    ),
 )
 
 
@@ -85,6 +92,7 @@ def result_of(
     rtt: float | None,
     setting: str | None,
     gap: float | None,
+    access_delay_ms: float | None = None,
 ) -> Result:
     fixed = technology == "ftth"
     failed = status == "failed"
@@ -122,6 +130,9 @@ def result_of(
                     median_ms=rtt, p95_ms=rtt, jitter_ms=0.0, loss=0.0, count=10, method="icmp"
                 )
             ),
+            kinds={}
+            if access_delay_ms is None
+            else {"access_delay": KindBlock(values={"access_delay": access_delay_ms})},
         ),
         provenance=Provenance(
             agent_version="0.1.0",
@@ -176,7 +187,16 @@ def assert_same(live: Verdict, offline: Verdict) -> None:
         "latency_ci_high",
     ):
         assert _same(getattr(live, name), getattr(offline, name)), name
-    assert [c.passed for c in live.checks] == [c.passed for c in offline.checks]
+    for judged_live, judged_offline in zip(live.criteria, offline.criteria, strict=True):
+        assert judged_live.id == judged_offline.id
+        assert (judged_live.passed, judged_live.skipped, judged_live.n) == (
+            judged_offline.passed,
+            judged_offline.skipped,
+            judged_offline.n,
+        ), judged_live.id
+        for name in ("statistic", "ci_low", "ci_high"):
+            live_value, offline_value = getattr(judged_live, name), getattr(judged_offline, name)
+            assert _same(live_value, offline_value), (judged_live.id, name)
 
 
 async def _live(store: VictoriaMetrics, results: list[Result]) -> dict[Area, Verdict]:
@@ -211,7 +231,7 @@ def test_live_and_offline_verdicts_agree(store: VictoriaMetrics) -> None:
         for index, attempts in enumerate(devices):
             # Back from the window's end, so some attempts fall before the window starts.
             moment = NOW - timedelta(seconds=start_offset_s)
-            for gap_ms, status, download, upload, rtt, setting in attempts:
+            for gap_ms, status, download, upload, rtt, setting, delay in attempts:
                 moment -= timedelta(milliseconds=gap_ms)  # type: ignore[arg-type]
                 failed = status == "failed"
                 sample = Sample(
@@ -223,6 +243,7 @@ def test_live_and_offline_verdicts_agree(store: VictoriaMetrics) -> None:
                     setting=setting,  # type: ignore[arg-type]
                     device=f"vn-79-p{index}",
                     technology=technology,
+                    values={} if failed or delay is None else {"access_delay": delay},  # type: ignore[dict-item]
                 )
                 # A zero gap is the same sample again (same device and time: a duplicate).
                 samples.append(samples[-1] if gap_ms == 0 and samples else sample)
@@ -243,6 +264,7 @@ def test_live_and_offline_verdicts_agree(store: VictoriaMetrics) -> None:
                     rtt=sample.rtt_ms,
                     setting=sample.setting,
                     gap=gap,
+                    access_delay_ms=sample.values.get("access_delay"),
                 )
                 copies = sum(1 for s in samples if (s.device, s.timestamp) == (device, moment))
                 results += [result] * copies
@@ -315,3 +337,79 @@ def test_edges_agree_live_and_offline(store: VictoriaMetrics) -> None:
         area = Area("village", "79", "26734", "Ấp Một", technology, operator)
         assert live[area].n == offline.n == (3 if technology == "4g" else 1), technology
         assert _same(live[area].mean_download_mbps, offline.mean_download_mbps), technology
+
+
+ACCESS_DELAY_PROFILE = """
+[profiles.4g-access]
+title = "4G, access delay judged on few samples (a test profile)"
+source = "QCVN 81:2019 access delay, n lowered for a test"
+access = "mobile"
+default_for = ["4g"]
+n_required = 4
+download = { mean_min_mbps = 10.0 }
+mean_limits = { access_delay_ms = 5000.0 }
+"""
+
+
+@pytest.mark.parametrize(
+    ("delays_ms", "status"),
+    [([800.0, 1200.5, 4999.4, 3000.0], "pass"), ([5200.0, 6100.25, 4800.0, 7000.0], "fail")],
+)
+def test_an_access_delay_criterion_is_judged_alike_live_and_offline(
+    store: VictoriaMetrics, tmp_path: Path, delays_ms: list[float], status: str
+) -> None:
+    """A profile's access-delay limit, from profiles data alone, decides the verdict both ways."""
+    (tmp_path / "profiles.toml").write_text(ACCESS_DELAY_PROFILE, encoding="utf-8")
+    profiles = load_profiles(tmp_path / "profiles.toml")
+    profile = profiles["4g-access"]
+    operator = f"Nhà mạng {next(_operators)}"
+    results: list[Result] = []
+    samples: list[Sample] = []
+    for index, delay in enumerate(delays_ms):
+        moment = NOW - timedelta(hours=index + 1)
+        device = f"vn-79-p{index}"
+        result = result_of(
+            probe=device,
+            technology="4g",
+            operator=operator,
+            finished_at=moment,
+            status="ok",
+            download=50.0,
+            upload=None,
+            rtt=None,
+            setting="indoor",
+            gap=None,
+            access_delay_ms=delay,
+        )
+        results.append(result)
+        samples.append(
+            Sample(
+                timestamp=moment,
+                download_mbps=50.0,
+                setting="indoor",
+                device=device,
+                technology="4g",
+                values={"access_delay": delay},
+            )
+        )
+
+    async def live_verdicts() -> dict[Area, Verdict]:
+        writer = StoreWriter(store.url)
+        try:
+            await writer.write_lines([result_line(r, None, profiles) for r in results])
+            store.flush()
+            async with aiohttp.ClientSession() as session:
+                return await judge_window(session, store.url, profiles, now=NOW, window=WINDOW)
+        finally:
+            await writer.close()
+
+    live = asyncio.run(live_verdicts())[Area("village", "79", "26734", "Ấp Một", "4g", operator)]
+    offline = evaluate_compliance(samples, profile, now=NOW, window=WINDOW)
+    assert_same(live, offline)
+    assert live.status == offline.status == status
+    (judged,) = [c for c in live.criteria if c.id == "access_delay.mean"]
+    assert judged.n == 4
+    assert judged.passed is (status == "pass")
+    # Whole milliseconds, as the store sums them: the mean of the rounded delays.
+    whole = [round(delay) for delay in delays_ms]
+    assert judged.statistic == sum(whole) / len(whole)

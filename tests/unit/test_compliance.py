@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from collector.compliance import (
     MONITORING_METHOD,
     QCVN_METHOD,
-    Check,
     Estimate,
+    Judgement,
     Moments,
     Sample,
     Verdict,
@@ -59,8 +59,8 @@ def samples(rates: Sequence[float | None], **fields: Any) -> list[Sample]:
     ]
 
 
-def check(verdict: Verdict, check_id: str) -> Check:
-    (found,) = [c for c in verdict.checks if c.id == check_id]
+def check(verdict: Verdict, check_id: str) -> Judgement:
+    (found,) = [c for c in verdict.criteria if c.id == check_id]
     return found
 
 
@@ -169,7 +169,7 @@ def test_example_5_fixed_plan_conformity_passes_national_target_fails() -> None:
     assert verdict.national_target == "fail"
     # The regulation (QCVN 34) decides the status; the 1 Gb/s programme target is reported apart.
     assert verdict.status == "pass"
-    assert [c.id for c in verdict.checks] == ["download.mean", "download.plan", "upload.plan"]
+    assert [c.id for c in verdict.criteria] == ["download.mean", "download.plan", "upload.plan"]
     assert check(verdict, "download.plan").passed is True
     assert check(verdict, "download.plan").part == "regulation"
     assert check(verdict, "download.mean").part == "programme"
@@ -412,7 +412,7 @@ def five_g_samples(
 def test_5g_meeting_every_criterion_with_the_sample_mix_passes_by_the_qcvn_method() -> None:
     verdict = judge(five_g_samples(), "5g")
     assert verdict.status == "pass"
-    assert {c.id: c.passed for c in verdict.checks} == {
+    assert {c.id: c.passed for c in verdict.criteria} == {
         "download.mean": True,
         "download.share": True,
         "upload.mean": True,
@@ -429,20 +429,20 @@ def test_5g_meeting_every_criterion_with_the_sample_mix_passes_by_the_qcvn_metho
 def test_5g_low_upload_fails_that_criterion_only() -> None:
     verdict = judge(five_g_samples(upload=25.0), "5g")
     assert verdict.status == "fail"
-    assert [c.id for c in verdict.checks if c.passed is False] == ["upload.mean"]
+    assert [c.id for c in verdict.criteria if c.passed is False] == ["upload.mean"]
 
 
 def test_5g_high_latency_fails() -> None:
     verdict = judge(five_g_samples(rtt=60.0), "5g")
     assert verdict.status == "fail"
-    assert [c.id for c in verdict.checks if c.passed is False] == ["latency.mean"]
+    assert [c.id for c in verdict.criteria if c.passed is False] == ["latency.mean"]
 
 
 def test_5g_share_below_30_fails_despite_a_high_mean() -> None:
     verdict = judge(five_g_samples(downloads=[300.0] * 1350 + [20.0] * 150), "5g")
     assert verdict.mean_download_mbps == pytest.approx(272.0)
     assert verdict.share_at_or_above_min == pytest.approx(0.9)
-    assert [c.id for c in verdict.checks if c.passed is False] == ["download.share"]
+    assert [c.id for c in verdict.criteria if c.passed is False] == ["download.share"]
 
 
 def test_5g_without_latency_samples_is_insufficient() -> None:

@@ -64,7 +64,11 @@ def test_passing_village_campaign_as_json(
     assert report["method"] == "monitoring per the QCVN method"
     # The window ends at the campaign's own latest sample, not today.
     assert report["window_end"] == "2025-03-02T08:39:00Z"
-    assert [c["id"] for c in report["checks"]] == ["download.mean", "access_failure"]
+    criteria = {c["id"]: c for c in report["criteria"]}
+    assert list(criteria) == ["download.mean", "access_failure", "access_delay.mean"]
+    # The campaign did not measure access delay: not judged, and so not held against it.
+    assert criteria["access_delay.mean"]["skipped"] is True
+    assert "no sample in the window measured it" in criteria["access_delay.mean"]["note"]
 
 
 def test_failing_village_campaign_as_json(
@@ -74,7 +78,7 @@ def test_failing_village_campaign_as_json(
     report = run_json(capsys, "--profile", "4g", "--input", str(csv_file))
     assert report["status"] == "fail"
     assert report["mean_download_mbps"] == pytest.approx(38.5, abs=1e-3)
-    assert report["checks"][0]["passed"] is False
+    assert report["criteria"][0]["passed"] is False
 
 
 def test_few_samples_far_below_target_warns_early(

@@ -70,8 +70,11 @@ def test_rollups_group_by_area_and_never_export_raw_samples() -> None:
         "download",
         "upload",
         "latency",
+        "quantity.access_delay",
         "at_or_above.3000",
     }
+    # Access delay, declared by its kind and limited by the 4G profile: moments of whole ms.
+    assert '"sum2_over_time"), qos_counted_access_delay_ms[' in queries["quantity.access_delay"]
     assert "histogram_over_time(qos_sample_class[2592000000ms])" in queries["class"]
     assert '"sum2_over_time"), qos_counted_latency_10us[' in queries["latency"]
     # 5G's share rule (>= 30 Mb/s): whole units, so > 2999.5 is >= 3000.

@@ -22,8 +22,8 @@ from agent.commands.run import serve
 from agent.config import AgentConfig, TargetConfig, load_config
 from agent.daemon import Daemon
 from agent.keys import load_key
+from agent.measurements.kind import LinkOutcome
 from agent.schedule import Job
-from contract.result import Result
 from tests.integration.agent.fast_agent import no_modem
 from tests.unit.agent.builders import SyntheticMeasure
 
@@ -54,11 +54,13 @@ class SteppedMeasure(SyntheticMeasure):
 
     async def __call__(
         self, config: AgentConfig, job: Job, target: TargetConfig, budget_bytes: int | None
-    ) -> Result:
-        result = await super().__call__(config, job, target, budget_bytes)
+    ) -> LinkOutcome:
+        measured = await super().__call__(config, job, target, budget_bytes)
         offset = self.clock.offset()
         return msgspec.structs.replace(
-            result, started_at=result.started_at + offset, finished_at=result.finished_at + offset
+            measured,
+            started_at=measured.started_at + offset,
+            finished_at=measured.finished_at + offset,
         )
 
 

@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -100,6 +101,13 @@ def test_http_check_is_accurate_frugal_and_complete(
     assert latency["loaded"]["median_ms"] > latency["idle"]["median_ms"]
     assert measured["ipv6"]["status"] == "works"
     assert measured["ipv6"]["evidence"]["ula"] is True
+    # Access delay: a connection and a request, two round trips of the link at least.
+    access = measured["kinds"]["access_delay"]
+    assert 1.5 * latency["idle"]["median_ms"] < access["values"]["access_delay"] < 5000
+    first, download = (
+        datetime.fromisoformat(block["started_at"]) for block in (access, measured["download"])
+    )
+    assert first < download  # the test's first measurement
 
 
 def test_a_slow_link_that_queues_keeps_its_two_flows_and_stops_early(lab: Lab) -> None:

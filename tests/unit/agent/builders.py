@@ -10,11 +10,11 @@ from typing import Any
 from agent.budget import TestKind
 from agent.commands.enroll import render_toml
 from agent.config import AgentConfig, TargetConfig, load_config
-from agent.envelope import CheckOutcome, build_result
-from agent.runners.base import SpeedOutcome
+from agent.measurements import speed
+from agent.measurements.base import SpeedOutcome
+from agent.measurements.kind import LinkOutcome, Outcome
 from agent.schedule import Job
-from agent.state import next_seq
-from contract.result import Clock, Result, Target, Throughput
+from contract.result import Throughput
 
 PROBE_ID = "vn-11-ban-test"
 MOBILE = {"interface": "wwan0", "access": "mobile", "technology": "4g", "operator": "Viettel"}
@@ -87,7 +87,7 @@ class SyntheticMeasure:
 
     async def __call__(
         self, config: AgentConfig, job: Job, target: TargetConfig, budget_bytes: int | None
-    ) -> Result:
+    ) -> LinkOutcome:
         self.calls.append((job, budget_bytes))
         started_at = datetime.now(UTC)
         # Results a few milliseconds apart: the store keeps one sample per series and millisecond.
@@ -101,14 +101,16 @@ class SyntheticMeasure:
             runner="synthetic",
             bytes_used=self.bytes_used,
         )
-        return build_result(
-            probe_id=config.probe_id,
-            seq=next_seq(Path(config.state_dir)),
+        outcome = Outcome(
+            kind="download",
+            slot=("download",),
             started_at=started_at,
             finished_at=finished_at,
-            location=config.location,
-            link=config.link(job.interface),
-            target=Target(id=target.id, address="198.18.0.1", ip_version=4),
-            outcome=CheckOutcome(runner="synthetic", download=download),
-            clock=Clock(synced=True),
+            reading=speed.reading_of("download", download),
+        )
+        return LinkOutcome(
+            runner="synthetic",
+            started_at=started_at,
+            finished_at=finished_at,
+            outcomes=(outcome,),
         )

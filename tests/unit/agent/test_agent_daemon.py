@@ -14,6 +14,7 @@ from agent.commands.status import gather
 from agent.config import AgentConfig, TargetConfig
 from agent.daemon import Daemon
 from agent.keys import create_key
+from agent.measurements.kind import LinkOutcome
 from agent.schedule import Job
 from agent.state import open_state_db, read_daemon_state
 from contract.result import Radio, Result, decode_result
@@ -89,7 +90,7 @@ async def test_a_fault_in_the_engine_is_counted_not_raised(daemon: Daemon) -> No
     class Broken(SyntheticMeasure):
         async def __call__(
             self, config: AgentConfig, job: Job, target: TargetConfig, budget_bytes: int | None
-        ) -> Result:
+        ) -> LinkOutcome:
             raise RuntimeError("a bug")
 
     daemon.measure = Broken()

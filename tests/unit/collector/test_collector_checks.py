@@ -9,7 +9,7 @@ import msgspec
 import pytest
 from hypothesis import given
 
-from agent.runners.iperf3 import parse_report
+from agent.measurements.iperf3 import parse_report
 from collector.ingest import (
     Candidate,
     IngestPolicy,

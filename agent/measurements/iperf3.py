@@ -15,7 +15,7 @@ from typing import Final
 
 import msgspec
 
-from agent.runners.base import (
+from agent.measurements.base import (
     Binding,
     Direction,
     Progress,
@@ -24,8 +24,8 @@ from agent.runners.base import (
     failed_speed,
     no_progress,
 )
-from agent.runners.cpu import CpuMonitor, CpuPeak
-from agent.runners.rawhttp import TargetError, resolve
+from agent.net.cpu import CpuMonitor, CpuPeak
+from agent.net.rawhttp import TargetError, resolve
 from contract.result import Throughput
 
 RUNNER: Final = "iperf3"

@@ -17,7 +17,7 @@ from typing import Final
 
 import msgspec
 
-from agent.runners.base import Binding
+from agent.measurements.base import Binding
 from contract.errors import QosfleetError
 
 SO_BINDTODEVICE: Final = getattr(socket, "SO_BINDTODEVICE", 25)  # Linux's value

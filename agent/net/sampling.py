@@ -64,7 +64,7 @@ import statistics
 from collections.abc import Sequence
 from typing import Final, Literal, NamedTuple
 
-from agent.runners.base import SpeedSettings
+from agent.measurements.base import SpeedSettings
 from contract.result import StopReason
 
 Action = Literal["continue", "add-flows", "stop"]

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from agent.runners import tcpinfo
+from agent.net import tcpinfo
 
 # A struct tcp_info as Linux 6.x returns it, with the fields tcpinfo reads set.
 FULL = 232

@@ -25,9 +25,11 @@ from typing import Any, Final, Literal
 
 import msgspec
 
-from agent.runners.base import Binding
-from agent.runners.netif import BindError, bound_socket
-from agent.runners.rawhttp import (
+from agent.budget import TestKind
+from agent.measurements.base import Binding
+from agent.measurements.kind import LinkUnderTest, Reading
+from agent.net.netif import BindError, bound_socket
+from agent.net.rawhttp import (
     HTTP_OK,
     Endpoint,
     SmallClient,
@@ -35,6 +37,7 @@ from agent.runners.rawhttp import (
     connect_socket,
     resolve,
 )
+from contract.quantities import Quantity
 from contract.result import LatencyMethod, LatencyStats, MeasurementError
 
 Method = Literal["auto", "icmp", "tcp-connect", "http-echo"]
@@ -42,6 +45,9 @@ SO_TIMESTAMPNS: Final = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux's value
 ICMP_PAYLOAD: Final = b"qosfleet" * 7  # 56 bytes, as ping sends
 # Bytes on the wire per probe, for the data budget: headers and payload both ways, roughly.
 PROBE_BYTES: Final = {"icmp": 2 * 100, "tcp-connect": 4 * 80, "http-echo": 2 * 200}
+# Latency under load skips the first half second of a transfer: queues are still filling.
+LOADED_DELAY_S: Final = 0.5
+LOADED_MAX_PROBES: Final = 600
 
 
 class LatencyOutcome(msgspec.Struct, frozen=True, kw_only=True):
@@ -279,3 +285,62 @@ class _Scapy:
                 return None
             reply = packet[self.inet.ICMP]
         return int(reply.seq) if int(reply.id) == ident else None
+
+
+def reading_of(outcome: LatencyOutcome) -> Reading:
+    block = None if outcome.stats is None else msgspec.to_builtins(outcome.stats)
+    return Reading(block=block, bytes_used=outcome.bytes_used, errors=outcome.errors)
+
+
+class IdleLatency:
+    """Round-trip times on a quiet link, before any transfer."""
+
+    name = "latency"
+    slot: tuple[str, ...] = ("latency", "idle")
+    jobs: frozenset[TestKind] = frozenset({"speed", "light"})
+    order = 10
+    during: str | None = None
+    delay_s = 0.0
+    bulk = False
+    quantities: tuple[Quantity, ...] = ()
+
+    async def run(self, link: LinkUnderTest) -> Reading:
+        link.progress("latency: idle", None)
+        options = link.options
+        outcome = await measure(
+            link.target_url,
+            link.binding,
+            stage="latency-idle",
+            method=options.latency_method,
+            count=options.latency_probes,
+        )
+        return reading_of(outcome)
+
+
+class LoadedLatency:
+    """Round-trip times while the download runs, until it ends (its first half second skipped:
+    queues are still filling)."""
+
+    name = "latency_loaded"
+    slot: tuple[str, ...] = ("latency", "loaded")
+    jobs: frozenset[TestKind] = frozenset({"speed"})
+    order = 21
+    during: str | None = "download"
+    delay_s = LOADED_DELAY_S
+    bulk = False
+    quantities: tuple[Quantity, ...] = ()
+
+    async def run(self, link: LinkUnderTest) -> Reading:
+        outcome = await measure(
+            link.target_url,
+            link.binding,
+            stage="latency-loaded",
+            method=link.options.latency_method,
+            count=LOADED_MAX_PROBES,
+            stop=link.stop,
+        )
+        return reading_of(outcome)
+
+
+IDLE = IdleLatency()
+LOADED = LoadedLatency()

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.runners import cpu, iperf3, ipv6, latency, netif
-from agent.runners.base import Binding
+from agent.measurements import iperf3, ipv6, latency
+from agent.measurements.base import Binding
+from agent.net import cpu, netif
 
 FIXTURES = Path(__file__).parents[2] / "fixtures"
 IPERF3 = FIXTURES / "iperf3"

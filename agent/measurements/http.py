@@ -3,7 +3,7 @@
 Flows start at `initial_flows` and double while throughput still grows and the path holds no
 standing queue (the flows' RTT from TCP_INFO), up to `max_flows`; the aggregate is sampled every
 `sample_interval_s`; warm-up is excluded and the test stops early once the rate is stable, or at
-the byte budget or the duration cap (agent.runners.sampling decides).
+the byte budget or the duration cap (agent.net.sampling decides).
 Rate = bytes of the measured phase / its length (the QCVN per-sample rate).
 """
 
@@ -15,8 +15,7 @@ import statistics
 from collections.abc import Callable
 from typing import Final
 
-from agent.runners import tcpinfo
-from agent.runners.base import (
+from agent.measurements.base import (
     Binding,
     Direction,
     Progress,
@@ -25,9 +24,10 @@ from agent.runners.base import (
     failed_speed,
     no_progress,
 )
-from agent.runners.cpu import CpuMonitor
-from agent.runners.netif import BindError
-from agent.runners.rawhttp import (
+from agent.net import tcpinfo
+from agent.net.cpu import CpuMonitor
+from agent.net.netif import BindError
+from agent.net.rawhttp import (
     READ_BUFFER_BYTES,
     DownloadFlow,
     Endpoint,
@@ -39,7 +39,7 @@ from agent.runners.rawhttp import (
     host_header,
     resolve,
 )
-from agent.runners.sampling import PathRtt, RateController
+from agent.net.sampling import PathRtt, RateController
 from contract.result import Throughput
 
 RUNNER: Final = "http"

@@ -20,8 +20,10 @@ from typing import Final, Literal
 import aiohappyeyeballs
 import msgspec
 
-from agent.runners.base import Binding
-from agent.runners.netif import (
+from agent.budget import TestKind
+from agent.measurements.base import Binding
+from agent.measurements.kind import LinkUnderTest, Reading
+from agent.net.netif import (
     IF_INET6,
     IPV6_ROUTE,
     BindError,
@@ -30,7 +32,7 @@ from agent.runners.netif import (
     parse_v6_default_routes,
     read_proc,
 )
-from agent.runners.rawhttp import (
+from agent.net.rawhttp import (
     HTTP_OK,
     Endpoint,
     SmallClient,
@@ -39,6 +41,7 @@ from agent.runners.rawhttp import (
     resolve,
     split_target,
 )
+from contract.quantities import Quantity
 from contract.result import Ipv6, Ipv6Status
 
 STAGE: Final = "ipv6"
@@ -235,3 +238,29 @@ class _Checks:
 
 def _family(host: str) -> socket.AddressFamily:
     return socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET  # noqa: PLR2004
+
+
+class Ipv6Readiness:
+    """The IPv6 checks of a link, classified (module docstring)."""
+
+    name = "ipv6"
+    slot: tuple[str, ...] = ("ipv6",)
+    jobs: frozenset[TestKind] = frozenset({"speed", "light"})
+    order = 40
+    during: str | None = None
+    delay_s = 0.0
+    bulk = False
+    quantities: tuple[Quantity, ...] = ()
+
+    async def run(self, link: LinkUnderTest) -> Reading:
+        link.progress("ipv6: checking", None)
+        outcome = await measure(
+            link.target_url,
+            link.binding,
+            v6_target_url=link.options.ipv6_target_url,
+            dns_name=link.options.dns_name,
+        )
+        return Reading(block=msgspec.to_builtins(outcome.ipv6), bytes_used=outcome.bytes_used)
+
+
+KIND = Ipv6Readiness()

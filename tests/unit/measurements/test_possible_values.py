@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
-from agent.runners import cpu
-from agent.runners.base import MIN_SAMPLE_BYTES, SpeedOutcome, checked_speed
-from agent.runners.cpu import CLOCK_TICKS, MIN_TAIL_S, CpuMonitor, CpuTimes
+from agent.measurements.base import MIN_SAMPLE_BYTES, SpeedOutcome, checked_speed
+from agent.net import cpu
+from agent.net.cpu import CLOCK_TICKS, MIN_TAIL_S, CpuMonitor, CpuTimes
 from contract.result import MAX_MBPS, StopReason, Throughput
 
 

@@ -17,8 +17,8 @@ import termios
 from typing import Final, NamedTuple
 from urllib.parse import urlsplit
 
-from agent.runners.base import Binding
-from agent.runners.netif import bound_socket
+from agent.measurements.base import Binding
+from agent.net.netif import bound_socket
 from contract.errors import QosfleetError
 
 READ_BUFFER_BYTES: Final = 1 << 18

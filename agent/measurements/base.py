@@ -25,7 +25,7 @@ class Binding(msgspec.Struct, frozen=True, kw_only=True):
     """Where a test's sockets start: a named interface and its source addresses.
 
     A test bound to wwan0 never leaves through eth0: its sockets carry SO_BINDTODEVICE and the
-    interface's own source address (see agent.runners.netif).
+    interface's own source address (see agent.net.netif).
     """
 
     interface: str | None = None

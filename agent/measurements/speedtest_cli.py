@@ -16,7 +16,7 @@ import importlib
 import math
 from typing import Any, Final
 
-from agent.runners.base import (
+from agent.measurements.base import (
     Binding,
     Direction,
     Progress,
@@ -25,8 +25,8 @@ from agent.runners.base import (
     failed_speed,
     no_progress,
 )
-from agent.runners.cpu import CpuMonitor
-from agent.runners.rawhttp import TargetError, resolve
+from agent.net.cpu import CpuMonitor
+from agent.net.rawhttp import TargetError, resolve
 from contract.result import Throughput
 
 RUNNER: Final = "speedtest"

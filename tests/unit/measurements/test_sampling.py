@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.runners import sampling
-from agent.runners.base import SpeedSettings
-from agent.runners.sampling import PathRtt, RateController, relative_half_width, t975
+from agent.measurements.base import SpeedSettings
+from agent.net import sampling
+from agent.net.sampling import PathRtt, RateController, relative_half_width, t975
 
 TICK = 0.1
 MB = 1e6

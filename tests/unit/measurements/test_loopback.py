@@ -13,9 +13,11 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from aiohttp.test_utils import TestServer
 
-from agent.check import CheckOptions, run_check
-from agent.runners import http, iperf3, latency, speedtest_cli
-from agent.runners.base import Binding, SpeedSettings
+from agent.engine import UNENROLLED_LINK, measure_link, target_for
+from agent.envelope import build_result
+from agent.measurements import http, iperf3, latency, speedtest_cli
+from agent.measurements.base import Binding, SpeedSettings
+from agent.measurements.kind import MeasureOptions
 from collector.ingest import rate_is_consistent
 from lab.services import free_port, venv_script
 from target.iperf3 import Iperf3Server
@@ -177,9 +179,10 @@ async def test_latency_to_a_closed_port_is_an_error(closed_port: int) -> None:
 
 
 async def test_a_whole_check_reports_every_block(target: str) -> None:
-    options = CheckOptions(speed=QUICK, latency_method="tcp-connect")
-    result = await run_check(
-        target_url=target, config=None, interface=None, budget_bytes=80_000_000, options=options
+    options = MeasureOptions(speed=QUICK, latency_method="tcp-connect")
+    outcome = await measure_link(target, None, budget_bytes=80_000_000, options=options)
+    result = build_result(
+        None, link=UNENROLLED_LINK, target=target_for(target, None), measured=outcome
     )
     assert result.errors == ()
     measured = result.measurements

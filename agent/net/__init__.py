@@ -1,0 +1,1 @@
+"""Helpers the measurement kinds share: interface binding, raw HTTP, TCP_INFO, CPU, sampling."""
