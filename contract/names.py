@@ -1,0 +1,96 @@
+"""One spelling per technology and operator, from the canonical list contract/data/names.toml.
+
+`technology("LTE")` is "4g" and `operator("viettel telecom")` is "Viettel": what a person types is
+matched ignoring case, spacing and punctuation against each canonical name and its aliases. A name
+that matches nothing is refused with the closest canonical names, so a typo never becomes a new
+operator whose results split an area's.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import tomllib
+import unicodedata
+from collections.abc import Mapping
+from functools import cache
+from typing import Literal, get_args
+
+from contract.errors import ConfigError
+from contract.places import DATA
+from contract.result import Technology
+
+NAMES_FILE = DATA / "names.toml"
+Kind = Literal["technologies", "operators"]
+_IGNORED = re.compile(r"[\s._\-/]+")
+
+
+def _key(text: str) -> str:
+    return _IGNORED.sub("", unicodedata.normalize("NFC", text).casefold())
+
+
+@cache
+def canonical_names(kind: Kind) -> Mapping[str, tuple[str, ...]]:
+    """Each canonical name of `kind` with its aliases, as names.toml lists them."""
+    table = tomllib.loads(NAMES_FILE.read_text(encoding="utf-8"))[kind]
+    return {name: tuple(aliases) for name, aliases in table.items()}
+
+
+@cache
+def _lookup(kind: Kind) -> Mapping[str, str]:
+    return {
+        _key(spelling): name
+        for name, aliases in canonical_names(kind).items()
+        for spelling in (name, *aliases)
+    }
+
+
+def canonical(kind: Kind, text: str) -> str | None:
+    """The canonical name `text` spells, or None."""
+    return _lookup(kind).get(_key(text))
+
+
+def closest(kind: Kind, text: str) -> list[str]:
+    """Up to three canonical names nearest to a misspelling, best first."""
+    matches = difflib.get_close_matches(_key(text), _lookup(kind), n=6, cutoff=0.6)
+    return list(dict.fromkeys(_lookup(kind)[match] for match in matches))[:3]
+
+
+def _refuse(field: str, kind: Kind, text: str, example: str) -> ConfigError:
+    what = "technology" if kind == "technologies" else "operator"
+    near = closest(kind, text)
+    known = ", ".join(canonical_names(kind))
+    hint = f"did you mean {' or '.join(near)}? " if near else ""
+    return ConfigError(
+        field,
+        f"{text!r} is not a known {what}",
+        f"{hint}write one of {known} (e.g. {example}); a new {what} is added to "
+        "contract/data/names.toml",
+    )
+
+
+def technology(text: str, *, field: str = "technology") -> Technology:
+    """The canonical technology, e.g. "4G", "lte" -> "4g"; ConfigError otherwise."""
+    name = canonical("technologies", text)
+    technologies: tuple[Technology, ...] = get_args(Technology)
+    for value in technologies:
+        if value == name:
+            return value
+    raise _refuse(field, "technologies", text, "4g")
+
+
+def operator(text: str, *, field: str = "operator") -> str:
+    """The canonical operator, e.g. "viettel", "VIETTEL", "Viettel Telecom" -> "Viettel"."""
+    name = canonical("operators", text)
+    if name is None:
+        raise _refuse(field, "operators", text, "Viettel")
+    return name
+
+
+def operator_label(text: str) -> str:
+    """An operator as a result is labelled: canonical when known, else as the probe sent it.
+
+    The collector cannot refuse a result for an operator that enrolled before this list (or one
+    the list lacks): its measurement stays, under the name it came with.
+    """
+    return canonical("operators", text) or text
