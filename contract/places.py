@@ -8,10 +8,11 @@ of today (`successor`): old data can be read, only new enrollments must use toda
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
@@ -87,3 +88,50 @@ def province_name(code: str) -> str:
         return code
     old, new = found
     return f"{old.name_vi} (now {new.name_vi})"
+
+
+OUTLINE_FILE = DATA / "vietnam-outline.geojson"
+Ring = tuple[tuple[float, float], ...]
+
+
+class _Geometry(msgspec.Struct, frozen=True):
+    type: Literal["Polygon", "MultiPolygon"]
+    coordinates: list[Any]
+
+
+class _Feature(msgspec.Struct, frozen=True):
+    geometry: _Geometry
+
+
+class _FeatureCollection(msgspec.Struct, frozen=True):
+    features: tuple[_Feature, ...]
+
+
+@cache
+def _outline() -> tuple[tuple[Ring, ...], ...]:
+    """The outline's polygons, each as its rings (outer first), as (lon, lat) points."""
+    document = msgspec.json.decode(OUTLINE_FILE.read_bytes(), type=_FeatureCollection)
+    polygons: list[tuple[Ring, ...]] = []
+    for feature in document.features:
+        geometry = feature.geometry
+        parts = geometry.coordinates if geometry.type == "MultiPolygon" else [geometry.coordinates]
+        polygons += [tuple(tuple((x, y) for x, y in ring) for ring in part) for part in parts]
+    return tuple(polygons)
+
+
+def _inside(ring: Ring, lon: float, lat: float) -> bool:
+    """Even-odd rule: a ray eastwards from the point crosses the ring an odd number of times."""
+    inside = False
+    for (x1, y1), (x2, y2) in itertools.pairwise(ring):
+        if (y1 > lat) != (y2 > lat) and lon < x1 + (lat - y1) * (x2 - x1) / (y2 - y1):
+            inside = not inside
+    return inside
+
+
+def in_vietnam(lat: float, lon: float) -> bool:
+    """Whether a point is in Vietnam: its land and islands with a ~10 km margin, and the areas of
+    Hoàng Sa and Trường Sa (contract/data/README.md says how the outline is drawn)."""
+    return any(
+        _inside(rings[0], lon, lat) and not any(_inside(hole, lon, lat) for hole in rings[1:])
+        for rings in _outline()
+    )
