@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from contract.names import operator_label
 from contract.profiles import Profile, profile_for
 from contract.result import Location, Plan, Result
 from contract.sampling import (
@@ -97,7 +98,7 @@ def labels(result: Result, location: Location | None = None) -> dict[str, str]:
         "village": location.village if location else "",
         "access": result.link.access,
         "technology": result.link.technology,
-        "operator": result.link.operator,
+        "operator": operator_label(result.link.operator),  # "viettel" and "Viettel" are one
         "setting": result.link.setting or "",
         "plan": plan_label(result.link.plan),
         "interface": result.link.interface,

@@ -13,7 +13,7 @@ import re
 import tomllib
 import unicodedata
 from collections.abc import Mapping
-from functools import cache
+from functools import cache, lru_cache
 from typing import Literal, get_args
 
 from contract.errors import ConfigError
@@ -87,6 +87,7 @@ def operator(text: str, *, field: str = "operator") -> str:
     return name
 
 
+@lru_cache(maxsize=1024)  # every stored result asks; a fleet has a handful of spellings
 def operator_label(text: str) -> str:
     """An operator as a result is labelled: canonical when known, else as the probe sent it.
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import get_args
 
+import msgspec
 import pytest
 
+from collector.series import labels
 from contract import names
 from contract.errors import ConfigError
 from contract.result import Technology
+from tests.strategies import sample_result
 
 
 @pytest.mark.parametrize(
@@ -59,3 +62,12 @@ def test_a_typo_is_refused_with_the_closest_name() -> None:
 def test_the_collector_keeps_an_unknown_operator_as_sent() -> None:
     assert names.operator_label("viettel") == "Viettel"
     assert names.operator_label("Hanoi Cable Co") == "Hanoi Cable Co"
+
+
+@pytest.mark.parametrize("sent", ["viettel", "VIETTEL", "Viettel Telecom", "Viettel"])
+def test_the_collector_labels_one_operator_one_way(sent: str) -> None:
+    result = sample_result()
+    result = msgspec.structs.replace(
+        result, link=msgspec.structs.replace(result.link, operator=sent)
+    )
+    assert labels(result)["operator"] == "Viettel"
