@@ -32,10 +32,7 @@ _WORD = re.compile(r"[^a-z0-9]+")
 
 # What a person is told (one place, for the translations to come).
 UNKNOWN_PROVINCE = "{code!r} is not a province code"
-UNKNOWN_PROVINCE_HINT = (
-    "give one of the 34 two-digit codes in force since {reform}, e.g. 01 (Hà Nội), 48 (Đà Nẵng), "
-    "79 (Hồ Chí Minh); all are listed in contract/data/provinces.json"
-)
+UNKNOWN_PROVINCE_HINT = "give one of the 34 codes in force since {reform}: {provinces}"
 NAMED_PROVINCE_HINT = "{name} is province {code}: use --province {code}"
 OLD_PROVINCE = "{code} is the code of {old} before {reform}; {old} is now part of {new}"
 OLD_PROVINCE_HINT = "use --province {new_code} (and a probe id vn-{new_code}-...)"
@@ -51,12 +48,16 @@ OUTSIDE_HINT = (
 SWAPPED_HINT = "latitude and longitude look swapped: use --lat {lon} --lon {lat}"
 NO_PLAN = "{interface} is a fixed line without its subscribed plan"
 NO_PLAN_HINT = (
-    "add the plan in Mb/s (down/up) from the contract, e.g. --link {interface}:fixed:ftth:VNPT:"
-    "300/300: QCVN 34 judges a fixed line against its plan"
+    "add the subscribed plan in Mb/s (down/up) from the contract, e.g. --link "
+    "{interface}:fixed:{technology}:{operator}:300/300: QCVN 34 judges a fixed line against it"
 )
 UNLISTED_COMMUNE = (
     "warning: commune {commune} is not in the official list of {name} since {reform}; check the "
     "code (contract/data/provinces.json lists the {count} communes of {name})"
+)
+OTHER_PROVINCE_COMMUNE = (
+    "warning: commune {commune} is {commune_name} of {other}, not of {name}; check --commune and "
+    "--province"
 )
 
 
@@ -65,6 +66,10 @@ class EnrolledLink(Protocol):
     def interface(self) -> str: ...
     @property
     def access(self) -> Access: ...
+    @property
+    def technology(self) -> str: ...
+    @property
+    def operator(self) -> str: ...
     @property
     def plan(self) -> Plan | None: ...
 
@@ -76,22 +81,22 @@ def _slug(text: str) -> str:
 
 def province_code_of(text: str) -> str:
     """A --province as given -> today's two-digit code; ConfigError with what to type instead."""
-    code = text
-    if province(code) is not None:
-        return code
-    new = successor(code)
-    old = old_province(code)
+    if province(text) is not None:
+        return text
+    new = successor(text)
+    old = old_province(text)
     if old is not None and new is not None:
         raise ConfigError(
             "--province",
-            OLD_PROVINCE.format(code=code, old=old.name_vi, new=new.label, reform=REFORM_DATE),
+            OLD_PROVINCE.format(code=text, old=old.name_vi, new=new.label, reform=REFORM_DATE),
             OLD_PROVINCE_HINT.format(new_code=new.code),
         )
-    named = _by_name(code)
+    named = _by_name(text)
+    everyone = ", ".join(p.label for p in provinces().values())
     hint = (
         NAMED_PROVINCE_HINT.format(name=named.name_vi, code=named.code)
         if named
-        else UNKNOWN_PROVINCE_HINT.format(reform=REFORM_DATE)
+        else UNKNOWN_PROVINCE_HINT.format(reform=REFORM_DATE, provinces=everyone)
     )
     raise ConfigError("--province", UNKNOWN_PROVINCE.format(code=text), hint)
 
@@ -160,7 +165,9 @@ def check_plans(links: Sequence[EnrolledLink]) -> None:
             raise ConfigError(
                 f"links[{index}].plan",
                 NO_PLAN.format(interface=link.interface),
-                NO_PLAN_HINT.format(interface=link.interface),
+                NO_PLAN_HINT.format(
+                    interface=link.interface, technology=link.technology, operator=link.operator
+                ),
             )
 
 
@@ -174,6 +181,16 @@ def check_place(
     today = provinces()[code]
     if commune_code in today.communes:
         return []
+    other = next((p for p in provinces().values() if commune_code in p.communes), None)
+    if other is not None:
+        return [
+            OTHER_PROVINCE_COMMUNE.format(
+                commune=commune_code,
+                commune_name=other.communes[commune_code],
+                other=other.label,
+                name=today.label,
+            )
+        ]
     return [
         UNLISTED_COMMUNE.format(
             commune=commune_code, name=today.name_vi, reform=REFORM_DATE, count=len(today.communes)

@@ -23,6 +23,8 @@ from contract.result import Technology
 NAMES_FILE = DATA / "names.toml"
 Kind = Literal["technologies", "operators"]
 _IGNORED = re.compile(r"[\s._\-/]+")
+# How alike a misspelling and a name must be (difflib's ratio) for the name to be suggested.
+SUGGEST_CUTOFF = 0.6
 
 
 def _key(text: str) -> str:
@@ -51,9 +53,16 @@ def canonical(kind: Kind, text: str) -> str | None:
 
 
 def closest(kind: Kind, text: str) -> list[str]:
-    """Up to three canonical names nearest to a misspelling, best first."""
-    matches = difflib.get_close_matches(_key(text), _lookup(kind), n=6, cutoff=0.6)
-    return list(dict.fromkeys(_lookup(kind)[match] for match in matches))[:3]
+    """The canonical names nearest to a misspelling, best first: those about as near as the
+    nearest, so "Viettell" suggests Viettel and not also Wintel."""
+    typed = _key(text)
+    scores: dict[str, float] = {}
+    for spelling, name in _lookup(kind).items():
+        ratio = difflib.SequenceMatcher(None, typed, spelling).ratio()
+        scores[name] = max(scores.get(name, 0.0), ratio)
+    best = max(scores.values(), default=0.0)
+    near = [name for name, score in scores.items() if score >= max(SUGGEST_CUTOFF, best - 0.05)]
+    return sorted(near, key=lambda name: -scores[name])[:3]
 
 
 def _refuse(field: str, kind: Kind, text: str, example: str) -> ConfigError:

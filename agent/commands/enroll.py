@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     check_config(config)
     check_plans(config.links)
     for warning in warnings:
-        Console(stderr=True).print(f"[yellow]{escape(warning)}[/]")
+        Console(stderr=True, soft_wrap=True).print(f"[yellow]{escape(warning)}[/]")
     if args.config.exists() and not args.force:
         raise ConfigError(
             str(args.config), "already exists", "pass --force to replace it (the key is kept)"

@@ -118,7 +118,7 @@ def _refusal(tmp_path: Path, capsys: pytest.CaptureFixture[str], *options: str) 
         (("--lat", "48.8566", "--lon", "2.3522"), "(48.8566, 2.3522) is outside Vietnam",
          "--lat about 8.5 to 23.4"),
         (("--lat", "103.02", "--lon", "21.39"), "outside Vietnam", "use --lat 21.39 --lon 103.02"),
-        (("--province", "99"), "'99' is not a province code", "01 (Hà Nội)"),
+        (("--province", "99"), "'99' is not a province code", "01 Hà Nội, 04 Cao Bằng"),
         (("--province", "02", "--probe-id", "vn-02-x"),
          "02 is the code of Hà Giang before 2025-07-01; Hà Giang is now part of 08 Tuyên Quang",
          "use --province 08"),
@@ -127,7 +127,7 @@ def _refusal(tmp_path: Path, capsys: pytest.CaptureFixture[str], *options: str) 
         (("--probe-id", "ban-na-hin"), "does not name its province",
          "e.g. --probe-id vn-11-ban-na-hin"),
         (("--link", "eth1:fixed:ftth:FPT"), "eth1 is a fixed line without its subscribed plan",
-         "--link eth1:fixed:ftth:VNPT:300/300"),
+         "--link eth1:fixed:ftth:FPT:300/300"),
         (("--link", "eth1:fixed:optic:FPT:100/100"), "'optic' is not a known technology",
          "write one of ftth"),
     ],
@@ -176,3 +176,6 @@ def test_enroll_warns_of_a_commune_not_in_the_list(
     assert main([*_enroll(tmp_path, "--json"), "--commune", "03211"]) == 0
     warning = capsys.readouterr().err
     assert "commune 03211 is not in the official list of Điện Biên" in warning
+    assert main([*_enroll(tmp_path, "--json", "--force"), "--commune", "00715"]) == 0
+    warning = capsys.readouterr().err
+    assert "commune 00715 is Xã Lũng Cú of 08 Tuyên Quang, not of 11 Điện Biên" in warning
