@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from contract.names import operator_label
 from contract.profiles import Profile, profile_for
 from contract.quantities import declared_quantities, value_in
 from contract.result import Location, Plan, Result
@@ -106,7 +107,7 @@ def labels(result: Result, location: Location | None = None) -> dict[str, str]:
         "village": location.village if location else "",
         "access": result.link.access,
         "technology": result.link.technology,
-        "operator": result.link.operator,
+        "operator": operator_label(result.link.operator),  # "viettel" and "Viettel" are one
         "setting": result.link.setting or "",
         "plan": plan_label(result.link.plan),
         "interface": result.link.interface,

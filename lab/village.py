@@ -100,7 +100,7 @@ VILLAGES = (
     LabVillage("e", "Bản Khe", "15", "05125", 21.70, 104.87,
                (LabLink("wwan0", "mobile", "4g", "MobiFone", 60, 20, "indoor", rtt_ms=50),),
                ipv6=False, expect="IPv4-only 4G at 60 Mb/s, 50 ms: passes"),
-    LabVillage("f", "Trường Lũng Cú", "02", "00712", 23.36, 105.32,
+    LabVillage("f", "Trường Lũng Cú", "08", "00715", 23.36, 105.32,
                (LabLink("eth0", "fixed", "ftth", "VNPT", 300, 300, "indoor", plan_mbps=300),
                 LabLink("wwan0", "mobile", "4g", "Viettel", 45, 15, "indoor", rtt_ms=40)),
                expect="school: fibre on a 300 Mb/s plan conforms to it (QCVN 34 passes) but is"

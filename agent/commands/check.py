@@ -27,6 +27,7 @@ from agent.measurements.speed import RUNNERS
 from agent.publish import publish_result
 from agent.state import ensure_state_dir, require_writable
 from agent.verdict import TONE_STYLES, sample_lines
+from contract import names
 from contract.addresses import parse_url
 from contract.errors import ConfigError, QosfleetError, ServiceError
 from contract.fleet import ProbeMeta
@@ -40,7 +41,6 @@ from contract.result import (
     Receipt,
     Result,
     Setting,
-    Technology,
     Throughput,
     encode_result,
 )
@@ -70,9 +70,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     check.add_argument(
         "--technology",
-        choices=[t for t in get_args(Technology) if t != "unknown"],
-        help="what the link is, to judge the sample against its QCVN profile (default: the "
-        "config's link; without a config, unknown)",
+        help="what the link is, to judge the sample against its QCVN profile: "
+        f"{', '.join(names.canonical_names('technologies'))} or an alias such as LTE (default: "
+        "the config's link; without a config, unknown)",
     )
     check.add_argument("--operator", help="the link's operator, e.g. Viettel (default: config)")
     check.add_argument(
@@ -185,6 +185,17 @@ async def _check(args: argparse.Namespace, console: Console) -> int:
         return 2
     parse_url(target_url, option="--target", schemes=("http", "https"))
     options = _options(args)
+    # One spelling per technology and operator (contract/data/names.toml): "LTE" is 4g.
+    labels = LinkLabels(
+        technology=None
+        if args.technology is None
+        else names.technology(args.technology, field="--technology"),
+        operator=None
+        if args.operator is None
+        else names.operator(args.operator, field="--operator"),
+        plan=args.plan,
+        setting=args.setting,
+    )
     budget = None if args.budget_mb is None else max(1, int(args.budget_mb * 1e6))
     if config is not None:
         # The result's sequence number is written there: say so now, not after measuring.
@@ -193,9 +204,6 @@ async def _check(args: argparse.Namespace, console: Console) -> int:
     plan = _publication(args, config) if args.publish else None
     if plan is not None and plan.warning is not None:
         _warn(console, plan.warning)
-    labels = LinkLabels(
-        technology=args.technology, operator=args.operator, plan=args.plan, setting=args.setting
-    )
     link, bind_to = link_for(config, args.interface, labels)
     with console.status(f"measuring {escape(target_url)} ...", spinner="dots") as status:
         measured = await measure_link(

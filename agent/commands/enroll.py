@@ -18,6 +18,8 @@ from rich.table import Table
 from agent.config import DEFAULT_PATH, DEFAULT_STATE_DIR, HINT, AgentConfig, check_config
 from agent.daemon import probe_meta
 from agent.keys import create_key, load_key
+from contract import names
+from contract.enrollment import EXAMPLE_PROBE_ID, check_place, check_plans
 from contract.errors import ConfigError
 from contract.fleet import encode
 from contract.typed import convert
@@ -30,19 +32,27 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "enroll", help="write this probe's config and signing key (once, at installation)"
     )
     enroll.set_defaults(run=run)
-    enroll.add_argument("--probe-id", required=True, help="e.g. vn-11-ban-na-hin")
-    enroll.add_argument("--province", required=True, help="two-digit province code, e.g. 11")
-    enroll.add_argument("--commune", required=True, help="five-digit commune code")
+    enroll.add_argument(
+        "--probe-id",
+        required=True,
+        help=f"vn-<province code>-<place>, e.g. {EXAMPLE_PROBE_ID}",
+    )
+    enroll.add_argument(
+        "--province",
+        required=True,
+        help="two-digit province code in force since 2025-07-01, e.g. 11 (Điện Biên)",
+    )
+    enroll.add_argument("--commune", required=True, help="five-digit commune code (NSO)")
     enroll.add_argument("--village", required=True, help="village (thôn/bản) name")
-    enroll.add_argument("--lat", type=float, required=True)
-    enroll.add_argument("--lon", type=float, required=True)
+    enroll.add_argument("--lat", type=float, required=True, help="decimal degrees, e.g. 21.39")
+    enroll.add_argument("--lon", type=float, required=True, help="decimal degrees, e.g. 103.02")
     enroll.add_argument(
         "--link",
         action="append",
         required=True,
         metavar="IF:ACCESS:TECH:OPERATOR[:VD/VU]",
         help="a link to measure, e.g. wwan0:mobile:4g:Viettel or eth0:fixed:ftth:VNPT:300/300 "
-        "(repeat for each link)",
+        "(repeat for each link; a fixed line needs its plan VD/VU in Mb/s)",
     )
     enroll.add_argument(
         "--setting",
@@ -80,9 +90,20 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
+    warnings = check_place(
+        probe_id=args.probe_id,
+        province_code=args.province,
+        commune_code=args.commune,
+        village=args.village,
+        lat=args.lat,
+        lon=args.lon,
+    )
     table = config_table(args)
     config = convert(table, AgentConfig, where="", hint="check the enroll options; " + HINT)
     check_config(config)
+    check_plans(config.links)
+    for warning in warnings:
+        Console(stderr=True, soft_wrap=True).print(f"[yellow]{escape(warning)}[/]")
     if args.config.exists() and not args.force:
         raise ConfigError(
             str(args.config), "already exists", "pass --force to replace it (the key is kept)"
@@ -175,8 +196,8 @@ def _link(spec: str, index: int) -> dict[str, Any]:
             "is not IF:ACCESS:TECH:OPERATOR[:VD/VU]",
             "e.g. --link wwan0:mobile:4g:Viettel or --link eth0:fixed:ftth:VNPT:300/300",
         )
-    fields = ("interface", "access", "technology", "operator")
-    link: dict[str, Any] = dict(zip(fields, parts[:4], strict=True))
+    interface, access, technology, operator = parts[:4]
+    link: dict[str, Any] = {"interface": interface, "access": access.strip().lower()}
     if len(parts) == 5:  # noqa: PLR2004 - the optional plan
         download, _, upload = parts[4].partition("/")
         try:
@@ -185,6 +206,9 @@ def _link(spec: str, index: int) -> dict[str, Any]:
             raise ConfigError(
                 f"links[{index}].plan", f"{parts[4]!r} is not VD/VU in Mb/s", "e.g. 300/300"
             ) from None
+    # The canonical names, so that "lte" and "4G", "viettel" and "Viettel" are one series.
+    link["technology"] = names.technology(technology, field=f"links[{index}].technology")
+    link["operator"] = names.operator(operator, field=f"links[{index}].operator")
     return link
 
 

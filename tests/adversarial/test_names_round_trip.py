@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from collector.ingest import IngestPolicy, ResultRejectedError, check
 from collector.series import labels as series_labels
 from collector.store import result_line
+from contract.names import operator_label
 from contract.result import encode_result, result_topic
 from lab.services import VictoriaMetrics, victoria_metrics
 from tests.strategies import sample_result
@@ -116,7 +117,9 @@ def test_names_come_back_unchanged_or_are_refused_with_a_reason(
     stored = _labels_of(store, probe_id)
     assert len(stored) == 1, json.dumps(stored, ensure_ascii=False)
     labels = stored[0]
-    assert (labels["village"], labels["operator"], labels["target"]) == (village, operator, target)
+    # An operator is labelled by its canonical name when it spells a known one (contract.names).
+    expected = (village, operator_label(operator), target)
+    assert (labels["village"], labels["operator"], labels["target"]) == expected
     assert labels["province"] == base.location.province_code
     # No label dropped, none added: every non-empty label of the result, and nothing else.
     assert set(labels) == {

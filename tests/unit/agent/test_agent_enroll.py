@@ -22,7 +22,7 @@ def _enroll(tmp_path: Path, *extra: str) -> list[str]:
         "enroll",
         "--probe-id", "vn-11-ban-na-hin",
         "--province", "11",
-        "--commune", "03211",
+        "--commune", "03127",
         "--village", 'Bản "Nà" Hin',
         "--lat", "21.39",
         "--lon", "103.02",
@@ -82,7 +82,8 @@ def test_enroll_shows_what_to_register(tmp_path: Path, capsys: pytest.CaptureFix
         ("--link", "wwan0:mobile:6g:X", "links[2].technology"),
         ("--link", "eth1:fixed:ftth:X:fast", "links[2].plan"),
         ("--target", "http://x", "targets[1]"),
-        ("--province", "Hà Nội", "location.province_code"),
+        ("--province", "Hà Nội", "use --province 01"),
+        ("--link", "wwan1:mobile:4g:Vietel", "did you mean Viettel"),
     ],
 )
 def test_bad_options_are_named(
@@ -103,3 +104,78 @@ def test_rendered_toml_reads_back_the_same() -> None:
         "items": [{"k": "v"}, {"k": "w"}],
     }
     assert tomllib.loads(render_toml(table)) == table
+
+
+def _refusal(tmp_path: Path, capsys: pytest.CaptureFixture[str], *options: str) -> str:
+    assert main([*_enroll(tmp_path), *options]) == 2
+    assert not (tmp_path / "etc" / "agent.toml").exists()
+    return capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("options", "wrong", "instead"),
+    [
+        (("--lat", "48.8566", "--lon", "2.3522"), "(48.8566, 2.3522) is outside Vietnam",
+         "--lat about 8.5 to 23.4"),
+        (("--lat", "103.02", "--lon", "21.39"), "outside Vietnam", "use --lat 21.39 --lon 103.02"),
+        (("--province", "99"), "'99' is not a province code", "01 Hà Nội, 04 Cao Bằng"),
+        (("--province", "02", "--probe-id", "vn-02-x"),
+         "02 is the code of Hà Giang before 2025-07-01; Hà Giang is now part of 08 Tuyên Quang",
+         "use --province 08"),
+        (("--probe-id", "vn-79-ban-na-hin"), "names province 79 (Hồ Chí Minh), not 11 (Điện Biên)",
+         "use --probe-id vn-11-ban-na-hin"),
+        (("--probe-id", "ban-na-hin"), "does not name its province",
+         "e.g. --probe-id vn-11-ban-na-hin"),
+        (("--link", "eth1:fixed:ftth:FPT"), "eth1 is a fixed line without its subscribed plan",
+         "--link eth1:fixed:ftth:FPT:300/300"),
+        (("--link", "eth1:fixed:optic:FPT:100/100"), "'optic' is not a known technology",
+         "write one of ftth"),
+    ],
+)  # fmt: skip
+def test_enroll_refuses_what_cannot_be_right_and_says_what_to_type(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    options: tuple[str, ...],
+    wrong: str,
+    instead: str,
+) -> None:
+    error = _refusal(tmp_path, capsys, *options)
+    assert wrong in error
+    assert instead in error.split("->", 1)[1]
+
+
+@pytest.mark.parametrize(
+    ("probe_id", "province", "lat", "lon"),
+    [
+        ("vn-91-phu-quoc", "91", "10.22", "103.96"),  # Phú Quốc, An Giang (Kiên Giang before)
+        ("vn-79-con-dao", "79", "8.69", "106.61"),  # Côn Đảo, Hồ Chí Minh (Bà Rịa - Vũng Tàu)
+        ("vn-56-truong-sa", "56", "8.64", "111.92"),  # đặc khu Trường Sa, Khánh Hòa
+        ("vn-02-lung-cu", "08", "23.36", "105.32"),  # an id from before 2025, Hà Giang's code
+    ],
+)
+def test_enroll_accepts_islands_and_ids_from_before_the_merger(
+    tmp_path: Path, probe_id: str, province: str, lat: str, lon: str
+) -> None:
+    options = ("--probe-id", probe_id, "--province", province, "--lat", lat, "--lon", lon)
+    assert main([*_enroll(tmp_path, "--json"), *options]) == 0
+    assert load_config(tmp_path / "etc" / "agent.toml").location.province_code == province
+
+
+def test_enroll_writes_the_canonical_names(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([*_enroll(tmp_path, "--json"), "--link", "wwan1:Mobile:LTE:viettel telecom"]) == 0
+    link = load_config(tmp_path / "etc" / "agent.toml").link("wwan1")
+    assert (link.access, link.technology, link.operator) == ("mobile", "4g", "Viettel")
+    assert capsys.readouterr().err == ""  # a listed commune: no warning
+
+
+def test_enroll_warns_of_a_commune_not_in_the_list(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([*_enroll(tmp_path, "--json"), "--commune", "03211"]) == 0
+    warning = capsys.readouterr().err
+    assert "commune 03211 is not in the official list of Điện Biên" in warning
+    assert main([*_enroll(tmp_path, "--json", "--force"), "--commune", "00715"]) == 0
+    warning = capsys.readouterr().err
+    assert "commune 00715 is Xã Lũng Cú of 08 Tuyên Quang, not of 11 Điện Biên" in warning

@@ -240,7 +240,8 @@ def _agent(*argv: str) -> subprocess.CompletedProcess[str]:
 def test_cli_labels_the_link_for_its_qcvn_profile(closed_port: int) -> None:
     # On a ladder before enrollment: no config, so the technician says what the link is.
     target = ("check", "--target", f"http://127.0.0.1:{closed_port}", "--tests", "download")
-    mobile = (*target, "--technology", "4g", "--operator", "Viettel")
+    # Any case or alias of the canonical names (contract/data/names.toml).
+    mobile = (*target, "--technology", "LTE", "--operator", "viettel")
     link = json.loads(_agent(*mobile, "--json").stdout)["link"]
     assert (link["technology"], link["access"], link["operator"]) == ("4g", "mobile", "Viettel")
     shown = _agent(*mobile).stdout
@@ -252,3 +253,6 @@ def test_cli_labels_the_link_for_its_qcvn_profile(closed_port: int) -> None:
     bad = _agent(*mobile, "--plan", "fast")
     assert bad.returncode == 2
     assert "'fast' is not DOWN/UP in Mb/s" in bad.stderr
+    typo = _agent(*target, "--operator", "Vietel")
+    assert typo.returncode == 2
+    assert "did you mean Viettel" in typo.stderr
