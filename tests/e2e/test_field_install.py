@@ -321,6 +321,8 @@ def test_the_documented_installation_measures_and_delivers(tmp_path: Path) -> No
                 assert task_outcome(enrolled, "Reload the broker") == "changed"
                 assert installed(PACKAGE)
                 assert Path("/opt/qosfleet/bin/python3").resolve() == Path("/usr/bin/python3.11")
+                key = Path("/var/lib/qosfleet/probe.key").stat()
+                assert (key.st_uid, key.st_mode & 0o777) == (pwd.getpwnam(USER).pw_uid, 0o600)
 
                 log = tmp_path / "qos-agent.log"
                 with agent_as_the_unit(log) as agent:
