@@ -48,6 +48,9 @@ class StatusReport(msgspec.Struct, frozen=True, kw_only=True):
     probe_id: str
     daemon: DaemonState | None
     daemon_running: bool
+    # Connected now: the running daemon's word. A stopped daemon's last word is history, not a
+    # connection (`daemon.broker_connected` keeps what it last said).
+    broker_connected: bool
     clock: Clock
     disk_free_bytes: int | None
     # False once a full disk made the spool release its reserve (agent/spool.py); None: no reserve.
@@ -112,10 +115,12 @@ def gather(config: AgentConfig, now: datetime | None = None) -> StatusReport:
         ) from exc
     finally:
         db.close()
+    running = _running(daemon, config, now)
     return StatusReport(
         probe_id=config.probe_id,
         daemon=daemon,
-        daemon_running=_running(daemon, config, now),
+        daemon_running=running,
+        broker_connected=running and daemon is not None and daemon.broker_connected,
         clock=clock_status(),
         disk_free_bytes=disk_free_bytes(state_dir),
         disk_reserve_held=(
@@ -179,14 +184,7 @@ def show(console: Console, report: StatusReport) -> None:
             f"{state} (pid {daemon.pid}, started {_ago(daemon.started_at, now)}, "
             f"last word {_ago(daemon.updated_at, now)})",
         )
-        broker = (
-            f"[green]connected[/] to {escape(daemon.broker_url)}"
-            if daemon.broker_connected
-            else f"[red]not connected[/] to {escape(daemon.broker_url)}"
-            + (f": {escape(daemon.broker_error)}" if daemon.broker_error else "")
-        )
-        since = f" since {_ago(daemon.broker_since, now)}" if daemon.broker_since else ""
-        table.add_row("broker", broker + since)
+        table.add_row("broker", _broker(report, daemon, now))
         table.add_row(
             "tests",
             f"{daemon.tests_run} run, {_warn(daemon.tests_skipped_budget)} skipped for budget, "
@@ -252,6 +250,19 @@ def _recent_table(recent: tuple[RecentResult, ...], now: datetime) -> Table:
             _ago(item.finished_at, now), item.interface, escape(item.target), download, delivered
         )
     return table
+
+
+def _broker(report: StatusReport, daemon: DaemonState, now: datetime) -> str:
+    if not report.daemon_running:
+        return (
+            f"[red]not connected[/] to {escape(daemon.broker_url)}: the daemon is not running "
+            "(sudo systemctl restart qos-agent; journalctl -u qos-agent says why it stopped)"
+        )
+    since = f" since {_ago(daemon.broker_since, now)}" if daemon.broker_since else ""
+    if report.broker_connected:
+        return f"[green]connected[/] to {escape(daemon.broker_url)}{since}"
+    error = f": {escape(daemon.broker_error)}" if daemon.broker_error else ""
+    return f"[red]not connected[/] to {escape(daemon.broker_url)}{error}{since}"
 
 
 def _warn(count: int) -> str:

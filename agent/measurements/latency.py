@@ -1,7 +1,10 @@
 """Round-trip times: idle, and under load (while a speed test runs), as median/P95/jitter/loss.
 
-Methods, best first: ICMP/ICMPv6 echo where raw sockets are permitted (root or CAP_NET_RAW), TCP
-connect time to the target's port otherwise, or one HTTP /echo request on a kept-alive connection.
+Methods, best first: ICMP/ICMPv6 echo where raw sockets are permitted (root or CAP_NET_RAW, which
+the qos-agent unit grants), TCP connect time to the target's port otherwise, or one HTTP /echo
+request on a kept-alive connection. A fallback from ICMP is never silent: the result carries a
+`latency-method` error saying why ICMP could not run, so a probe whose latency is measured another
+way than the lab's shows it on the technician's check and in its stored results.
 ICMP packets are built and parsed with scapy (imported only then: it is heavy), but sent and
 received on a plain raw ICMP socket rather than scapy's sr(): that sniffs every packet of the
 interface in Python, which under a 1 Gb/s download starves the very test it accompanies. The
@@ -78,15 +81,23 @@ def summarize(rtts_ms: Sequence[float | None], method: LatencyMethod) -> Latency
     )
 
 
-def icmp_available(family: socket.AddressFamily) -> bool:
-    """Raw ICMP sockets permitted and scapy installed."""
+def icmp_unavailable(family: socket.AddressFamily) -> str | None:
+    """Why ICMP echo cannot run here (no raw sockets, or a broken install), or None: it can."""
     proto = socket.IPPROTO_ICMPV6 if family == socket.AF_INET6 else socket.IPPROTO_ICMP
     try:
         socket.socket(family, socket.SOCK_RAW, proto).close()
+    except PermissionError:
+        return (
+            "raw ICMP sockets are not permitted (the qos-agent unit grants CAP_NET_RAW; "
+            "run a check as root: sudo qos-agent check)"
+        )
+    # scapy is a dependency of the agent extra, never an optional one: without it the install
+    # is broken, and the result says so rather than measuring another way than the lab does.
+    try:
         importlib.import_module("scapy.layers.inet6")
-    except (PermissionError, ImportError):
-        return False
-    return True
+    except ImportError as exc:
+        return f"scapy cannot be imported ({exc}): reinstall the qosfleet-agent package"
+    return None
 
 
 async def measure(
@@ -105,10 +116,9 @@ async def measure(
         endpoint = await resolve(target_url)
     except TargetError as exc:
         return _failed(stage, "resolve-failed", str(exc))
+    unavailable = icmp_unavailable(endpoint.family) if method == "auto" else None
     chosen: LatencyMethod = (
-        ("icmp" if icmp_available(endpoint.family) else "tcp-connect")
-        if method == "auto"
-        else method
+        ("tcp-connect" if unavailable else "icmp") if method == "auto" else method
     )
     probes = _Probes(
         endpoint,
@@ -132,7 +142,16 @@ async def measure(
     if stats is None:
         reason = failure or f"none of {len(rtts)} {chosen} probes was answered"
         return _failed(stage, "no-answer", reason, used)
-    return LatencyOutcome(stats=stats, bytes_used=used)
+    fallback = (
+        MeasurementError(
+            stage=stage,
+            code="latency-method",
+            message=f"measured by TCP connect instead of ICMP: {unavailable}",
+        )
+        if unavailable
+        else None
+    )
+    return LatencyOutcome(stats=stats, bytes_used=used, errors=(fallback,) if fallback else ())
 
 
 def _failed(stage: str, code: str, message: str, used: int = 0) -> LatencyOutcome:

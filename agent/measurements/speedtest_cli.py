@@ -1,7 +1,7 @@
 """The speedtest runner: speedtest-cli's library (module `speedtest`) against qos-target, offline.
 
-For comparison with a widely known tool on the same link. speedtest-cli is optional (the agent's
-`speedtest` extra) and imported only when this runner is chosen. Its constructor fetches the
+For comparison with a widely known tool on the same link. speedtest-cli comes with the agent
+extra and is imported only when this runner is chosen. Its constructor fetches the
 configuration from speedtest.net; the subclass below answers with the same values locally
 (Ookla's published defaults: 10 s per direction, 4 requests per image size, 8 download threads;
 8 upload threads, which speedtest-cli itself switches to on any link above 0.1 Mb/s), and the
@@ -101,8 +101,8 @@ async def measure(
             direction,
             RUNNER,
             "tool-missing",
-            "speedtest-cli is not installed: pip install speedtest-cli (the agent's speedtest "
-            "extra), or choose --runner http",
+            "speedtest-cli cannot be imported: reinstall the agent (the qosfleet-agent package, "
+            "or the project with its agent extra), or choose --runner http",
         )
     try:
         endpoint = await resolve(target_url)

@@ -3,7 +3,8 @@
 The inventory example is resolved the way Ansible would for each probe (role defaults < group
 vars < host vars, templated strings rendered with jinja2), the agent.toml template is rendered for
 both example probes and loaded with the agent's own `load_config`, and the rendered
-`qos-agent enroll` command runs for real in a temp directory.
+`qos-agent enroll` command runs for real in a temp directory. The playbook itself runs for real,
+with the Debian package it installs, in tests/e2e/test_field_install.py.
 """
 
 from __future__ import annotations
@@ -36,9 +37,9 @@ INVENTORY = ANSIBLE / "inventory.example.yml"
 ROLE = ANSIBLE / "roles" / "qosfleet_probe"
 TEMPLATE = "agent.toml.j2"
 MOSQUITTO_CONF = REPO / "deploy" / "mosquitto" / "mosquitto.conf"
-UNIT_DEST = "/etc/systemd/system/qos-agent.service"
+PACKAGING = REPO / "packaging" / "deb"
+UNIT = REPO / "deploy" / "systemd" / "qos-agent.service"
 PROBE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
-REQUIRED_PACKAGES = {"python3-venv", "iperf3", "modemmanager"}
 # Keys a task may carry besides its one module (the ones this role uses, and common ones).
 TASK_KEYWORDS = {
     "name",
@@ -54,9 +55,26 @@ TASK_KEYWORDS = {
     "become",
     "tags",
     "vars",
+    "check_mode",
+    "throttle",
+    "until",
+    "retries",
+    "delay",
+    "ignore_errors",
 }
 # Variables Ansible itself provides.
-MAGIC = {"inventory_hostname", "inventory_dir", "playbook_dir", "groups", "item", "hostvars"}
+MAGIC = {
+    "inventory_hostname",
+    "inventory_dir",
+    "playbook_dir",
+    "groups",
+    "item",
+    "hostvars",
+    "ansible_facts",
+    "ansible_check_mode",
+}
+# The facts of a Raspberry Pi running Raspberry Pi OS Bookworm (64-bit).
+PI_FACTS = {"architecture": "aarch64", "service_mgr": "systemd"}
 FAKE_PASSWORD = "Xq3pLmZ8vT2nR7wK"  # what the password lookup would generate
 
 
@@ -87,6 +105,8 @@ def environment(loader: jinja2.BaseLoader | None = None) -> jinja2.Environment:
     env.filters["bool"] = bool
     env.tests["match"] = lambda value, pattern: re.match(pattern, str(value)) is not None
     env.tests["changed"] = lambda result: bool(result.get("changed"))
+    env.tests["failed"] = lambda result: bool(result.get("failed"))
+    env.tests["skipped"] = lambda result: bool(result.get("skipped"))
     env.globals["lookup"] = lookup
     return env
 
@@ -155,6 +175,8 @@ def host_vars(hostname: str, **overrides: Any) -> dict[str, Any]:
         "inventory_dir": str(ANSIBLE),
         "playbook_dir": str(ANSIBLE),
         "groups": {name: list(group.get("hosts", {})) for name, group in groups.items()},
+        "ansible_facts": PI_FACTS,
+        "ansible_check_mode": False,
     }
     # Variables refer to variables: render until nothing changes (Ansible resolves lazily).
     for _ in range(10):
@@ -168,6 +190,23 @@ def host_vars(hostname: str, **overrides: Any) -> dict[str, Any]:
 def render_config(hostname: str, **overrides: Any) -> str:
     loader = jinja2.FileSystemLoader(ROLE / "templates")
     return environment(loader).get_template(TEMPLATE).render(host_vars(hostname, **overrides))
+
+
+def conditions(entry: dict[str, Any], key: str) -> list[str]:
+    """A task's `when` (or another condition): one expression or a list that must all hold."""
+    value = entry.get(key)
+    if isinstance(value, str):
+        return [value]
+    return list(value) if isinstance(value, list) else []
+
+
+def holds(entry: dict[str, Any], context: dict[str, Any]) -> bool:
+    """Whether Ansible would run the task: every `when` expression true in `context`."""
+    env = environment()
+    return all(
+        env.from_string("{{ (" + condition + ") | bool }}").render(context) == "True"
+        for condition in conditions(entry, "when")
+    )
 
 
 def all_strings(value: Any) -> Iterator[str]:
@@ -232,8 +271,8 @@ def test_every_variable_the_role_uses_is_defined() -> None:
         *(
             "{{ " + condition + " }}"
             for entry in tasks()
-            for key in ("when", "changed_when", "failed_when")
-            for condition in ([entry[key]] if isinstance(entry.get(key), str) else [])
+            for key in ("when", "changed_when", "failed_when", "until")
+            for condition in conditions(entry, key)
         ),
         *(
             "{{ " + check + " }}"
@@ -247,28 +286,46 @@ def test_every_variable_the_role_uses_is_defined() -> None:
     assert used - defined == set(), "undefined in defaults and inventory"
 
 
-def test_paths_are_the_agents_own() -> None:
+def test_paths_are_the_agents_own_and_the_packages() -> None:
     variables = host_vars(probe_hosts()[0])
     assert variables["qosfleet_user"] == SERVICE_USER
     assert Path(variables["qosfleet_config"]) == DEFAULT_PATH
     assert Path(variables["qosfleet_state_dir"]) == DEFAULT_STATE_DIR
     assert variables["qosfleet_venv"] == "/opt/qosfleet"
-    assert set(variables["qosfleet_packages"]) >= REQUIRED_PACKAGES
-    _, apt = module(task("Install the packages the agent uses"))
-    assert apt["name"] == "{{ qosfleet_packages }}"
-    _, user = module(task("Create the service user"))
-    assert user["name"] == "{{ qosfleet_user }}"
-    assert user["system"] is True
-    _, pip = module(task("Install qosfleet with the agent extra"))
-    argv = render(pip["argv"], variables)
-    assert argv[:2] == ["/opt/qosfleet/bin/pip", "install"]
-    # The wheel `pip wheel --no-deps -w dist .` makes at the repository root, this version.
+    # The package's maintainer script makes exactly these (the role makes none of them itself).
+    postinst = (PACKAGING / "postinst").read_text(encoding="utf-8")
+    assert f"--home {DEFAULT_STATE_DIR}" in postinst
+    assert f"-g {SERVICE_USER} -m 0750 {DEFAULT_PATH.parent}" in postinst
+    assert f"-o {SERVICE_USER} -g {SERVICE_USER} -m 0700 {DEFAULT_STATE_DIR}" in postinst
+    assert f"VENV={variables['qosfleet_venv']}" in postinst
+    # The system's Python, whatever comes first on PATH.
+    assert '/usr/bin/python3 -m venv "$VENV"' in postinst
+
+
+def test_the_role_installs_the_package_this_repository_builds() -> None:
+    variables = host_vars(probe_hosts()[0])
     version = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"][
         "version"
     ]
-    wheel = f"qosfleet-{version}-py3-none-any.whl"
-    assert Path(variables["qosfleet_wheel"]).resolve() == REPO / "dist" / wheel
-    assert argv[-1] == f"/opt/qosfleet/dist/{wheel}[agent]"
+    assert variables["qosfleet_agent_version"] == version
+    # `bash packaging/deb/build --arch arm64` writes it there, for a Pi's aarch64.
+    package = REPO / "dist" / f"qosfleet-agent_{version}_arm64.deb"
+    assert Path(variables["qosfleet_deb"]).resolve() == package
+    assert "dist" in (PACKAGING / "build").read_text(encoding="utf-8")
+    names = [entry["name"] for entry in tasks()]
+    _, copy = module(task("Copy the qosfleet-agent package"))
+    _, apt = module(task("Install the qosfleet-agent package"))
+    assert render(apt["deb"], variables) == render(copy["dest"], variables)
+    assert names.index("Install the qosfleet-agent package") < names.index(
+        "Enroll the probe (make its signing key)"
+    )
+    # Every documented measurement: scapy (ICMP) and speedtest-cli in the extra the package
+    # installs, never in an optional one.
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    agent_extra = " ".join(project["optional-dependencies"]["agent"])
+    assert "scapy" in agent_extra
+    assert "speedtest-cli" in agent_extra
+    assert '"qosfleet[agent]==@VERSION@"' in (PACKAGING / "postinst").read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize("hostname", probe_hosts())
@@ -390,33 +447,104 @@ def test_the_broker_account_is_made_on_the_broker_host() -> None:
     assert argv[:2] == ["mosquitto_passwd", "-b"]
     assert argv[3:] == [probe_hosts()[0], FAKE_PASSWORD]
     assert create["no_log"] is True
+    # mosquitto_passwd rewrites the file: probes of one run take turns.
+    assert create["throttle"] == 1
     # The file mosquitto.conf reads accounts from.
     conf = MOSQUITTO_CONF.read_text(encoding="utf-8")
     password_file = re.search(r"^password_file\s+(\S+)", conf, re.MULTILINE)
     assert password_file is not None
     assert argv[2] == password_file.group(1)
-    reload_handler = next(entry for entry in handlers() if entry["name"] == create["notify"])
-    assert render(reload_handler["delegate_to"], variables) == broker_host
-    # The account exists before the agent first connects.
-    assert names.index("Apply pending restarts and the broker reload") < names.index(
-        "Start qos-agent now and at every boot"
-    )
 
 
-def test_the_unit_is_installed_and_enabled() -> None:
+def test_the_broker_is_reloaded_whenever_it_refuses_the_probe() -> None:
+    """Not a handler behind the agent's restart: a login decides, on every run."""
     variables = host_vars(probe_hosts()[0])
-    _, copy = module(task("Install the qos-agent unit"))
-    unit = Path(render(copy["src"], variables)).resolve()
-    assert unit == REPO / "deploy" / "systemd" / "qos-agent.service"
-    assert unit.is_file(), "deploy/systemd/qos-agent.service is missing"
-    assert copy["dest"] == UNIT_DEST
-    exec_start = re.search(r"^ExecStart=(\S+)", unit.read_text(encoding="utf-8"), re.MULTILINE)
+    broker_host = next(iter(inventory_groups()["broker"]["hosts"]))
+    names = [entry["name"] for entry in tasks()]
+    login = task("Log in to the broker as the probe")
+    reload_task = task("Reload the broker (it re-reads its accounts)")
+    relogin = task("Log in to the broker as the probe after the reload")
+    order = [
+        "Create the probe's broker account",
+        login["name"],
+        reload_task["name"],
+        relogin["name"],
+        "Say why the broker refuses the probe",
+        "Apply pending restarts",
+        "Start qos-agent now and at every boot",
+    ]
+    assert [names.index(name) for name in order] == sorted(names.index(name) for name in order)
+    for entry in (login, reload_task, relogin):
+        assert render(entry["delegate_to"], variables) == broker_host
+    _, command = module(login)
+    argv = render(command["argv"], variables)
+    probe = probe_hosts()[0]
+    assert argv[0] == "mosquitto_sub"
+    assert argv[argv.index("-u") + 1] == probe
+    assert argv[argv.index("-P") + 1] == FAKE_PASSWORD
+    assert argv[argv.index("-t") + 1] == f"qos/v1/{probe}/receipt"  # the ACL lets it read this
+    assert "-E" in argv
+    assert login["no_log"] is True
+    assert login["check_mode"] is False  # read-only: it also runs in check mode
+    # The broker's plain listener on its own host, as mosquitto.conf opens it.
+    listener = re.search(r"^listener (\d+) (\S+)$", conf_text(), re.MULTILINE)
+    assert listener is not None
+    assert (argv[argv.index("-p") + 1], argv[argv.index("-h") + 1]) == listener.groups()
+    context = {**variables, "qosfleet_broker_login": {"rc": 5}}
+    assert holds(reload_task, context)
+    assert not holds(reload_task, {**variables, "qosfleet_broker_login": {"rc": 0}})
+    _, reload_command = module(reload_task)
+    assert reload_command["argv"] == "{{ qosfleet_broker_reload }}"
+    assert variables["qosfleet_broker_reload"] == ["systemctl", "reload", "mosquitto"]
+    assert module(relogin)[1] == module(login)[1]
+    # The only handler is the agent's restart: nothing of the broker waits behind it.
+    assert [entry["name"] for entry in handlers()] == ["Restart qos-agent"]
+
+
+def conf_text() -> str:
+    return MOSQUITTO_CONF.read_text(encoding="utf-8")
+
+
+def test_check_mode_on_a_new_probe_skips_what_needs_the_package() -> None:
+    variables = host_vars(probe_hosts()[0], ansible_check_mode=True)
+    # What check mode registers on a probe without the package: would-change, no output.
+    new_probe = {
+        **variables,
+        "qosfleet_apt": {"changed": True},
+        "qosfleet_deb_copy": {"changed": True},
+        "qosfleet_package": {"changed": False, "skipped": True},
+        "qosfleet_enrollment": {"changed": True, "stdout": ""},
+    }
+    for name in (
+        "Install the qosfleet-agent package",
+        "Copy the fleet CA",
+        "Show the new probe's public key",
+        "Write the agent configuration from the inventory",
+        "Log in to the broker as the probe after the reload",
+    ):
+        assert not holds(task(name), {**new_probe, "qosfleet_broker_login": {"rc": 5}}), name
+    # For real, a new key is shown.
+    enrolled = {**new_probe, "ansible_check_mode": False}
+    assert holds(task("Show the new probe's public key"), enrolled)
+
+
+def test_the_unit_comes_with_the_package_and_is_enabled() -> None:
+    variables = host_vars(probe_hosts()[0])
+    build = (PACKAGING / "build").read_text(encoding="utf-8")
+    assert '"$repo/deploy/systemd/qos-agent.service" "$root/lib/systemd/system/' in build
+    exec_start = re.search(r"^ExecStart=(\S+)", UNIT.read_text(encoding="utf-8"), re.MULTILINE)
     assert exec_start is not None
     assert exec_start.group(1) == f"{variables['qosfleet_venv']}/bin/qos-agent"
-    _, service = module(task("Start qos-agent now and at every boot"))
+    start = task("Start qos-agent now and at every boot")
+    _, service = module(start)
     assert service == {
         "name": "qos-agent",
         "enabled": True,
         "state": "started",
         "daemon_reload": True,
     }
+    assert holds(start, variables)
+    # Where systemd does not run the machine, the run says so instead of failing.
+    elsewhere = {**variables, "ansible_facts": {**PI_FACTS, "service_mgr": "sysvinit"}}
+    assert not holds(start, elsewhere)
+    assert holds(task("Say the agent was not started"), elsewhere)

@@ -189,7 +189,6 @@ def test_iperf3_runner_on_a_shaped_link(lab: Lab) -> None:
 
 
 def test_speedtest_cli_runs_in_the_lab(lab: Lab) -> None:
-    pytest.importorskip("speedtest", reason="speedtest-cli is optional: pip install speedtest-cli")
     code, result = check(
         lab, "village-a", "--runner", "speedtest", "--duration", "3", "--tests", "download"
     )

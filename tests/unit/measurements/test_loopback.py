@@ -141,7 +141,6 @@ async def test_iperf3_server_down_is_an_error(closed_port: int) -> None:
 
 @pytest.mark.parametrize("direction", ["download", "upload"])
 async def test_speedtest_cli_runs_offline_against_qos_target(target: str, direction: str) -> None:
-    pytest.importorskip("speedtest", reason="speedtest-cli is optional: pip install speedtest-cli")
     settings = SpeedSettings(max_duration_s=1.0)
     outcome = await speedtest_cli.measure(direction, target, Binding(), settings)  # type: ignore[arg-type]
     assert outcome.errors == ()
@@ -152,7 +151,6 @@ async def test_speedtest_cli_runs_offline_against_qos_target(target: str, direct
 
 
 async def test_speedtest_cli_target_down(closed_port: int) -> None:
-    pytest.importorskip("speedtest", reason="speedtest-cli is optional: pip install speedtest-cli")
     outcome = await speedtest_cli.measure(
         "download", f"http://127.0.0.1:{closed_port}", Binding(), SpeedSettings(max_duration_s=1)
     )
