@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import NamedTuple
 
@@ -20,7 +21,7 @@ from collector.ingest import (
     probe_id_of,
     split,
 )
-from collector.journal import Journal
+from collector.journal import Journal, Known
 from collector.metrics import CollectorMetrics
 from collector.pipeline.links import Link
 from collector.pipeline.ports import Message
@@ -66,60 +67,82 @@ class CheckStage:
 
     async def run(self) -> None:
         while True:
-            for topic, payload in await self.inbox.take():
+            messages = await self.inbox.take()
+            now = datetime.now(UTC)
+            checked: list[_Checked] = []
+            for topic, payload in messages:
                 try:
-                    if topic.endswith("/results"):
-                        await self.on_batch(topic, payload)
-                    else:
-                        await self.on_result(topic, payload)
+                    checked.append(self._check(topic, payload, now))
                 except Exception as exc:  # noqa: BLE001 - one message's bug must not stop us
                     self.refusals.unexpected("result", topic, exc)
+            known = self.journal.known(
+                [
+                    outcome.result.id
+                    for message in checked
+                    for outcome in message.outcomes
+                    if isinstance(outcome, Candidate)
+                ]
+            )
+            for message in checked:
+                try:
+                    await self._admit(message, known)
+                except Exception as exc:  # noqa: BLE001 - one message's bug must not stop us
+                    self.refusals.unexpected("result", message.topic, exc)
 
-    async def on_result(self, topic: str, payload: bytes) -> None:
-        stored = await self._admit(topic, payload, now=datetime.now(UTC), batched=False)
-        if stored is not None:
-            await self.receipts.put(Answer(probe_id_of(topic), Receipt(id=stored, status="stored")))
-
-    async def on_batch(self, topic: str, payload: bytes) -> None:
-        """Each result of a batch as if it came alone; receipts for stored ones grouped."""
+    def _check(self, topic: str, payload: bytes, now: datetime) -> _Checked:
+        """A message's results, each checked as if it came alone (a batch split first)."""
+        if not topic.endswith("/results"):
+            return _Checked(topic, [self._check_one(topic, payload, now)], batched=False)
         try:
             elements = split(payload, self.policy)
         except ResultRejectedError as rejection:
-            await self.refusals.reject(topic, rejection)
-            return
-        now = datetime.now(UTC)
+            return _Checked(topic, [rejection], batched=True)
+        return _Checked(
+            topic, [self._check_one(topic, element, now) for element in elements], batched=True
+        )
+
+    def _check_one(
+        self, topic: str, payload: bytes, now: datetime
+    ) -> Candidate | ResultRejectedError:
+        try:
+            return check(
+                topic, payload, now=now, policy=self.policy, enrollment_of=self.probes.enrollment
+            )
+        except ResultRejectedError as rejection:
+            return rejection
+
+    async def _admit(self, message: _Checked, known: Mapping[uuid.UUID, Known]) -> None:
+        """Refusals counted, new results on to verify; a re-sent written one answered again.
+
+        The receipts for results already written go as one (`id` plus `also`) per message.
+        """
         said_again: list[uuid.UUID] = []
-        for element in elements:
-            stored = await self._admit(topic, element, now=now, batched=True)
-            if stored is not None:
-                said_again.append(stored)
+        for outcome in message.outcomes:
+            if isinstance(outcome, ResultRejectedError):
+                await self.refusals.reject(message.topic, outcome)
+                continue
+            result = outcome.result
+            seen = "pending" if result.id in self.in_flight else known.get(result.id)
+            if seen is not None:
+                self.metrics.rejected.labels(reason="replay").inc()
+                log.info(
+                    "result %s of %r again (%s): not stored twice", result.id, message.topic, seen
+                )
+                # The probe missed the receipt of a written one: say it again so it drops it.
+                if seen == "written":
+                    said_again.append(result.id)
+                continue
+            self.in_flight.add(result.id)
+            await self.verify.put(Admitted(outcome, message.batched))
         if said_again:
             first, *rest = said_again
             receipt = Receipt(id=first, status="stored", also=tuple(rest))
-            await self.receipts.put(Answer(probe_id_of(topic), receipt))
+            await self.receipts.put(Answer(probe_id_of(message.topic), receipt))
 
-    async def _admit(
-        self, topic: str, payload: bytes, *, now: datetime, batched: bool
-    ) -> uuid.UUID | None:
-        """Hand one result on for its signature check; return its id when it is already stored."""
-        try:
-            candidate = check(
-                topic,
-                payload,
-                now=now,
-                policy=self.policy,
-                enrollment_of=self.probes.enrollment,
-            )
-        except ResultRejectedError as rejection:
-            await self.refusals.reject(topic, rejection)
-            return None
-        result = candidate.result
-        known = "pending" if result.id in self.in_flight else self.journal.known(result.id)
-        if known is not None:
-            self.metrics.rejected.labels(reason="replay").inc()
-            log.info("result %s of %r again (%s): not stored twice", result.id, topic, known)
-            # The probe missed the receipt of a written one: say it again so it drops the result.
-            return result.id if known == "written" else None
-        self.in_flight.add(result.id)
-        await self.verify.put(Admitted(candidate, batched))
-        return None
+
+class _Checked(NamedTuple):
+    """One message's results after the checks: candidates and refusals, in their order."""
+
+    topic: str
+    outcomes: list[Candidate | ResultRejectedError]
+    batched: bool
