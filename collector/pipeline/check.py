@@ -75,14 +75,18 @@ class CheckStage:
                     checked.append(self._check(topic, payload, now))
                 except Exception as exc:  # noqa: BLE001 - one message's bug must not stop us
                     self.refusals.unexpected("result", topic, exc)
-            known = self.journal.known(
-                [
-                    outcome.result.id
-                    for message in checked
-                    for outcome in message.outcomes
-                    if isinstance(outcome, Candidate)
-                ]
-            )
+            ids = [
+                outcome.result.id
+                for message in checked
+                for outcome in message.outcomes
+                if isinstance(outcome, Candidate)
+            ]
+            try:
+                known = self.journal.known(ids)
+            except Exception as exc:  # noqa: BLE001 - no receipt: the probes send them again
+                for message in checked:
+                    self.refusals.unexpected("result", message.topic, exc)
+                continue
             for message in checked:
                 try:
                     await self._admit(message, known)
