@@ -92,12 +92,15 @@ class MemoryBroker:
     incoming: asyncio.Queue[Message] = field(default_factory=asyncio.Queue)
     receipts: list[tuple[str, Receipt]] = field(default_factory=list)
     broken_promises: list[uuid.UUID] = field(default_factory=list)
+    refusing: bool = False
 
     async def messages(self) -> AsyncGenerator[Message, None]:
         while True:
             yield await self.incoming.get()
 
     async def publish(self, topic: str, payload: bytes) -> None:
+        if self.refusing:
+            raise ServiceError("broker gone (test)", "start it")
         receipt = decode_receipt(payload)
         if receipt.status == "stored":
             stored = set(self.store.stored())
@@ -304,6 +307,23 @@ async def test_a_slow_store_holds_back_the_stages_before_it_and_the_metrics_show
         for queue in ("check", "verify", "journal", "store", "receipt"):
             assert pipeline.metric(depth, queue=queue) == 0, queue
         assert sorted(pipeline.store.stored()) == [(probe.probe_id, r.seq) for r in results]
+
+
+async def test_receipts_the_broker_does_not_take_are_not_counted_and_the_next_ones_go() -> None:
+    async with running() as pipeline:
+        broker = pipeline.broker
+        probe = enrolled(broker)
+        broker.refusing = True
+        for seq in (1, 2, 3):
+            broker.send(probe, probe.result(seq))
+        await until(lambda: len(pipeline.store.stored()) == 3)
+        await asyncio.sleep(0.05)  # the receipt stage has had its go
+        assert pipeline.metric("qos_collector_receipts_sent_total", status="stored") == 0
+
+        broker.refusing = False
+        broker.send(probe, probe.result(4))
+        await until(lambda: len(broker.stored_ids()) == 1)
+        assert pipeline.metric("qos_collector_receipts_sent_total", status="stored") == 1
 
 
 def _boom(*_args: object, **_kwargs: object) -> None:
