@@ -60,6 +60,7 @@ TICK_S = 0.005
 MAX_IN_FLIGHT = 20_000
 PROBE_PREFIX = "bench-"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+BLOCKED_METRIC = "qos_collector_pipeline_blocked_seconds_total"
 
 
 # a minimal MQTT 3.1.1 publisher ---------------------------------------------------------------
@@ -239,6 +240,10 @@ class Run:
     last_queryable: float = 0.0
     latencies: list[float] = field(default_factory=list)
     processes: list[ProcessStats] = field(default_factory=list)
+    # The machine's 1-minute load average when the run started and ended (it is shared).
+    load: tuple[float, float] = (0.0, 0.0)
+    # Seconds the collectors' stages waited for room in the queue into each stage.
+    blocked_s: dict[str, float] = field(default_factory=dict)
 
     def sustained(self) -> float:
         return len(self.latencies) / max(self.last_queryable - self.first_publish, 1e-9)
@@ -355,6 +360,7 @@ def run_once(workload: Workload, collectors: int, rate: float, timeout_s: float)
         store = stack.enter_context(victoria_metrics(root / "victoria-metrics"))
         asyncio.run(send_all(broker.host, broker.port, workload.metas, retain=True))
         services: list[Service] = [broker.service, store.service]
+        metrics_urls: list[str] = []
         for n in range(collectors):
             collector = stack.enter_context(
                 qos_collector(
@@ -366,8 +372,10 @@ def run_once(workload: Workload, collectors: int, rate: float, timeout_s: float)
                 )
             )
             services.append(collector.service)
+            metrics_urls.append(collector.url)
         run.processes = [ProcessStats(s.name, _pid(s)) for s in services]
         run.processes.append(ProcessStats("bench (load + poll)", os.getpid()))
+        run.load = (os.getloadavg()[0], 0.0)
         asyncio.run(
             _measure(
                 broker.host,
@@ -379,7 +387,24 @@ def run_once(workload: Workload, collectors: int, rate: float, timeout_s: float)
                 timeout_s=timeout_s,
             )
         )
+        run.load = (run.load[0], os.getloadavg()[0])
+        run.blocked_s = asyncio.run(_blocked_seconds(metrics_urls))
     return run
+
+
+async def _blocked_seconds(metrics_urls: Sequence[str]) -> dict[str, float]:
+    """`qos_collector_pipeline_blocked_seconds_total` by queue, summed over the collectors."""
+    blocked: dict[str, float] = {}
+    async with aiohttp.ClientSession() as session:
+        for url in metrics_urls:
+            async with session.get(url) as response:
+                text = await response.text()
+            for line in text.splitlines():
+                name, _, value = line.rpartition(" ")
+                if name.startswith(f'{BLOCKED_METRIC}{{queue="'):
+                    queue = name.split('"')[1]
+                    blocked[queue] = blocked.get(queue, 0.0) + float(value)
+    return blocked
 
 
 async def _measure(
@@ -429,6 +454,12 @@ def report(runs: list[Run], rate: float, batch: int) -> Iterator[str]:
             f"{run.sustained():,.0f} | {run.percentile(0.5):.2f} | {run.percentile(0.95):.2f} | "
             f"{len(run.latencies):,} |"
         )
+    yield ""
+    yield "| collectors | load average (1 min) at start / end | s blocked on a full queue |"
+    yield "|---|---|---|"
+    for run in runs:
+        blocked = ", ".join(f"{queue} {sec:.1f}" for queue, sec in sorted(run.blocked_s.items()))
+        yield f"| {run.collectors} | {run.load[0]:.1f} / {run.load[1]:.1f} | {blocked or '-'} |"
     yield ""
     yield "| collectors | process | CPU % of one core | peak RSS MB |"
     yield "|---|---|---|---|"

@@ -194,7 +194,8 @@ def run_serve(argv: Sequence[str]) -> int:
     # The engines (the verdicts' scipy) load only for the commands that run them: `probes`
     # answers at once.
     from collector.ingest import IngestPolicy  # noqa: PLC0415
-    from collector.service import CollectorSettings, serve  # noqa: PLC0415
+    from collector.service import serve  # noqa: PLC0415
+    from collector.settings import CollectorSettings  # noqa: PLC0415
 
     args = _serve_parser().parse_args(argv)
     logging.basicConfig(

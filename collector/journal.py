@@ -7,7 +7,7 @@ A row goes through three states:
   still hold it only in memory: VictoriaMetrics keeps the last seconds of acknowledged rows there,
   and a store killed now would lose them. The line is kept until the store has been seen running,
   as the same process, long enough after the write to have put the row on disk ("confirmed"); a
-  store seen restarted meanwhile gets every kept line again (collector/service.py);
+  store seen restarted meanwhile gets every kept line again (collector/pipeline/store.py);
 - remembered: only the id is kept, until `ledger_ttl_s`, so a re-sent result is recognised and
   answered with its receipt instead of being written again.
 
@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import sqlite3
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Literal, NamedTuple
 
 from collector.state import transaction
@@ -50,6 +50,10 @@ CREATE TABLE IF NOT EXISTS store (
 """
 
 Known = Literal["pending", "written"]
+# Ids per lookup: below SQLite's bound on the parameters of one statement (999 before 3.32).
+KNOWN_CHUNK = 500
+# SQLite's largest rowid.
+MAX_SEQ = 2**63 - 1
 
 
 class Entry(NamedTuple):
@@ -67,29 +71,44 @@ class Journal:
         self._db.executescript(SCHEMA)
         self.ledger_ttl_s = ledger_ttl_s
 
-    def known(self, result_id: uuid.UUID) -> Known | None:
-        """Whether this id is already buffered or stored (None: never seen, or forgotten)."""
-        row = self._db.execute(
-            "SELECT written_at IS NOT NULL FROM results WHERE id = ?", (result_id.bytes,)
-        ).fetchone()
-        if row is None:
-            return None
-        return "written" if row[0] else "pending"
+    def known(self, result_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Known]:
+        """Which of these ids are already buffered or stored (left out: never seen, or forgotten).
 
-    def append(self, entries: Iterable[Entry]) -> None:
-        """Buffer accepted results; an id already present is left as it is."""
+        One query for many ids: per result, a query of its own cost more than all the other
+        checks of the check stage together.
+        """
+        found: dict[uuid.UUID, Known] = {}
+        for start in range(0, len(result_ids), KNOWN_CHUNK):
+            chunk = result_ids[start : start + KNOWN_CHUNK]
+            placeholders = ",".join("?" * len(chunk))
+            rows = self._db.execute(
+                f"SELECT id, written_at IS NOT NULL FROM results WHERE id IN ({placeholders})",  # noqa: S608 - placeholders only
+                [result_id.bytes for result_id in chunk],
+            )
+            for id_bytes, written in rows:
+                found[uuid.UUID(bytes=id_bytes)] = "written" if written else "pending"
+        return found
+
+    def append(self, entries: Iterable[Entry]) -> int:
+        """Buffer accepted results (an id already present is left as it is); the last seq."""
         with transaction(self._db):
             self._db.executemany(
                 "INSERT OR IGNORE INTO results (id, probe_id, finished_at, line) VALUES (?,?,?,?)",
                 [(e.id.bytes, e.probe_id, e.finished_at, e.line) for e in entries],
             )
+            return self.last_seq()
 
-    def pending(self, limit: int) -> list[Entry]:
-        """The oldest results not yet in the store."""
+    def last_seq(self) -> int:
+        """The seq of the newest row (0 when empty): every row kept so far is at or below it."""
+        row = self._db.execute("SELECT max(seq) FROM results").fetchone()
+        return int(row[0] or 0)
+
+    def pending(self, limit: int, up_to_seq: int = MAX_SEQ) -> list[Entry]:
+        """The oldest results not yet in the store, up to `up_to_seq`."""
         rows = self._db.execute(
             "SELECT id, probe_id, finished_at, line FROM results "
-            "WHERE written_at IS NULL ORDER BY seq LIMIT ?",
-            (limit,),
+            "WHERE written_at IS NULL AND seq <= ? ORDER BY seq LIMIT ?",
+            (up_to_seq, limit),
         ).fetchall()
         return [Entry(uuid.UUID(bytes=row[0]), row[1], row[2], row[3]) for row in rows]
 

@@ -73,6 +73,25 @@ class CollectorMetrics:
             "Accepted results waiting in the local journal for the store",
             registry=registry,
         )
+        self.queue_depth = Gauge(
+            "qos_collector_pipeline_queue_depth",
+            "Items waiting in the queue into each pipeline stage (check: messages; verify, "
+            "journal: results; store: journal commits; receipt: receipts)",
+            ["queue"],
+            registry=registry,
+        )
+        self.queue_capacity = Gauge(
+            "qos_collector_pipeline_queue_capacity",
+            "Items the queue into each pipeline stage holds before the stage feeding it waits",
+            ["queue"],
+            registry=registry,
+        )
+        self.queue_blocked = Counter(
+            "qos_collector_pipeline_blocked_seconds",
+            "Time the stage feeding each queue waited for room in it (backpressure)",
+            ["queue"],
+            registry=registry,
+        )
         self.probes_online = Gauge(
             "qos_collector_probes_online",
             "Probes whose last retained status says online",

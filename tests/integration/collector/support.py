@@ -18,7 +18,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from prometheus_client import CollectorRegistry
 
-from collector.service import CollectorSettings, serve
+from collector.service import serve
+from collector.settings import CollectorSettings
 from contract.fleet import ProbeMeta, ProbeStatus, encode, meta_topic, status_topic
 from contract.mqtt import BrokerConfig
 from contract.result import Link, Receipt, Result, decode_receipt, encode_result, result_topic

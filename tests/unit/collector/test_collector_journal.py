@@ -27,10 +27,10 @@ def test_results_wait_oldest_first_and_are_remembered_once_written(tmp_path: Pat
     journal.append(entries[3:] + entries[:1])  # a copy of a buffered result is ignored
     assert journal.depth() == 5
     assert journal.pending(2) == entries[:2]
-    assert journal.known(entries[0].id) == "pending"
+    assert journal.known([entries[0].id]) == {entries[0].id: "pending"}
     journal.mark_written(entries[:2], at=2000.0)
-    assert journal.known(entries[0].id) == "written"
-    assert journal.known(uuid7()) is None
+    assert journal.known([entries[0].id]) == {entries[0].id: "written"}
+    assert journal.known([uuid7()]) == {}
     assert journal.pending(10) == entries[2:]
     assert journal.depth() == 3
 
@@ -46,11 +46,11 @@ def test_written_lines_are_kept_until_confirmed_and_ids_for_the_ttl(tmp_path: Pa
     assert journal.unconfirmed_count() == 2
     journal.confirm(written_before=1050.0)
     assert [line for _, line in journal.unconfirmed(0, 10)] == [entries[1].line]
-    assert journal.known(entries[0].id) == "written"
+    assert journal.known([entries[0].id]) == {entries[0].id: "written"}
     journal.prune(now=1000.0 + 3601.0)
-    assert journal.known(entries[0].id) is None
-    assert journal.known(entries[1].id) == "written"
-    assert journal.known(entries[2].id) == "pending"
+    assert journal.known([entries[0].id]) == {}
+    assert journal.known([entries[1].id]) == {entries[1].id: "written"}
+    assert journal.known([entries[2].id]) == {entries[2].id: "pending"}
 
 
 def test_lines_written_again_wait_for_a_new_confirmation(tmp_path: Path) -> None:

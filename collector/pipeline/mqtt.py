@@ -1,0 +1,95 @@
+"""The production broker of the pipeline: aiomqtt, subscribed for ever, reconnecting.
+
+Results come through a shared subscription (the broker splits them across a group's collectors);
+approvals, enrollments and liveness unshared, as every instance needs the whole fleet's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+from collections.abc import AsyncGenerator
+
+import aiomqtt
+
+from collector.metrics import CollectorMetrics
+from collector.pipeline.ports import Message
+from collector.pipeline.receive import RESULT_KINDS
+from collector.registry import approval_topic
+from contract.errors import QosfleetError
+from contract.fleet import meta_topic, status_topic
+from contract.mqtt import BrokerConfig, mqtt_client
+from contract.result import TOPIC_PREFIX
+
+log = logging.getLogger("qosfleet.collector")
+
+BACKOFF_FIRST_S = 0.5
+BACKOFF_CAP_S = 30.0
+# Approvals first: the broker sends retained messages in subscription order, so an operator's
+# decision is known before the meta it decides on.
+FLEET_TOPICS = (approval_topic("+"), meta_topic("+"), status_topic("+"))
+
+
+def subscription(group: str, kind: str) -> str:
+    """Shared subscription: the broker splits results across a group's collectors."""
+    return f"$share/{group}/{TOPIC_PREFIX}/+/{kind}"
+
+
+class NotConnectedError(QosfleetError):
+    """A receipt found no connection to send it on; the probe sends the result again."""
+
+
+class MqttBroker:
+    def __init__(self, config: BrokerConfig, group: str, metrics: CollectorMetrics) -> None:
+        self.config = config
+        self.group = group
+        self.metrics = metrics
+        self._client: aiomqtt.Client | None = None
+
+    async def messages(self) -> AsyncGenerator[Message, None]:
+        """Stay subscribed for ever, reconnecting with capped, jittered exponential backoff."""
+        delay = BACKOFF_FIRST_S
+        identifier = f"qos-collector-{os.getpid()}-{random.randrange(1 << 32):08x}"  # noqa: S311
+        try:
+            while True:
+                try:
+                    # MQTT 3.1.1 on purpose: paho parses v5 properties of every PUBLISH in
+                    # Python, a quarter of the ingest CPU; mosquitto splits $share
+                    # subscriptions for 3.1.1 too.
+                    client = mqtt_client(
+                        self.config, identifier=identifier, protocol=aiomqtt.ProtocolVersion.V311
+                    )
+                    # Receipts are published concurrently by the thousand: that is normal here.
+                    client.pending_calls_threshold = 1 << 30
+                    async with client:
+                        # Fleet first: the broker sends retained enrollments before any result.
+                        await client.subscribe([(topic, 1) for topic in FLEET_TOPICS])
+                        shared = [subscription(self.group, kind) for kind in sorted(RESULT_KINDS)]
+                        await client.subscribe([(topic, 1) for topic in shared])
+                        self._client = client
+                        self.metrics.broker_connected.set(1)
+                        log.info("subscribed to %s", ", ".join(shared))
+                        delay = BACKOFF_FIRST_S
+                        async for message in client.messages:
+                            payload = message.payload
+                            data = bytes(payload) if isinstance(payload, bytes | bytearray) else b""
+                            yield Message(message.topic.value, data)
+                except aiomqtt.MqttError as exc:
+                    self._disconnected()
+                    log.warning("broker %s: %s; retrying in %.1f s", self.config.url, exc, delay)
+                    await asyncio.sleep(delay * random.uniform(0.5, 1.0))  # noqa: S311
+                    delay = min(delay * 2, BACKOFF_CAP_S)
+        finally:
+            self._disconnected()
+
+    def _disconnected(self) -> None:
+        self._client = None
+        self.metrics.broker_connected.set(0)
+
+    async def publish(self, topic: str, payload: bytes) -> None:
+        client = self._client
+        if client is None:
+            raise NotConnectedError("not connected to the broker")
+        await client.publish(topic, payload, qos=1)
