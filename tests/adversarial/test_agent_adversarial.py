@@ -4,7 +4,7 @@ Each test is one row of bench/RESULTS.md ("Adversarial suite (issue 14)", "Agent
 the real `qos-agent` process (or the daemon with an instant synthetic measurement where only its
 plumbing is at stake) against real mosquitto, qos-collector with the production defaults,
 VictoriaMetrics and qos-target. A refusal is exit status 2 with a message naming the path or key
-and the fix, never a traceback; the unit does not restart on 2 (tests/unit/test_deploy.py).
+and the fix, never a traceback; the unit does not restart on 2 (tests/unit/deploy/test_deploy.py).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ import pytest
 
 from collector.evaluate import run_evaluate
 
-FIXTURES = Path(__file__).parents[1] / "fixtures" / "campaigns"
+FIXTURES = Path(__file__).parents[2] / "fixtures" / "campaigns"
 START = datetime(2025, 3, 1, 6, 0)  # noqa: DTZ001 - naive on purpose: the CSV is read as UTC
 HANOI = ZoneInfo("Asia/Ho_Chi_Minh")
 

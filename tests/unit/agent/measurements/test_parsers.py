@@ -10,7 +10,7 @@ from agent.measurements import iperf3, ipv6, latency
 from agent.measurements.base import Binding
 from agent.net import cpu, netif
 
-FIXTURES = Path(__file__).parents[2] / "fixtures"
+FIXTURES = Path(__file__).parents[3] / "fixtures"
 IPERF3 = FIXTURES / "iperf3"
 PROC = FIXTURES / "proc"
 

@@ -19,7 +19,7 @@ import yaml
 
 from lab.alerting import ALERTMANAGER_CONFIG, CENTRAL_RULES_FILE, RULE_FILES, RULES_FILE
 
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "operate-central.md"
+DOCS = Path(__file__).resolve().parents[3] / "docs" / "operate-central.md"
 # Always firing, by design: it is never quiet and has no severity.
 HEARTBEAT = "Watchdog"
 AREA_LABELS = ("level", "province", "commune", "village", "technology", "operator", "profile")

@@ -30,7 +30,7 @@ from agent.config import DEFAULT_PATH, DEFAULT_STATE_DIR, load_config
 from lab.services import venv_script
 from tests.certificates import make_certificates
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 ANSIBLE = REPO / "deploy" / "ansible"
 PLAYBOOK = ANSIBLE / "enroll-probe.yml"
 INVENTORY = ANSIBLE / "inventory.example.yml"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from contract.errors import QosfleetError
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 PACKAGES = ("agent", "collector", "contract", "dashboards", "target", "lab")
 # Control flow that never reaches a user, each with its reason at its definition.
 NOT_USER_ERRORS = {("lab.delayline", "_Stopped")}

@@ -23,7 +23,7 @@ from agent.cli import REFUSED
 from lab.alerting import ALERTMANAGER_CONFIG, RULE_FILES, VMAGENT_CONFIG
 from lab.services import venv_script
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 DEPLOY = REPO / "deploy"
 COMPOSE = DEPLOY / "compose.yaml"
 ENV_EXAMPLE = DEPLOY / ".env.example"

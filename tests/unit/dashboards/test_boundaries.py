@@ -12,7 +12,7 @@ from shapely.geometry import MultiPolygon, Point, Polygon, shape
 
 from contract import places
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 PROVINCES_GEOJSON = ROOT / "dashboards" / "geo" / "vn-provinces.geojson"
 # Vietnam's mainland and near islands (Natural Earth draws no Hoàng Sa or Trường Sa, see README).
 VIETNAM_BOUNDS = (102.1, 8.3, 109.6, 23.5)
