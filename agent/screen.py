@@ -40,10 +40,18 @@ def hold_values(text: str) -> str:
 
 
 def fit(text: str, width: int) -> str:
-    """`text` wrapped to `width` at spaces between values, never inside one."""
-    lines = textwrap.wrap(
-        hold_values(text), width=max(width, 1), break_long_words=False, break_on_hyphens=False
-    )
+    """`text` wrapped to `width` at spaces between values, never inside one; its own line breaks
+    kept."""
+    lines = [
+        line
+        for paragraph in text.split("\n")
+        for line in textwrap.wrap(
+            hold_values(paragraph),
+            width=max(width, 1),
+            break_long_words=False,
+            break_on_hyphens=False,
+        )
+    ]
     return "\n".join(lines).replace(NO_BREAK, " ")
 
 

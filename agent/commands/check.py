@@ -401,6 +401,44 @@ IPV6_STATUSES: Final[dict[str, str]] = {
     "dns-only": N_("names resolve to IPv6, connections fail"),
     "pmtud-blackhole": N_("large IPv6 packets are lost (path MTU black hole)"),
 }
+# What to do about a measurement error, by its code (the message is the tool's, kept on the wire
+# as the probe said it; this is the screen's advice).
+ERROR_HINTS: Final[dict[str, str]] = {
+    "connect-failed": N_(
+        "the target did not answer: is it up (`qos-target serve`), and are the address and port "
+        "in --target right? Try `ping` to its address, or another target"
+    ),
+    "resolve-failed": N_(
+        "the target's name did not resolve: check the name in --target and the probe's DNS "
+        "(`resolvectl status`)"
+    ),
+    "timeout": N_(
+        "the link stopped carrying data: check the signal or the cable, then check again"
+    ),
+    "no-answer": N_(
+        "nothing answered the latency probes: is the target up, and does the link carry "
+        "traffic (`ping` its address)?"
+    ),
+    "bad-answer": N_("the target answered, but not as a qos-target does: check the --target URL"),
+    "latency-method": N_(
+        "ICMP is not allowed to this user: latency was measured by TCP connect; run as root or "
+        "as the agent's unit (it has CAP_NET_RAW) for ICMP"
+    ),
+    "bind-failed": N_("binding to an interface needs root or CAP_NET_RAW: run with sudo"),
+    "interface-missing": N_(
+        "check --interface against `ip link` (a USB modem may be unplugged or renamed)"
+    ),
+    "tool-missing": N_(
+        "the measurement tool is not installed: reinstall the agent (`sudo apt install "
+        "--reinstall qosfleet-agent`)"
+    ),
+    "tool-failed": N_("the measurement tool failed: its message says why; check again"),
+    "kind-unusable": N_(
+        "an installed measurement kind cannot be loaded: reinstall the agent or remove the "
+        "package that adds it"
+    ),
+    "internal": N_("a bug in the agent: report it with this screen (`--json` adds the details)"),
+}
 HEADLINE_STYLES: Final[dict[Outcome, str]] = {
     "pass": "bold green",
     "fail": "bold red",
@@ -553,10 +591,11 @@ def rows(result: Result, published: _Published | None) -> list[Row]:
     ]
     shown.append(_runner_row(result.provenance))
     shown.append(Row(_("data used"), f"{number(result.provenance.bytes_used / 1e6)} MB"))
-    shown += [
-        Row(_("error"), f"{error.stage}: {error.code} — {error.message}", style="red")
-        for error in result.errors
-    ]
+    for error in result.errors:
+        text = f"{error.stage}: {error.code} — {error.message}"
+        if error.code in ERROR_HINTS:
+            text += "\n→ " + _(ERROR_HINTS[error.code])
+        shown.append(Row(_("error"), text, style="red"))
     if published is not None:
         shown.append(_published_row(published))
     return shown
@@ -580,9 +619,10 @@ def simple_lines(result: Result, published: _Published | None) -> list[str]:
         lines.append(f"{_('latency idle')}: {number(measured.latency.idle.median_ms)} ms")
     if measured.ipv6:
         lines.append(f"IPv6: {_(IPV6_STATUSES[measured.ipv6.status])}")
-    lines += [
-        f"{_('error')}: {error.stage}: {error.code} — {error.message}" for error in result.errors
-    ]
+    for error in result.errors:
+        lines.append(f"{_('error')}: {error.stage}: {error.code} — {error.message}")
+        if error.code in ERROR_HINTS:
+            lines.append(f"  → {_(ERROR_HINTS[error.code])}")
     if published is not None:
         lines.append(f"{_('published')}: {_published_row(published).text}")
     return lines

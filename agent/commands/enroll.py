@@ -126,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
         lon=args.lon,
     )
     tables = config_table(args)
-    config = convert(tables, AgentConfig, where="", hint=_("check the enroll options; ") + HINT)
+    config = convert(tables, AgentConfig, where="", hint=_("check the enroll options; ") + _(HINT))
     check_config(config)
     check_plans(config.links)
     for warning in warnings:

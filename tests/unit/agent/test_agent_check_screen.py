@@ -198,3 +198,13 @@ def test_lang_chooses_the_language_before_or_after_the_command(
         assert "vi, en" in capsys.readouterr().err
     finally:
         i18n.use("en")
+
+
+def test_a_target_that_is_down_gets_a_hint(language: i18n.Language) -> None:
+    error = MeasurementError(stage="download", code="connect-failed", message="refused")
+    failed = msgspec.structs.replace(_result(download=None), errors=(error,))
+    screen = " ".join(line.strip("│ ") for line in _screen(failed, width=1000))
+    hint = "máy đích không trả lời" if language == "vi" else "the target did not answer"
+    assert "download: connect-failed — refused" in screen
+    assert hint in screen
+    assert any(hint in line for line in simple_lines(failed, None))
