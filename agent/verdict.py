@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Final, Literal, NamedTuple
 
-from contract.criteria import Criterion, Statistic, criteria
+from contract.criteria import Criterion, Statistic, criteria, criterion_name, stated
 from contract.i18n import N_, _, number, percent
 from contract.profiles import Profile, ceiling_mbps, profile_for
 from contract.quantities import declared_quantities, value_in
@@ -44,21 +44,6 @@ OUTCOMES: Final[dict[Outcome, str]] = {
     "pass": N_("PASS"),
     "fail": N_("FAIL"),
     "not_judged": N_("NOT JUDGED"),
-}
-# A criterion as the screen names it, by its id (contract.criteria); figures come formatted.
-_CRITERION_NAMES: Final[dict[str, str]] = {
-    "download.mean": N_("download mean ≥ {threshold} Mb/s"),
-    "upload.mean": N_("upload mean ≥ {threshold} Mb/s"),
-    "download.share": N_("share of download samples ≥ {rate} Mb/s is ≥ {share}"),
-    "upload.share": N_("share of upload samples ≥ {rate} Mb/s is ≥ {share}"),
-    "download.plan": N_("download mean ≥ {ratio} x plan"),
-    "upload.plan": N_("upload mean ≥ {ratio} x plan"),
-    "access_failure": N_("access failure rate ≤ {share}"),
-    "latency.mean": N_("latency mean ≤ {threshold} ms"),
-}
-_QUANTITY_NAMES: Final[dict[str, str]] = {
-    ">=": N_("{quantity} mean ≥ {threshold} {unit}"),
-    "<=": N_("{quantity} mean ≤ {threshold} {unit}"),
 }
 # What the headline's figure names, by the statistic's first part.
 _MEASURED: Final[dict[str, str]] = {
@@ -166,36 +151,6 @@ def _value(statistic: Statistic, result: Result) -> float | None:
         return latency.idle.median_ms if latency and latency.idle else None
     # A quantity a measurement kind declares: `<name>.mean`.
     return value_in(measurements, statistic.removesuffix(".mean"))
-
-
-def stated(value: float) -> str:
-    """A threshold as a profile states it: 40, 0,8, 1.000 (no trailing zeros)."""
-    return number(value, 3).rstrip("0").rstrip(",.") if value % 1 else number(value, 0)
-
-
-def criterion_name(criterion: Criterion, profile: Profile) -> str:
-    """The criterion in the chosen language, with the profile's figures."""
-    threshold = criterion.threshold
-    quantity = declared_quantities().get(criterion.statistic.removesuffix(".mean"))
-    if criterion.id in _CRITERION_NAMES:
-        template = _(_CRITERION_NAMES[criterion.id])
-    elif quantity is not None:
-        template = _(_QUANTITY_NAMES[quantity.comparison])
-    else:
-        return criterion.name  # a criterion this screen has no words for yet: the engine's own
-    direction = profile.download if criterion.id.startswith("download") else profile.upload
-    ratio = direction.plan_ratio if direction is not None else None
-    name = template.format(
-        threshold="" if threshold is None else stated(threshold),
-        share="" if threshold is None else percent(threshold),
-        rate="" if criterion.share_min_mbps is None else stated(criterion.share_min_mbps),
-        ratio="" if ratio is None else stated(ratio),
-        quantity=_(quantity.title) if quantity is not None else "",
-        unit=criterion.unit,
-    )
-    if criterion.id.endswith(".plan") and threshold is not None:
-        return _("{name} ({threshold} Mb/s)").format(name=name, threshold=stated(threshold))
-    return name
 
 
 def _shown(criterion: Criterion, value: float) -> str:

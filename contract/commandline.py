@@ -77,11 +77,12 @@ def add_language_option(parser: argparse.ArgumentParser) -> None:
 
 
 def choose_language(prog: str, arguments: Sequence[str]) -> list[str]:
-    """Use the language `--lang` names (else the locale's); the arguments without `--lang`, so
-    that it may come before or after a subcommand."""
+    """Use the language `--lang` names (without it: the one already chosen, else the locale's);
+    the arguments without `--lang`, so that it may come before or after a subcommand."""
     early = Parser(prog=prog, add_help=False, allow_abbrev=False)
     add_language_option(early)
     known, rest = early.parse_known_args(arguments)
     chosen: Language | None = known.lang
-    use(chosen)
+    if chosen is not None:
+        use(chosen)
     return rest

@@ -616,15 +616,18 @@ def simple_lines(result: Result, published: _Published | None) -> list[str]:
         if speed is not None:
             lines.append(f"{label}: {_mbps(speed.mbps)}")
     if measured.latency and measured.latency.idle:
-        lines.append(f"{_('latency idle')}: {number(measured.latency.idle.median_ms)} ms")
+        label = _("latency idle")
+        lines.append(f"{label}: {number(measured.latency.idle.median_ms)} ms")
     if measured.ipv6:
-        lines.append(f"IPv6: {_(IPV6_STATUSES[measured.ipv6.status])}")
+        lines.append("IPv6: " + _(IPV6_STATUSES[measured.ipv6.status]))
     for error in result.errors:
-        lines.append(f"{_('error')}: {error.stage}: {error.code} — {error.message}")
+        label = _("error")
+        lines.append(f"{label}: {error.stage}: {error.code} — {error.message}")
         if error.code in ERROR_HINTS:
-            lines.append(f"  → {_(ERROR_HINTS[error.code])}")
+            lines.append("  → " + _(ERROR_HINTS[error.code]))
     if published is not None:
-        lines.append(f"{_('published')}: {_published_row(published).text}")
+        row = _published_row(published)
+        lines.append(f"{row.label}: {row.text}")
     return lines
 
 

@@ -179,8 +179,10 @@ def run(args: argparse.Namespace) -> int:
         + "[/] "
         + escape(_("(the collector also learns it from the retained meta):"))
     )
-    console.print(f"  {_('MQTT account'):<15}{config.broker.username or config.probe_id}")
-    console.print(f"  {_('public key'):<15}[bold]{meta.public_key}[/]")
+    account, public_key = _("MQTT account"), _("public key")
+    width = max(len(account), len(public_key)) + 3
+    console.print(f"  {account:<{width}}{config.broker.username or config.probe_id}")
+    console.print(f"  {public_key:<{width}}[bold]{meta.public_key}[/]")
     console.print(
         escape(_("Then: {enable} and {status}.")).format(
             enable="[bold]systemctl enable --now qos-agent[/]", status="[bold]qos-agent status[/]"

@@ -279,7 +279,11 @@ def _recent_table(recent: tuple[RecentResult, ...], now: datetime) -> Table:
             if item.download_mbps is not None
             else f"[red]{escape(', '.join(item.errors)) or '—'}[/]"
         )
-        delivered = f"[green]{_('stored')}[/]" if item.delivered else f"[yellow]{_('in spool')}[/]"
+        delivered = (
+            "[green]" + _("stored") + "[/]"
+            if item.delivered
+            else "[yellow]" + _("in spool") + "[/]"
+        )
         shown.add_row(
             _ago(item.finished_at, now), item.interface, escape(item.target), download, delivered
         )

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 from uuid6 import uuid7
 
-from agent.verdict import SampleLine, criterion_name, sample_lines
-from contract.criteria import criteria
+from agent.verdict import SampleLine, sample_lines
+from contract.criteria import criteria, criterion_name
 from contract.profiles import bundled_profiles
 from contract.result import (
     SCHEMA,

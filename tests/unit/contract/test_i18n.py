@@ -77,6 +77,10 @@ def test_every_message_has_a_translation_with_the_same_placeholders(code: Langua
                 problems.append(f"placeholders differ: {shown!r} -> {text!r}")
             if sorted(BRACKETS.findall(text)) != sorted(BRACKETS.findall(_forms(message)[-1])):
                 problems.append(f"brackets differ: {shown!r} -> {text!r}")
+    # Babel's own checkers too (a %-format placeholder, a plural's forms).
+    problems += [
+        f"{_forms(m)[0]!r}: {error}" for m, errors in translated.check() for error in errors
+    ]
     obsolete = {str(_forms(m)[0]) for m in translated if m.id} - {
         str(_forms(m)[0]) for m in template if m.id
     }
@@ -88,6 +92,20 @@ def test_the_checker_sees_a_changed_placeholder() -> None:
     assert _placeholders("{name}: {shown!r} ok") == {("name", None), ("shown", "r")}
     assert _placeholders("{name}: {shwon!r}") != _placeholders("{name}: {shown!r}")
     assert _placeholders("{name}: {shown}") != _placeholders("{name}: {shown!r}")
+
+
+def test_no_message_is_marked_inside_an_f_string() -> None:
+    # Babel does not look inside f-strings (before Python 3.12): such a message would never reach
+    # the catalog and would show in English whatever the language.
+    inside = re.compile(r"\{(?:_|N_|ngettext)\(")
+    found = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for package in ("agent", "collector", "contract", "lab", "target")
+        for path in sorted((ROOT / package).rglob("*.py"))
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if inside.search(line)
+    ]
+    assert not found
 
 
 def test_the_template_and_the_compiled_catalogs_are_up_to_date() -> None:
