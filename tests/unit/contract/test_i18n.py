@@ -22,8 +22,8 @@ from contract.i18n import LOCALE_DIR, Language, language_of
 ROOT = Path(__file__).resolve().parents[3]
 TEMPLATE = LOCALE_DIR / "messages.pot"
 TRANSLATED: tuple[Language, ...] = ("vi",)
-# Square brackets (Rich markup, a TOML table's name) survive translation as they are.
-BRACKETS = re.compile(r"\[[^\]]*\]")
+# A word in square brackets (Rich markup, a TOML table's name) survives translation as it is.
+BRACKETS = re.compile(r"\[/?[a-z][a-z_ ]*\]|\[/\]")
 
 
 def _catalog(path: Path) -> Catalog:
