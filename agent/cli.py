@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import sys
 from collections.abc import Sequence
 
+from contract.commandline import Parser, add_language_option, choose_language
 from contract.errors import QosfleetError
+from contract.i18n import _
 
 # The exit status of a refusal (a bad config, key, CA file or state directory): restarting cannot
 # fix it, a person must, so deploy/systemd/qos-agent.service does not restart on it.
@@ -24,8 +25,9 @@ COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    arguments = list(sys.argv[1:] if argv is None else argv)
-    parser = argparse.ArgumentParser(prog="qos-agent", description="qosfleet probe agent")
+    arguments = choose_language("qos-agent", sys.argv[1:] if argv is None else argv)
+    parser = Parser(prog="qos-agent", description=_("qosfleet probe agent"))
+    add_language_option(parser)
     commands = parser.add_subparsers(dest="command", required=True)
     chosen = next((word for word in arguments if not word.startswith("-")), None)
     for name in [chosen] if chosen in COMMANDS else COMMANDS:

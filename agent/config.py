@@ -10,6 +10,7 @@ import msgspec
 
 from contract.addresses import parse_url
 from contract.errors import ConfigError, WireError
+from contract.i18n import N_, _
 from contract.mqtt import BrokerConfig, broker_endpoint, tls_context
 from contract.result import (
     Access,
@@ -27,8 +28,8 @@ from contract.typed import Strict, load_toml
 
 DEFAULT_PATH = Path("/etc/qosfleet/agent.toml")
 DEFAULT_STATE_DIR = Path("/var/lib/qosfleet")
-HINT = "see deploy/agent.example.toml, or run `qos-agent enroll`"
-BROKER_ACCOUNT_HINT = (
+HINT = N_("see deploy/agent.example.toml, or run `qos-agent enroll`")
+BROKER_ACCOUNT_HINT = N_(
     "put the account in [broker] username and password (agent.toml is readable by root and the "
     "daemon only; `qos-agent enroll --password` writes it there), and the URL without it"
 )
@@ -171,12 +172,16 @@ class AgentConfig(Strict, frozen=True, kw_only=True):
             if link.interface == interface:
                 return link
         known = ", ".join(link.interface for link in self.links)
-        raise ConfigError("links", f"no link on interface {interface!r}", f"configured: {known}")
+        raise ConfigError(
+            "links",
+            _("no link on interface {interface!r}").format(interface=interface),
+            _("configured: {known}").format(known=known),
+        )
 
 
 def load_config(path: Path) -> AgentConfig:
     """Read and validate the agent's TOML; a bad key raises ConfigError naming it."""
-    config = load_toml(path, AgentConfig, hint=HINT)
+    config = load_toml(path, AgentConfig, hint=_(HINT))
     check_config(config, where=f"{path}: ")
     return config
 
@@ -184,15 +189,15 @@ def load_config(path: Path) -> AgentConfig:
 def check_config(config: AgentConfig, *, where: str = "") -> None:
     """Rules across keys that the types cannot express."""
     broker_endpoint(
-        config.broker.url, option=f"{where}broker.url", credentials_hint=BROKER_ACCOUNT_HINT
+        config.broker.url, option=f"{where}broker.url", credentials_hint=_(BROKER_ACCOUNT_HINT)
     )
     ca_file = config.broker.ca_file
     if ca_file is not None:
         if not os.access(ca_file, os.R_OK):
             raise ConfigError(
                 f"{where}broker.ca_file",
-                f"cannot read {ca_file}",
-                "give the PEM file of the CA that signed the broker's certificate",
+                _("cannot read {path}").format(path=ca_file),
+                _("give the PEM file of the CA that signed the broker's certificate"),
             )
         tls_context(ca_file, option=f"{where}broker.ca_file")
     for index, target in enumerate(config.targets):
@@ -202,8 +207,8 @@ def check_config(config: AgentConfig, *, where: str = "") -> None:
         if interface in interfaces[:index]:
             raise ConfigError(
                 f"{where}links[{index}].interface",
-                f"{interface!r} is configured twice",
-                "one [[links]] table per interface",
+                _("{interface!r} is configured twice").format(interface=interface),
+                _("one [[links]] table per interface"),
             )
     schedule = config.schedule
     for kind in ("speed", "light"):
@@ -212,21 +217,25 @@ def check_config(config: AgentConfig, *, where: str = "") -> None:
         if floor > mean:
             raise ConfigError(
                 f"{where}schedule.{kind}_floor_s",
-                f"{floor:g} s is above {kind}_mean_s ({mean:g} s)",
-                "the floor is the shortest gap; make it at most the mean",
+                _("{floor} s is above {kind}_mean_s ({mean} s)").format(
+                    floor=f"{floor:g}", kind=kind, mean=f"{mean:g}"
+                ),
+                _("the floor is the shortest gap; make it at most the mean"),
             )
     publish = config.publish
     if publish.reconnect_first_s > publish.reconnect_cap_s:
         raise ConfigError(
             f"{where}publish.reconnect_first_s",
-            "is above reconnect_cap_s",
-            "the first reconnect delay must not exceed the cap",
+            _("is above reconnect_cap_s"),
+            _("the first reconnect delay must not exceed the cap"),
         )
     if publish.receipt_timeout_s > publish.resend_cap_s:
         raise ConfigError(
             f"{where}publish.receipt_timeout_s",
-            f"{publish.receipt_timeout_s:g} s is above resend_cap_s ({publish.resend_cap_s:g} s)",
-            "the first wait for a receipt must not exceed the cap of the waits",
+            _("{timeout} s is above resend_cap_s ({cap} s)").format(
+                timeout=f"{publish.receipt_timeout_s:g}", cap=f"{publish.resend_cap_s:g}"
+            ),
+            _("the first wait for a receipt must not exceed the cap of the waits"),
         )
     _check_names(config, where)
 

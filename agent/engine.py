@@ -34,6 +34,7 @@ from agent.measurements.kind import (
 )
 from agent.net.netif import BindError, resolve_binding
 from contract.errors import ConfigError
+from contract.i18n import _
 from contract.profiles import MOBILE_TECHNOLOGIES
 from contract.result import Link, MeasurementError, Plan, Setting, Target, Technology
 
@@ -116,7 +117,9 @@ def kinds_of(
     unknown = [name for name in chosen if name not in kinds]
     if unknown:
         raise ConfigError(
-            "tests", f"{', '.join(unknown)}: no such measurement", f"choose from {', '.join(kinds)}"
+            "tests",
+            _("{kinds}: no such measurement").format(kinds=", ".join(unknown)),
+            _("choose from {kinds}").format(kinds=", ".join(kinds)),
         )
     return [kind for kind in kinds.values() if kind.name in chosen]
 

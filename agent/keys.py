@@ -9,10 +9,11 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from contract.errors import ConfigError
+from contract.i18n import N_, _
 from contract.signing import load_private_key, new_private_key, private_key_bytes
 
 KEY_BYTES = 32
-ENROLL_HINT = "run `qos-agent enroll` to make the probe's key, then register its public key"
+ENROLL_HINT = N_("run `qos-agent enroll` to make the probe's key, then register its public key")
 
 
 def create_key(path: Path) -> Ed25519PrivateKey:
@@ -25,8 +26,11 @@ def create_key(path: Path) -> Ed25519PrivateKey:
     except FileExistsError:
         raise ConfigError(
             "key_file",
-            f"{path} already exists",
-            "keep it (enroll without --new-key), or remove it if the probe must get a new identity",
+            _("{path} already exists").format(path=path),
+            _(
+                "keep it (enroll without --new-key), or remove it if the probe must get a new "
+                "identity"
+            ),
         ) from None
     try:
         os.fchmod(handle, 0o600)  # the umask may have narrowed the mode, never widened: be exact
@@ -43,19 +47,27 @@ def load_key(path: Path) -> Ed25519PrivateKey:
         mode = path.stat().st_mode
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise ConfigError("key_file", f"{path} does not exist", ENROLL_HINT) from None
+        raise ConfigError(
+            "key_file", _("{path} does not exist").format(path=path), _(ENROLL_HINT)
+        ) from None
     except PermissionError:
         raise ConfigError(
             "key_file",
-            f"{path} is not readable by this user",
-            "run the agent as the user that owns the key (the unit runs as qosfleet)",
+            _("{path} is not readable by this user").format(path=path),
+            _("run the agent as the user that owns the key (the unit runs as qosfleet)"),
         ) from None
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise ConfigError(
             "key_file",
-            f"{path} is readable by others (mode {stat.S_IMODE(mode):04o})",
+            _("{path} is readable by others (mode {mode})").format(
+                path=path, mode=f"{stat.S_IMODE(mode):04o}"
+            ),
             f"chmod 600 {path}",
         )
     if len(raw) != KEY_BYTES:
-        raise ConfigError("key_file", f"{path} is not a raw 32-byte Ed25519 key", ENROLL_HINT)
+        raise ConfigError(
+            "key_file",
+            _("{path} is not a raw 32-byte Ed25519 key").format(path=path),
+            _(ENROLL_HINT),
+        )
     return load_private_key(raw)

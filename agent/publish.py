@@ -23,6 +23,7 @@ from agent.config import AgentConfig
 from agent.spool import Spool, SpooledResult
 from contract.errors import ConfigError, ServiceError, WireError
 from contract.fleet import ProbeMeta, ProbeStatus, encode, meta_topic, status_topic
+from contract.i18n import _
 from contract.mqtt import BrokerConfig, mqtt_client
 from contract.result import (
     MAX_BATCH,
@@ -72,8 +73,10 @@ async def publish_result(
             return await _await_receipt(client, result, receipt_timeout_s)
     except aiomqtt.MqttError as exc:
         raise ServiceError(
-            f"cannot reach the MQTT broker at {broker.url}: {exc}",
-            "check that the broker runs and broker.url / credentials in the config are right",
+            _("cannot reach the MQTT broker at {broker}: {reason}").format(
+                broker=broker.url, reason=exc
+            ),
+            _("check that the broker runs and broker.url / credentials in the config are right"),
         ) from exc
 
 
@@ -92,10 +95,14 @@ async def _await_receipt(client: aiomqtt.Client, result: Result, timeout_s: floa
     except TimeoutError:
         pass
     raise ServiceError(
-        f"no receipt for result {result.id} within {timeout_s:g} s",
-        "the broker took the result, but no collector confirmed storing it: is qos-collector "
-        "up? A collector also stays silent on a probe it has no enrollment for (run "
-        "`qos-agent enroll` first)",
+        _("no receipt for result {id} within {seconds} s").format(
+            id=result.id, seconds=f"{timeout_s:g}"
+        ),
+        _(
+            "the broker took the result, but no collector confirmed storing it: is qos-collector "
+            "up? A collector also stays silent on a probe it has no enrollment for (run "
+            "`qos-agent enroll` first)"
+        ),
     )
 
 

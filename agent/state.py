@@ -17,6 +17,7 @@ import msgspec
 
 from contract.errors import ConfigError, QosfleetError
 from contract.fleet import ProbeHealth
+from contract.i18n import _
 from contract.sampling import epoch_ms, gap_s, too_close
 
 log = logging.getLogger("qosfleet.agent")
@@ -54,8 +55,8 @@ def ensure_state_dir(state_dir: Path) -> None:
     except OSError as exc:
         raise ConfigError(
             "state_dir",
-            f"cannot create {state_dir} ({exc.strerror})",
-            "set state_dir in the config to a writable directory",
+            _("cannot create {path} ({reason})").format(path=state_dir, reason=exc.strerror),
+            _("set state_dir in the config to a writable directory"),
         ) from exc
 
 
@@ -165,8 +166,8 @@ def open_state_db(state_dir: Path, *, read_only: bool = False) -> sqlite3.Connec
         if not path.exists():
             raise ConfigError(
                 "state_dir",
-                f"no state database at {path}",
-                "the daemon has not run yet on this probe: start it with `qos-agent run`",
+                _("no state database at {path}").format(path=path),
+                _("the daemon has not run yet on this probe: start it with `qos-agent run`"),
             )
         return sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0, isolation_level=None)
     ensure_state_dir(state_dir)
@@ -186,8 +187,11 @@ class DamagedDatabaseError(QosfleetError):
 
     def __init__(self, reason: str) -> None:
         super().__init__(
-            f"the state database is damaged: {reason}",
-            "restart qos-agent: at its start it sets a damaged database aside and begins a new one",
+            _("the state database is damaged: {reason}").format(reason=reason),
+            _(
+                "restart qos-agent: at its start it sets a damaged database aside and begins a "
+                "new one"
+            ),
         )
         self.reason = reason
 
@@ -293,9 +297,11 @@ def _not_writable(path: Path, state_dir: Path, detail: str = "") -> ConfigError:
     if read_only_mount:
         return ConfigError(
             "state_dir",
-            f"{path} is on a file system mounted read-only",
-            "an SD card the kernel remounted read-only after errors? Check `dmesg`, remount it "
-            "read-write or replace the card, then `systemctl restart qos-agent`",
+            _("{path} is on a file system mounted read-only").format(path=path),
+            _(
+                "an SD card the kernel remounted read-only after errors? Check `dmesg`, remount "
+                "it read-write or replace the card, then `systemctl restart qos-agent`"
+            ),
         )
     if facts is not None:
         owner = _user_name(facts.st_uid)
@@ -305,9 +311,13 @@ def _not_writable(path: Path, state_dir: Path, detail: str = "") -> ConfigError:
     user = _user_name(os.geteuid())
     return ConfigError(
         "state_dir",
-        f"{path} is not writable by user {user} ({detail})",
-        f"give the state directory back to the daemon's user: `chown -R {user}: {state_dir}` "
-        f"and `chmod -R u+rwX {state_dir}`, then `systemctl restart qos-agent`",
+        _("{path} is not writable by user {user} ({reason})").format(
+            path=path, user=user, reason=detail
+        ),
+        _(
+            "give the state directory back to the daemon's user: `chown -R {user}: {path}` and "
+            "`chmod -R u+rwX {path}`, then `systemctl restart qos-agent`"
+        ).format(user=user, path=state_dir),
     )
 
 

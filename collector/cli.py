@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import difflib
 import logging
 import math
 import os
@@ -13,6 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Final
 
 import aiomqtt
 import msgspec
@@ -31,8 +33,10 @@ from collector.registry import (
 )
 from collector.state import DATABASE_NAME
 from contract.addresses import parse_host_port, parse_url
+from contract.commandline import Parser, add_language_option, choose_language
 from contract.errors import ConfigError, QosfleetError, ServiceError, WireError
 from contract.fleet import decode_meta
+from contract.i18n import N_, _, ngettext
 from contract.mqtt import BrokerConfig, broker_endpoint, mqtt_client
 from contract.result import Location
 
@@ -245,50 +249,60 @@ def run_serve(argv: Sequence[str]) -> int:
 
 
 def _probes_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="qos-collector probes",
-        description="list probes, approve a changed enrollment, revoke a probe",
+        description=_("list probes, approve a changed enrollment, revoke a probe"),
     )
+    add_language_option(parser)
     commands = parser.add_subparsers(dest="command", required=True)
     listing = commands.add_parser(
-        "list", help="each probe's pinned key and place, and any change waiting for approval"
+        "list", help=_("each probe's pinned key and place, and any change waiting for approval")
     )
     listing.add_argument(
         "--state-dir",
         action="append",
-        help="a collector's --state-dir (repeat for each instance on this host); "
-        f"default {DEFAULT_STATE_DIR}",
+        help=_(
+            "a collector's --state-dir (repeat for each instance on this host); default {path}"
+        ).format(path=DEFAULT_STATE_DIR),
     )
-    listing.add_argument("--json", action="store_true", help="one JSON object per probe and line")
+    listing.add_argument(
+        "--json", action="store_true", help=_("one JSON object per probe and line")
+    )
     approve = commands.add_parser(
-        "approve", help="pin a probe's key and place for every collector (retained on the broker)"
+        "approve",
+        help=_("pin a probe's key and place for every collector (retained on the broker)"),
     )
     approve.add_argument("probe_id")
     which = approve.add_mutually_exclusive_group(required=True)
     which.add_argument(
         "--key",
         metavar="FINGERPRINT",
-        help="the key of the enrollment waiting for approval, as `probes list` shows it",
+        help=_("the key of the enrollment waiting for approval, as `probes list` shows it"),
     )
     which.add_argument(
         "--meta",
         metavar="FILE",
-        help="the enrollment printed by `qos-agent enroll --json`: approve it before the probe "
-        "first connects",
+        help=_(
+            "the enrollment printed by `qos-agent enroll --json`: approve it before the probe "
+            "first connects"
+        ),
     )
     approve.add_argument(
         "--pinned",
         action="store_true",
-        help="with --key: approve the pinned enrollment again, refusing the change",
+        help=_("with --key: approve the pinned enrollment again, refusing the change"),
     )
     approve.add_argument("--state-dir", default=DEFAULT_STATE_DIR, help="default %(default)s")
-    approve.add_argument("--note", default="", help="who decides and why, kept with the decision")
+    approve.add_argument(
+        "--note", default="", help=_("who decides and why, kept with the decision")
+    )
     _add_broker_options(approve)
     revoke = commands.add_parser(
-        "revoke", help="refuse every result of a probe on every collector (retained on the broker)"
+        "revoke",
+        help=_("refuse every result of a probe on every collector (retained on the broker)"),
     )
     revoke.add_argument("probe_id")
-    revoke.add_argument("--note", default="", help="who decides and why, kept with the decision")
+    revoke.add_argument("--note", default="", help=_("who decides and why, kept with the decision"))
     _add_broker_options(revoke)
     return parser
 
@@ -318,13 +332,32 @@ def run_probes(argv: Sequence[str]) -> int:
         print(f"qos-collector probes: {exc}", file=sys.stderr)
         return 2
     if approval.pin is None:
-        print(f"revoked {args.probe_id}: every collector refuses its results from now on")
+        print(
+            _("revoked {probe}: every collector refuses its results from now on").format(
+                probe=args.probe_id
+            )
+        )
     else:
         print(
-            f"approved {args.probe_id}: key {key_fingerprint(approval.pin.public_key)} in "
-            f"{_place(approval.pin.location)}; every collector applies it from the broker"
+            _(
+                "approved {probe}: key {key} in {place}; every collector applies it from the broker"
+            ).format(
+                probe=args.probe_id,
+                key=key_fingerprint(approval.pin.public_key),
+                place=_place(approval.pin.location),
+            )
         )
     return 0
+
+
+# A probe's standing (collector.registry.Standing, or never pinned), as `probes list` says it.
+STANDINGS: Final[dict[str, str]] = {
+    "trusted": N_("trusted"),
+    "disputed": N_("disputed"),
+    "revoked": N_("revoked"),
+    "unpinned": N_("unpinned"),
+    "pending": N_("pending"),
+}
 
 
 def _list_probes(state_dir: Path, *, as_json: bool) -> None:
@@ -333,17 +366,25 @@ def _list_probes(state_dir: Path, *, as_json: bool) -> None:
         for record in records:
             print(msgspec.json.encode(_record_document(record)).decode())
         return
-    print(f"{state_dir} ({len(records)} probes)")
+    print(
+        ngettext("{path} ({count} probe)", "{path} ({count} probes)", len(records)).format(
+            path=state_dir, count=len(records)
+        )
+    )
+    words = {standing: _(word) for standing, word in STANDINGS.items()}
+    width = max(len(word) for word in words.values())
+    key, decide = _("key"), _("approve or revoke")
     for record in records:
         document = _record_document(record)
-        line = f"  {record.probe_id:<24} {document['standing']:<9} key {document['key'] or '-'}"
+        standing = words[str(document["standing"])]
+        line = f"  {record.probe_id:<24} {standing:<{width}} {key} {document['key'] or '-'}"
         if record.pin is not None:
             line += f"  {_place(record.pin.location)}"
         print(line)
         if record.pending is not None:
             print(
-                f"  {'':<24} {'pending':<9} key {document['pending_key']}  "
-                f"{_place(record.pending.location)}  (approve or revoke)"
+                f"  {'':<24} {words['pending']:<{width}} {key} {document['pending_key']}  "
+                f"{_place(record.pending.location)}  ({decide})"
             )
 
 
@@ -363,9 +404,12 @@ def _record_document(record: ProbeRecord) -> dict[str, object]:
 
 
 def _place(location: Location) -> str:
-    return (
-        f"{location.village} (commune {location.commune_code}, province "
-        f"{location.province_code}, {location.lat}, {location.lon})"
+    return _("{village} (commune {commune}, province {province}, {lat}, {lon})").format(
+        village=location.village,
+        commune=location.commune_code,
+        province=location.province_code,
+        lat=location.lat,
+        lon=location.lon,
     )
 
 
@@ -457,13 +501,16 @@ def run_evaluate(argv: Sequence[str]) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
+    args = choose_language("qos-collector", sys.argv[1:] if argv is None else argv)
     commands = {"serve": run_serve, "evaluate": run_evaluate, "probes": run_probes}
     if not args or args[0] not in commands:
-        print(
-            "usage: qos-collector {serve,evaluate,probes} [options]  (--help after a command)",
-            file=sys.stderr,
+        said = _("usage: qos-collector {commands} [options]  (--help after a command)").format(
+            commands="{serve,evaluate,probes}"
         )
+        close = difflib.get_close_matches(args[0], commands, n=1) if args else []
+        if close:
+            said += "\n" + _("did you mean {names}? ").format(names=close[0]).strip()
+        print(said, file=sys.stderr)
         return 2
     return commands[args[0]](args[1:])
 

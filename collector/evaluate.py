@@ -32,6 +32,8 @@ import msgspec
 
 from collector.compliance import (
     INTERVAL_METHOD,
+    MONITORING_METHOD,
+    QCVN_METHOD,
     STATISTIC_METHOD,
     Judgement,
     Sample,
@@ -40,7 +42,10 @@ from collector.compliance import (
     evaluate_compliance,
     sample_classes,
 )
+from contract.commandline import Parser, add_language_option, choose_language
+from contract.criteria import criteria, criterion_name
 from contract.errors import QosfleetError
+from contract.i18n import N_, _, number, percent
 from contract.profiles import (
     Profile,
     bundled_profiles,
@@ -331,39 +336,44 @@ def _now(text: str) -> datetime:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--profile", required=True, help="profile name, e.g. 4g, 5g, fixed")
+    parser.add_argument("--profile", required=True, help=_("profile name, e.g. 4g, 5g, fixed"))
     parser.add_argument(
-        "--profiles", type=Path, help="a profiles TOML file instead of the bundled one"
+        "--profiles", type=Path, help=_("a profiles TOML file instead of the bundled one")
     )
-    parser.add_argument("--input", type=Path, required=True, help="the campaign CSV file")
+    parser.add_argument("--input", type=Path, required=True, help=_("the campaign CSV file"))
     parser.add_argument(
-        "--plan-download-mbps", type=_positive, help="the plan's advertised download rate (Vd)"
+        "--plan-download-mbps",
+        type=_positive,
+        help=_("the plan's advertised download rate (Vd)"),
     )
     parser.add_argument(
-        "--plan-upload-mbps", type=_positive, help="the plan's advertised upload rate (Vu)"
+        "--plan-upload-mbps", type=_positive, help=_("the plan's advertised upload rate (Vu)")
     )
     parser.add_argument(
         "--now",
         type=_now,
-        help="end of the window, ISO 8601 (default: the latest timestamp in the file)",
+        help=_("end of the window, ISO 8601 (default: the latest timestamp in the file)"),
     )
     parser.add_argument(
         "--window-days",
         type=_window_days,
         default=30,
-        help="length of the window in days (default %(default)s)",
+        help=_("length of the window in days (default {days})").format(days=30),
     )
     parser.add_argument(
         "--timezone",
         type=parse_zone,
         default=UTC,
-        help="zone of the file's times that name none: UTC (default), +07:00 or Asia/Ho_Chi_Minh"
-        " for a spreadsheet in Vietnam time",
+        help=_(
+            "zone of the file's times that name none: UTC (default), +07:00 or "
+            "Asia/Ho_Chi_Minh for a spreadsheet in Vietnam time"
+        ),
     )
-    parser.add_argument("--json", action="store_true", help="print the verdict record as JSON")
+    parser.add_argument("--json", action="store_true", help=_("print the verdict record as JSON"))
+    add_language_option(parser)
     return parser
 
 
@@ -372,8 +382,8 @@ def _choose_profile(args: argparse.Namespace) -> Profile:
     profile = profiles.get(args.profile)
     if profile is None:
         raise QosfleetError(
-            f"unknown profile {args.profile!r}",
-            f"choose one of: {', '.join(sorted(profiles))}",
+            _("unknown profile {profile!r}").format(profile=args.profile),
+            _("choose one of: {profiles}").format(profiles=", ".join(sorted(profiles))),
         )
     return profile
 
@@ -384,89 +394,148 @@ def _plan(args: argparse.Namespace) -> Plan | None:
         return None
     if download is None or upload is None:
         raise QosfleetError(
-            "--plan-download-mbps and --plan-upload-mbps go together",
-            "give both advertised rates of the subscribed plan (QCVN 34 judges both directions)",
+            _("--plan-download-mbps and --plan-upload-mbps go together"),
+            _("give both advertised rates of the subscribed plan (QCVN 34 judges both directions)"),
         )
     return Plan(download_mbps=download, upload_mbps=upload)
+
+
+# How a verdict was reached (stored in English with it), as people read it.
+METHODS: Final[dict[str, str]] = {
+    QCVN_METHOD: N_("QCVN method"),
+    MONITORING_METHOD: N_("monitoring per the QCVN method"),
+}
+# A verdict's status (collector.compliance.VerdictStatus) as people read it.
+VERDICT_STATUSES: Final[dict[str, str]] = {
+    "pass": N_("PASS"),
+    "fail": N_("FAIL"),
+    "insufficient-data": N_("NOT ENOUGH DATA"),
+}
 
 
 def _value(value: float | None, unit: str) -> str:
     if value is None:
         return "-"
     if unit == "share":
-        return f"{value:.1%}"
-    return f"{value:.2f} {unit}"
+        return percent(value, 1)
+    return f"{number(value, 2)} {unit}"
 
 
-def _criterion_line(judged: Judgement) -> str:
+def _interval(low: float | None, high: float | None, unit: str) -> str:
+    if low is None or high is None:
+        return ""
+    interval = _("95 % CI [{low}, {high}]").format(
+        low=_value(low, unit).removesuffix(f" {unit}") if unit != "share" else _value(low, unit),
+        high=_value(high, unit).removesuffix(f" {unit}") if unit != "share" else _value(high, unit),
+    )
+    return ", " + interval
+
+
+def _criterion_line(judged: Judgement, names: Mapping[str, str]) -> str:
     mark = "-" if judged.skipped else _MARK[judged.passed]
-    line = f"  {mark} {judged.name}: {_value(judged.statistic, judged.unit)}"
-    if judged.ci_low is not None and judged.ci_high is not None:
-        low, high = _value(judged.ci_low, judged.unit), _value(judged.ci_high, judged.unit)
-        line += f", 95 % CI [{low}, {high}]"
+    name = names.get(judged.id, judged.name)
+    line = f"  {mark} {name}: {_value(judged.statistic, judged.unit)}"
+    line += _interval(judged.ci_low, judged.ci_high, judged.unit)
     if judged.note:
         line += f" ({judged.note})"
     return line
 
 
-def _part(status: str | None, what: str) -> str:
-    return f"{what}: {(status or 'not judged').upper()}"
+def _status(status: str | None) -> str:
+    return _(VERDICT_STATUSES[status]) if status in VERDICT_STATUSES else _("NOT JUDGED")
 
 
-def summary(verdict: Verdict, profile: Profile, bad_rows: int) -> str:
-    """A few plain lines: the verdict, n, the mean with its interval, each check, the method."""
+def headline(verdict: Verdict, profile: Profile) -> str:
+    """The first line: the verdict, its profile, the mean and n."""
     if verdict.national_target is not None:
-        # Fixed lines: the regulation (QCVN 34 plan conformity) and the programme indicator
-        # (national target) are two verdicts, never one.
-        lines = [
-            f"{profile.name}: {profile.title}",
-            _part(verdict.plan_conformity, "QCVN 34 plan conformity (the regulation)")
-            + ("" if verdict.plan_conformity else " - give the plan with --plan-download-mbps"),
-            _part(verdict.national_target, "national target (programme indicator)"),
-        ]
-    else:
-        lines = [f"{profile.name}: {verdict.status.upper()} ({profile.title})"]
+        # Fixed lines: the regulation (QCVN 34 plan conformity) comes first; the programme
+        # indicator (national target) is a verdict of its own, on a line of its own.
+        return _(
+            "{outcome} — {profile} profile: QCVN 34 plan conformity (the regulation), "
+            "n {n} / {required}"
+        ).format(
+            outcome=_status(verdict.plan_conformity),
+            profile=profile.name,
+            n=number(verdict.n, 0),
+            required=number(verdict.n_required, 0),
+        )
+    return _("{outcome} — {profile} profile: download mean {mean}, n {n} / {required}").format(
+        outcome=_status(verdict.status),
+        profile=profile.name,
+        mean=_value(verdict.mean_download_mbps, "Mb/s"),
+        n=number(verdict.n, 0),
+        required=number(verdict.n_required, 0),
+    )
+
+
+def summary(verdict: Verdict, profile: Profile, bad_rows: int, plan: Plan | None = None) -> str:
+    """A few plain lines: the verdict, n, the mean with its interval, each check, the method."""
+    lines = [headline(verdict, profile), profile.title]
+    if verdict.national_target is not None:
+        if not verdict.plan_conformity:
+            lines.append(_("give the plan with --plan-download-mbps and --plan-upload-mbps"))
+        lines.append(
+            _("national target (programme indicator): {outcome}").format(
+                outcome=_status(verdict.national_target)
+            )
+        )
     if verdict.early_warning:
         lines.append(
-            "early warning (regulation): a whole 95 % interval lies on the failing side"
-            " (provisional)"
+            _(
+                "early warning (regulation): the whole interval (95%) lies on the failing side "
+                "(provisional)"
+            )
         )
     if verdict.national_target_early_warning:
         lines.append(
-            "early warning (national target): a whole 95 % interval lies below it (provisional)"
+            _(
+                "early warning (national target): the whole interval (95%) lies below it "
+                "(provisional)"
+            )
         )
     lines.append(
-        f"n {verdict.n} / {verdict.n_required} required"
-        f" ({verdict.n_failed} failed, {verdict.n_probe_limited} probe-limited,"
-        f" {verdict.n_implausible} implausible, {verdict.n_too_close} too close,"
-        f" {verdict.n_duplicates} duplicate);"
-        f" window {verdict.window_start.isoformat()} .. {verdict.window_end.isoformat()}"
+        _(
+            "n {n} / {required} required ({failed} failed, {limited} probe-limited, {implausible} "
+            "implausible, {close} too close, {duplicates} duplicate); window {start} .. {end}"
+        ).format(
+            n=number(verdict.n, 0),
+            required=number(verdict.n_required, 0),
+            failed=verdict.n_failed,
+            limited=verdict.n_probe_limited,
+            implausible=verdict.n_implausible,
+            close=verdict.n_too_close,
+            duplicates=verdict.n_duplicates,
+            start=verdict.window_start.isoformat(),
+            end=verdict.window_end.isoformat(),
+        )
     )
-    mean = f"download mean {_value(verdict.mean_download_mbps, 'Mb/s')}"
-    if verdict.ci_low is not None and verdict.ci_high is not None:
-        mean += f", 95 % CI [{verdict.ci_low:.2f}, {verdict.ci_high:.2f}]"
-    lines.append(mean)
-    lines.extend(_criterion_line(judged) for judged in verdict.criteria)
+    mean = _("download mean {mean}").format(mean=_value(verdict.mean_download_mbps, "Mb/s"))
+    lines.append(mean + _interval(verdict.ci_low, verdict.ci_high, "Mb/s"))
+    names = {c.id: criterion_name(c, profile) for c in criteria(profile, plan)}
+    lines.extend(_criterion_line(judged, names) for judged in verdict.criteria)
     mix, required = verdict.sample_mix, verdict.sample_mix_required
     counts = {
-        "indoor": (mix.indoor, required.indoor if required else None),
-        "outdoor fixed": (mix.outdoor_fixed, required.outdoor_fixed if required else None),
-        "moving": (mix.outdoor_moving, required.outdoor_moving if required else None),
+        _("indoor"): (mix.indoor, required.indoor if required else None),
+        _("outdoor fixed"): (mix.outdoor_fixed, required.outdoor_fixed if required else None),
+        _("moving"): (mix.outdoor_moving, required.outdoor_moving if required else None),
     }
     mix_text = ", ".join(
         f"{name} {count}" + (f"/{need}" if need is not None else "")
         for name, (count, need) in counts.items()
     )
-    spread = ""
     if verdict.day_part_min_share is not None:
-        spread = (
-            f"; samples per part of the day 00-06/06-12/12-18/18-24:"
-            f" {'/'.join(str(c) for c in verdict.day_parts)},"
-            f" each needs {verdict.day_part_min_share:.0%}"
+        mix_text += _(
+            "; samples per part of the day 00-06/06-12/12-18/18-24: {counts}, each needs {share}"
+        ).format(
+            counts="/".join(str(c) for c in verdict.day_parts),
+            share=percent(verdict.day_part_min_share),
         )
-    lines.append(f"method: {verdict.method} (sample mix: {mix_text}{spread})")
+    method = _(METHODS.get(verdict.method, verdict.method))
+    lines.append(_("method: {method} (sample mix: {mix})").format(method=method, mix=mix_text))
     if bad_rows:
-        lines.append(f"{bad_rows} row(s) skipped or excluded, listed on stderr")
+        lines.append(
+            _("{count} row(s) skipped or excluded, listed on stderr").format(count=bad_rows)
+        )
     return "\n".join(lines)
 
 
@@ -512,11 +581,13 @@ def _evaluate(args: argparse.Namespace) -> tuple[Verdict, Profile, Campaign, lis
     campaign = read_campaign(args.input, args.timezone)
     bad_rows = sorted([*campaign.bad_rows, *_implausible_rows(campaign, profile)], key=_line)
     for bad in bad_rows:
-        print(f"line {bad.line}: {bad.reason}", file=sys.stderr)
+        print(_("line {line}: {reason}").format(line=bad.line, reason=bad.reason), file=sys.stderr)
     if not campaign.samples:
         raise QosfleetError(
-            f"{args.input}: no valid rows ({len(campaign.bad_rows)} bad)",
-            "see the lines listed above; the format is in `qos-collector evaluate --help`",
+            _("{path}: no valid rows ({bad} bad)").format(
+                path=args.input, bad=len(campaign.bad_rows)
+            ),
+            _("see the lines listed above; the format is in `qos-collector evaluate --help`"),
         )
     # A historic campaign is judged over its own window, not the one ending today.
     now = args.now or max(sample.timestamp for sample in campaign.samples)
@@ -569,7 +640,7 @@ def record(
 
 def run_evaluate(argv: Sequence[str] | None = None) -> int:
     """Evaluate one campaign; 0 whatever the verdict, 2 when it could not be evaluated."""
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(choose_language(PROG, sys.argv[1:] if argv is None else argv))
     try:
         verdict, profile, campaign, bad_rows = _evaluate(args)
     except QosfleetError as exc:
@@ -579,5 +650,5 @@ def run_evaluate(argv: Sequence[str] | None = None) -> int:
         report = record(verdict, profile, campaign, bad_rows, args.input)
         print(msgspec.json.format(msgspec.json.encode(report), indent=2).decode())
     else:
-        print(summary(verdict, profile, len(bad_rows)))
+        print(summary(verdict, profile, len(bad_rows), _plan(args)))
     return 0

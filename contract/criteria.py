@@ -9,10 +9,11 @@ failure is a critical alert. `programme`: a national programme indicator the pro
 
 from __future__ import annotations
 
-from typing import Literal, NamedTuple
+from typing import Final, Literal, NamedTuple
 
+from contract.i18n import N_, _, number, percent
 from contract.profiles import DirectionTarget, Profile, limited_quantities
-from contract.quantities import Comparison
+from contract.quantities import Comparison, declared_quantities
 from contract.result import Plan
 
 Part = Literal["regulation", "programme"]
@@ -168,3 +169,51 @@ def _direction(
             )
         )
     return found
+
+
+# A criterion as people read it, by its id; the figures are filled in formatted.
+_CRITERION_NAMES: Final[dict[str, str]] = {
+    "download.mean": N_("download mean ≥ {threshold} Mb/s"),
+    "upload.mean": N_("upload mean ≥ {threshold} Mb/s"),
+    "download.share": N_("share of download samples ≥ {rate} Mb/s is ≥ {share}"),
+    "upload.share": N_("share of upload samples ≥ {rate} Mb/s is ≥ {share}"),
+    "download.plan": N_("download mean ≥ {ratio} x plan"),
+    "upload.plan": N_("upload mean ≥ {ratio} x plan"),
+    "access_failure": N_("access failure rate ≤ {share}"),
+    "latency.mean": N_("latency mean ≤ {threshold} ms"),
+}
+_QUANTITY_NAMES: Final[dict[str, str]] = {
+    ">=": N_("{quantity} mean ≥ {threshold} {unit}"),
+    "<=": N_("{quantity} mean ≤ {threshold} {unit}"),
+}
+
+
+def stated(value: float) -> str:
+    """A threshold as a profile states it: 40, 0,8, 1.000 (no trailing zeros)."""
+    return number(value, 3).rstrip("0").rstrip(",.") if value % 1 else number(value, 0)
+
+
+def criterion_name(criterion: Criterion, profile: Profile) -> str:
+    """The criterion in the chosen language, with the profile's figures (`name` is the engine's
+    English, stored with verdicts)."""
+    threshold = criterion.threshold
+    quantity = declared_quantities().get(criterion.statistic.removesuffix(".mean"))
+    if criterion.id in _CRITERION_NAMES:
+        template = _(_CRITERION_NAMES[criterion.id])
+    elif quantity is not None:
+        template = _(_QUANTITY_NAMES[quantity.comparison])
+    else:
+        return criterion.name  # a criterion without words yet: the engine's own
+    direction = profile.download if criterion.id.startswith("download") else profile.upload
+    ratio = direction.plan_ratio if direction is not None else None
+    name = template.format(
+        threshold="" if threshold is None else stated(threshold),
+        share="" if threshold is None else percent(threshold),
+        rate="" if criterion.share_min_mbps is None else stated(criterion.share_min_mbps),
+        ratio="" if ratio is None else stated(ratio),
+        quantity=_(quantity.title) if quantity is not None else "",
+        unit=criterion.unit,
+    )
+    if criterion.id.endswith(".plan") and threshold is not None:
+        return _("{name} ({threshold} Mb/s)").format(name=name, threshold=stated(threshold))
+    return name

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from contract.errors import ConfigError
+from contract.i18n import N_, _
 from contract.places import (
     REFORM_DATE,
     Province,
@@ -30,32 +31,36 @@ PROBE_ID = re.compile(r"^vn-(?P<province>\d{2})-(?P<place>[a-z0-9][a-z0-9-]*)$")
 EXAMPLE_PROBE_ID = "vn-11-ban-na-hin"
 _WORD = re.compile(r"[^a-z0-9]+")
 
-# What a person is told (one place, for the translations to come).
-UNKNOWN_PROVINCE = "{code!r} is not a province code"
-UNKNOWN_PROVINCE_HINT = "give one of the 34 codes in force since {reform}: {provinces}"
-NAMED_PROVINCE_HINT = "{name} is province {code}: use --province {code}"
-OLD_PROVINCE = "{code} is the code of {old} before {reform}; {old} is now part of {new}"
-OLD_PROVINCE_HINT = "use --province {new_code} (and a probe id vn-{new_code}-...)"
-BAD_PROBE_ID = "{probe_id!r} does not name its province as vn-<province code>-<place>"
-BAD_PROBE_ID_HINT = "e.g. --probe-id vn-{code}-{place} for a probe in {name}"
-CONTRADICTING_PROBE_ID = "{probe_id!r} names province {id_code} ({id_name}), not {code} ({name})"
-CONTRADICTING_PROBE_ID_HINT = "use --probe-id vn-{code}-{place}, or the --province of the probe id"
-OUTSIDE = "({lat}, {lon}) is outside Vietnam"
-OUTSIDE_HINT = (
+# What a person is told: marked here, translated where it is said.
+UNKNOWN_PROVINCE = N_("{code!r} is not a province code")
+UNKNOWN_PROVINCE_HINT = N_("give one of the 34 codes in force since {reform}: {provinces}")
+NAMED_PROVINCE_HINT = N_("{name} is province {code}: use --province {code}")
+OLD_PROVINCE = N_("{code} is the code of {old} before {reform}; {old} is now part of {new}")
+OLD_PROVINCE_HINT = N_("use --province {new_code} (and a probe id vn-{new_code}-...)")
+BAD_PROBE_ID = N_("{probe_id!r} does not name its province as vn-<province code>-<place>")
+BAD_PROBE_ID_HINT = N_("e.g. --probe-id vn-{code}-{place} for a probe in {name}")
+CONTRADICTING_PROBE_ID = N_(
+    "{probe_id!r} names province {id_code} ({id_name}), not {code} ({name})"
+)
+CONTRADICTING_PROBE_ID_HINT = N_(
+    "use --probe-id vn-{code}-{place}, or the --province of the probe id"
+)
+OUTSIDE = N_("({lat}, {lon}) is outside Vietnam")
+OUTSIDE_HINT = N_(
     "give the probe's position in decimal degrees, --lat about 8.5 to 23.4 and --lon about 102 to "
     "110 (e.g. --lat 21.39 --lon 103.02); a phone's map app shows them on a long press"
 )
-SWAPPED_HINT = "latitude and longitude look swapped: use --lat {lon} --lon {lat}"
-NO_PLAN = "{interface} is a fixed line without its subscribed plan"
-NO_PLAN_HINT = (
+SWAPPED_HINT = N_("latitude and longitude look swapped: use --lat {lon} --lon {lat}")
+NO_PLAN = N_("{interface} is a fixed line without its subscribed plan")
+NO_PLAN_HINT = N_(
     "add the subscribed plan in Mb/s (down/up) from the contract, e.g. --link "
     "{interface}:fixed:{technology}:{operator}:300/300: QCVN 34 judges a fixed line against it"
 )
-UNLISTED_COMMUNE = (
+UNLISTED_COMMUNE = N_(
     "warning: commune {commune} is not in the official list of {name} since {reform}; check the "
     "code (contract/data/provinces.json lists the {count} communes of {name})"
 )
-OTHER_PROVINCE_COMMUNE = (
+OTHER_PROVINCE_COMMUNE = N_(
     "warning: commune {commune} is {commune_name} of {other}, not of {name}; check --commune and "
     "--province"
 )
@@ -88,17 +93,17 @@ def province_code_of(text: str) -> str:
     if old is not None and new is not None:
         raise ConfigError(
             "--province",
-            OLD_PROVINCE.format(code=text, old=old.name_vi, new=new.label, reform=REFORM_DATE),
-            OLD_PROVINCE_HINT.format(new_code=new.code),
+            _(OLD_PROVINCE).format(code=text, old=old.name_vi, new=new.label, reform=REFORM_DATE),
+            _(OLD_PROVINCE_HINT).format(new_code=new.code),
         )
     named = _by_name(text)
     everyone = ", ".join(p.label for p in provinces().values())
     hint = (
-        NAMED_PROVINCE_HINT.format(name=named.name_vi, code=named.code)
+        _(NAMED_PROVINCE_HINT).format(name=named.name_vi, code=named.code)
         if named
-        else UNKNOWN_PROVINCE_HINT.format(reform=REFORM_DATE, provinces=everyone)
+        else _(UNKNOWN_PROVINCE_HINT).format(reform=REFORM_DATE, provinces=everyone)
     )
-    raise ConfigError("--province", UNKNOWN_PROVINCE.format(code=text), hint)
+    raise ConfigError("--province", _(UNKNOWN_PROVINCE).format(code=text), hint)
 
 
 def _by_name(text: str) -> Province | None:
@@ -132,8 +137,8 @@ def check_probe_id(probe_id: str, code: str, village: str) -> None:
         place = _slug(village) or "village"
         raise ConfigError(
             "--probe-id",
-            BAD_PROBE_ID.format(probe_id=probe_id),
-            BAD_PROBE_ID_HINT.format(code=code, place=place, name=today.name_vi),
+            _(BAD_PROBE_ID).format(probe_id=probe_id),
+            _(BAD_PROBE_ID_HINT).format(code=code, place=place, name=today.name_vi),
         )
     id_code = match["province"]
     if id_code == code or successor(id_code) == today:
@@ -141,22 +146,22 @@ def check_probe_id(probe_id: str, code: str, village: str) -> None:
     named = province(id_code) or successor(id_code)
     raise ConfigError(
         "--probe-id",
-        CONTRADICTING_PROBE_ID.format(
+        _(CONTRADICTING_PROBE_ID).format(
             probe_id=probe_id,
             id_code=id_code,
-            id_name=named.name_vi if named else "no province",
+            id_name=named.name_vi if named else _("no province"),
             code=code,
             name=today.name_vi,
         ),
-        CONTRADICTING_PROBE_ID_HINT.format(code=code, place=match["place"]),
+        _(CONTRADICTING_PROBE_ID_HINT).format(code=code, place=match["place"]),
     )
 
 
 def check_position(lat: float, lon: float) -> None:
     if in_vietnam(lat, lon):
         return
-    hint = SWAPPED_HINT.format(lat=lat, lon=lon) if in_vietnam(lon, lat) else OUTSIDE_HINT
-    raise ConfigError("--lat/--lon", OUTSIDE.format(lat=lat, lon=lon), hint)
+    hint = _(SWAPPED_HINT).format(lat=lat, lon=lon) if in_vietnam(lon, lat) else _(OUTSIDE_HINT)
+    raise ConfigError("--lat/--lon", _(OUTSIDE).format(lat=lat, lon=lon), hint)
 
 
 def check_plans(links: Sequence[EnrolledLink]) -> None:
@@ -164,8 +169,8 @@ def check_plans(links: Sequence[EnrolledLink]) -> None:
         if link.access == "fixed" and link.plan is None:
             raise ConfigError(
                 f"links[{index}].plan",
-                NO_PLAN.format(interface=link.interface),
-                NO_PLAN_HINT.format(
+                _(NO_PLAN).format(interface=link.interface),
+                _(NO_PLAN_HINT).format(
                     interface=link.interface, technology=link.technology, operator=link.operator
                 ),
             )
@@ -184,7 +189,7 @@ def check_place(
     other = next((p for p in provinces().values() if commune_code in p.communes), None)
     if other is not None:
         return [
-            OTHER_PROVINCE_COMMUNE.format(
+            _(OTHER_PROVINCE_COMMUNE).format(
                 commune=commune_code,
                 commune_name=other.communes[commune_code],
                 other=other.label,
@@ -192,7 +197,7 @@ def check_place(
             )
         ]
     return [
-        UNLISTED_COMMUNE.format(
+        _(UNLISTED_COMMUNE).format(
             commune=commune_code, name=today.name_vi, reform=REFORM_DATE, count=len(today.communes)
         )
     ]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from contract.i18n import _
+
 
 class QosfleetError(Exception):
     """Base error: a message saying what was wrong and a hint saying what to do."""
@@ -38,7 +40,7 @@ class ConfigError(QosfleetError):
     """A configuration or profiles file with a bad key or value; `key` names it."""
 
     def __init__(self, key: str, reason: str, hint: str = "") -> None:
-        super().__init__(f"config {key}: {reason}", hint)
+        super().__init__(_("config {key}: {reason}").format(key=key, reason=reason), hint)
         self.key = key
 
 

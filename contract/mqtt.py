@@ -7,8 +7,9 @@ from typing import Literal, NamedTuple
 
 import aiomqtt
 
-from contract.addresses import CREDENTIALS_HINT, parse_url, refuse_credentials
+from contract.addresses import parse_url, refuse_credentials
 from contract.errors import ConfigError
+from contract.i18n import _
 from contract.typed import Strict
 
 DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
@@ -33,14 +34,16 @@ class BrokerEndpoint(NamedTuple):
 
 
 def broker_endpoint(
-    url: str, *, option: str = "broker.url", credentials_hint: str = CREDENTIALS_HINT
+    url: str, *, option: str = "broker.url", credentials_hint: str | None = None
 ) -> BrokerEndpoint:
     """Check and split a broker URL: mqtt://HOST:PORT, mqtts://HOST:PORT or unix:///PATH."""
     refuse_credentials(url, option=option, hint=credentials_hint)
     if url.startswith(UNIX_PREFIX):
         path = url.removeprefix(UNIX_PREFIX)
         if not path.startswith("/"):
-            raise ConfigError(option, f"{url!r} needs an absolute socket path: unix:///PATH")
+            raise ConfigError(
+                option, _("{url!r} needs an absolute socket path: unix:///PATH").format(url=url)
+            )
         # paho checks the port even for a socket path, then ignores it.
         return BrokerEndpoint(path, DEFAULT_PORTS["mqtt"], "unix", tls=False)
     scheme, host, port = parse_url(url, option=option, schemes=("mqtt", "mqtts"))
@@ -55,9 +58,13 @@ def tls_context(ca_file: str | None, *, option: str = "broker.ca_file") -> ssl.S
         reason = exc.strerror or str(exc)
         raise ConfigError(
             option,
-            f"{ca_file} holds no usable CA certificate ({reason})",
-            "give the PEM file of the CA that signed the broker's certificate "
-            "(it starts with -----BEGIN CERTIFICATE-----)",
+            _("{path} holds no usable CA certificate ({reason})").format(
+                path=ca_file, reason=reason
+            ),
+            _(
+                "give the PEM file of the CA that signed the broker's certificate (it starts with "
+                "-----BEGIN CERTIFICATE-----)"
+            ),
         ) from exc
 
 

@@ -17,6 +17,7 @@ from functools import cache, lru_cache
 from typing import Literal, get_args
 
 from contract.errors import ConfigError
+from contract.i18n import _
 from contract.places import DATA
 from contract.result import Technology
 
@@ -66,16 +67,24 @@ def closest(kind: Kind, text: str) -> list[str]:
 
 
 def _refuse(field: str, kind: Kind, text: str, example: str) -> ConfigError:
-    what = "technology" if kind == "technologies" else "operator"
     near = closest(kind, text)
     known = ", ".join(canonical_names(kind))
-    hint = f"did you mean {' or '.join(near)}? " if near else ""
-    return ConfigError(
-        field,
-        f"{text!r} is not a known {what}",
-        f"{hint}write one of {known} (e.g. {example}); a new {what} is added to "
-        "contract/data/names.toml",
-    )
+    if kind == "technologies":
+        reason = _("{text!r} is not a known technology")
+        hint = _(
+            "write one of {known} (e.g. {example}); a new technology is added to "
+            "contract/data/names.toml"
+        )
+    else:
+        reason = _("{text!r} is not a known operator")
+        hint = _(
+            "write one of {known} (e.g. {example}); a new operator is added to "
+            "contract/data/names.toml"
+        )
+    hint = hint.format(known=known, example=example)
+    if near:
+        hint = _("did you mean {names}? ").format(names=_(" or ").join(near)) + hint
+    return ConfigError(field, reason.format(text=text), hint)
 
 
 def technology(text: str, *, field: str = "technology") -> Technology:

@@ -11,6 +11,7 @@ import msgspec
 import msgspec.inspect
 
 from contract.errors import ConfigError, WireError, WireLimitError
+from contract.i18n import _
 
 T = TypeVar("T")
 _AT = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
@@ -64,13 +65,17 @@ def read_toml(path: Path, *, hint: str) -> dict[str, Any]:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise ConfigError(str(path), "file not found", hint) from None
+        raise ConfigError(str(path), _("file not found"), hint) from None
     except OSError as exc:
-        raise ConfigError(str(path), f"cannot read ({exc.strerror})", hint) from exc
+        raise ConfigError(
+            str(path), _("cannot read ({reason})").format(reason=exc.strerror), hint
+        ) from exc
     try:
         return tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(str(path), f"not valid TOML ({exc})", "fix the TOML syntax") from exc
+        raise ConfigError(
+            str(path), _("not valid TOML ({reason})").format(reason=exc), _("fix the TOML syntax")
+        ) from exc
 
 
 def convert(table: object, type_: type[T], *, where: str, hint: str) -> T:
@@ -110,10 +115,12 @@ def _out_of_bounds(table: object, type_: type[Any], key: str) -> str | None:
     if not isinstance(number, msgspec.inspect.IntType | msgspec.inspect.FloatType):
         return None
     bounds = (("≥", number.ge), (">", number.gt), ("≤", number.le), ("<", number.lt))
-    allowed = " and ".join(
+    allowed = _(" and ").join(
         f"{sign} {_number(limit)}" for sign, limit in bounds if limit is not None
     )
-    return f"{_number(value)} is out of range (allowed: {allowed})"
+    return _("{value} is out of range (allowed: {allowed})").format(
+        value=_number(value), allowed=allowed
+    )
 
 
 def _navigable(info: msgspec.inspect.Type) -> msgspec.inspect.Type:

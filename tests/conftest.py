@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +16,13 @@ from lab.services import (
     qos_target,
     victoria_metrics,
 )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The tests read the English messages (the catalog's keys); without a locale the commands
+    # speak Vietnamese (contract/i18n.py). Set here, so the commands the tests start read it too;
+    # tests/unit/contract/test_i18n.py chooses Vietnamese explicitly.
+    os.environ["LANGUAGE"] = "en"
 
 
 @pytest.fixture

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
+import io
 import sys
 from pathlib import Path
-from typing import NamedTuple, get_args
+from typing import Any, Final, NamedTuple, get_args
 
 import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from rich.console import Console
 from rich.markup import escape
 from rich.status import Status
-from rich.table import Table
+from rich.text import Text
 
 from agent.config import DEFAULT_PATH, AgentConfig, load_config
 from agent.daemon import probe_meta
@@ -25,13 +27,16 @@ from agent.measurements.kind import MeasureOptions, registered_kinds
 from agent.measurements.latency import Method
 from agent.measurements.speed import RUNNERS
 from agent.publish import publish_result
+from agent.screen import Row, fit, table
 from agent.state import ensure_state_dir, require_writable
-from agent.verdict import TONE_STYLES, sample_lines
+from agent.verdict import OUTCOMES, TONE_STYLES, Outcome, headline, judgements, sample_lines
 from contract import names
 from contract.addresses import parse_url
 from contract.errors import ConfigError, QosfleetError, ServiceError
 from contract.fleet import ProbeMeta
+from contract.i18n import N_, _, ngettext, number, percent, significant
 from contract.mqtt import BrokerConfig, broker_endpoint
+from contract.profiles import profile_for
 from contract.quantities import declared_quantities
 from contract.result import (
     LatencyStats,
@@ -46,7 +51,7 @@ from contract.result import (
 )
 from contract.signing import sign_result
 
-CHECK_ACCOUNT_HINT = (
+CHECK_ACCOUNT_HINT = N_(
     "give the URL without the account; the account goes in the config's [broker] username and "
     "password (qos-agent check --config FILE)"
 )
@@ -55,88 +60,125 @@ CHECK_ACCOUNT_HINT = (
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     check = commands.add_parser(
         "check",
-        help="measure one link now and show the result",
-        description="Download, upload, latency (idle and under load) and IPv6 on one link.",
+        help=_("measure one link now and show the result"),
+        description=_("Download, upload, latency (idle and under load) and IPv6 on one link."),
     )
     check.set_defaults(run=run)
-    check.add_argument("--target", help="target URL, e.g. http://198.18.0.1:8080 (default: config)")
     check.add_argument(
-        "--config", type=Path, help=f"agent TOML (default {DEFAULT_PATH} when it exists)"
+        "--target", help=_("target URL, e.g. http://198.18.0.1:8080 (default: config)")
+    )
+    check.add_argument(
+        "--config",
+        type=Path,
+        help=_("agent TOML (default {path} when it exists)").format(path=DEFAULT_PATH),
     )
     check.add_argument(
         "--interface",
-        help="bind every test to this interface and its address, e.g. wwan0 "
-        "(default: the config's first link; without a config, no binding)",
+        help=_(
+            "bind every test to this interface and its address, e.g. wwan0 (default: the "
+            "config's first link; without a config, no binding)"
+        ),
     )
     check.add_argument(
         "--technology",
-        help="what the link is, to judge the sample against its QCVN profile: "
-        f"{', '.join(names.canonical_names('technologies'))} or an alias such as LTE (default: "
-        "the config's link; without a config, unknown)",
+        help=_(
+            "what the link is, to judge the sample against its QCVN profile: {names} or an alias "
+            "such as LTE (default: the config's link; without a config, unknown)"
+        ).format(names=", ".join(names.canonical_names("technologies"))),
     )
-    check.add_argument("--operator", help="the link's operator, e.g. Viettel (default: config)")
+    check.add_argument("--operator", help=_("the link's operator, e.g. Viettel (default: config)"))
     check.add_argument(
         "--plan",
         type=_plan,
         metavar="DOWN/UP",
-        help="the subscribed plan in Mb/s, e.g. 100/100: fixed links are judged against 0.8 x it",
+        help=_(
+            "the subscribed plan in Mb/s, e.g. 100/100: fixed links are judged against 0.8 x it"
+        ),
     )
     check.add_argument(
         "--setting",
         choices=get_args(Setting),
-        help="where this sample is taken (QCVN 81/126 sample mix); outdoor_moving for a drive "
-        "test (default: the config's link)",
+        help=_(
+            "where this sample is taken (QCVN 81/126 sample mix); outdoor_moving for a drive "
+            "test (default: the config's link)"
+        ),
     )
     check.add_argument(
         "--runner",
         choices=RUNNERS,
         default="http",
-        help="speed test engine (default http; iperf3 needs `qos-target serve --iperf3-port`, "
-        "speedtest needs speedtest-cli installed)",
+        help=_(
+            "speed test engine (default http; iperf3 needs `qos-target serve --iperf3-port`, "
+            "speedtest needs speedtest-cli installed)"
+        ),
     )
     check.add_argument(
         "--tests",
-        help="comma-separated measurement kinds to run (default: every installed kind, e.g. "
-        "latency,download,latency_loaded,upload,ipv6)",
+        help=_(
+            "comma-separated measurement kinds to run (default: every installed kind, e.g. "
+            "latency,download,latency_loaded,upload,ipv6)"
+        ),
     )
     check.add_argument(
         "--duration",
         type=float,
         default=10.0,
-        help="longest a speed direction may take, warm-up included (default 10 s; "
-        "the http runner usually stops earlier, once its estimate is stable)",
+        help=_(
+            "longest a speed direction may take, warm-up included (default 10 s; the http "
+            "runner usually stops earlier, once its estimate is stable)"
+        ),
     )
     check.add_argument(
-        "--max-flows", type=int, default=8, help="most parallel TCP flows (default 8)"
+        "--max-flows", type=int, default=8, help=_("most parallel TCP flows (default 8)")
     )
     check.add_argument(
         "--budget-mb",
         type=float,
-        help="megabytes the whole check may use (default: no cap; each direction gets half)",
+        help=_("megabytes the whole check may use (default: no cap; each direction gets half)"),
     )
     check.add_argument(
         "--latency-method",
         choices=get_args(Method),
         default="auto",
-        help="auto: ICMP when raw sockets are allowed, else TCP connect (default auto)",
+        help=_("auto: ICMP when raw sockets are allowed, else TCP connect (default auto)"),
     )
     check.add_argument(
         "--ipv6-target",
-        help="target URL for the IPv6 checks when --target is an IPv4 address, "
-        "e.g. http://[fd00:7166::2]:8080",
+        help=_(
+            "target URL for the IPv6 checks when --target is an IPv4 address, e.g. "
+            "http://[fd00:7166::2]:8080"
+        ),
     )
-    check.add_argument("--dns-name", help="name to look up AAAA for (default: the target's name)")
     check.add_argument(
-        "--iperf3-port", type=int, default=5201, help="the target's iperf3 port (default 5201)"
+        "--dns-name", help=_("name to look up AAAA for (default: the target's name)")
     )
-    check.add_argument("--json", action="store_true", help="print the result envelope as JSON")
-    check.add_argument("--publish", action="store_true", help="send the result to the broker")
-    check.add_argument("--broker", help="broker URL, overrides the config (mqtt://HOST:PORT)")
+    check.add_argument(
+        "--iperf3-port",
+        type=int,
+        default=5201,
+        help=_("the target's iperf3 port (default 5201)"),
+    )
+    output = check.add_mutually_exclusive_group()
+    output.add_argument(
+        "--json",
+        action="store_true",
+        help=_("print the result envelope as JSON, with this sample's verdict in `verdict`"),
+    )
+    output.add_argument(
+        "--simple", action="store_true", help=_("print a few plain lines, without colour")
+    )
+    output.add_argument(
+        "--csv",
+        action="store_true",
+        help=_("print a CSV header and one row (dot decimals, for scripts and spreadsheets)"),
+    )
+    check.add_argument("--publish", action="store_true", help=_("send the result to the broker"))
+    check.add_argument("--broker", help=_("broker URL, overrides the config (mqtt://HOST:PORT)"))
     check.add_argument(
         "--receipt-timeout",
         type=float,
         default=15.0,
-        help="with --publish: seconds to wait for the collector's receipt (0: do not wait)",
+        help=_("with --publish: seconds to wait for the collector's receipt (0: do not wait)"),
     )
 
 
@@ -153,8 +195,8 @@ def _options(args: argparse.Namespace) -> MeasureOptions:
             if word not in installed:
                 raise ConfigError(
                     "--tests",
-                    f"{word!r} is not a measurement",
-                    f"choose from {','.join(installed)}",
+                    _("{word!r} is not a measurement").format(word=word),
+                    _("choose from {kinds}").format(kinds=",".join(installed)),
                 )
     try:
         # convert(), unlike the constructor, checks the fields' bounds.
@@ -165,7 +207,9 @@ def _options(args: argparse.Namespace) -> MeasureOptions:
             SpeedSettings,
         )
     except msgspec.ValidationError as exc:
-        raise ConfigError("--duration/--max-flows", str(exc), "see qos-agent check --help") from exc
+        raise ConfigError(
+            "--duration/--max-flows", str(exc), _("see qos-agent check --help")
+        ) from exc
     return MeasureOptions(
         kinds=kinds,
         runner=args.runner,
@@ -181,7 +225,9 @@ async def _check(args: argparse.Namespace, console: Console) -> int:
     config = _config(args.config)
     target_url = args.target or (config.targets[0].url if config else None)
     if target_url is None:
-        console.print("[bold red]qos-agent:[/] no target: pass --target URL or --config FILE")
+        console.print(
+            "[bold red]qos-agent:[/] " + _("no target: pass --target URL or --config FILE")
+        )
         return 2
     parse_url(target_url, option="--target", schemes=("http", "https"))
     options = _options(args)
@@ -205,7 +251,8 @@ async def _check(args: argparse.Namespace, console: Console) -> int:
     if plan is not None and plan.warning is not None:
         _warn(console, plan.warning)
     link, bind_to = link_for(config, args.interface, labels)
-    with console.status(f"measuring {escape(target_url)} ...", spinner="dots") as status:
+    measuring = _("measuring {target} ...").format(target=escape(target_url))
+    with console.status(measuring, spinner="dots") as status:
         measured = await measure_link(
             target_url, bind_to, budget_bytes=budget, options=options, progress=_show(status)
         )
@@ -214,9 +261,13 @@ async def _check(args: argparse.Namespace, console: Console) -> int:
     )
     published = await _publish(plan, result, args, console) if plan is not None else None
     if args.json:
-        sys.stdout.write(encode_result(result).decode() + "\n")
+        sys.stdout.write(json_with_verdict(result) + "\n")
+    elif args.csv:
+        sys.stdout.write(csv_rows(result))
+    elif args.simple:
+        sys.stdout.write("".join(line + "\n" for line in simple_lines(result, published)))
     else:
-        _print_table(Console(), result, published)
+        show(Console(), result, published)
     if published is not None and published.failure is not None:
         _warn(console, published.failure, colour="red")
         return 2
@@ -242,23 +293,29 @@ def _publication(args: argparse.Namespace, config: AgentConfig | None) -> _Publi
     """Who sends the result, to which broker, signed or not; problems said before measuring."""
     broker = config.broker if config else BrokerConfig()
     if args.broker:
-        broker_endpoint(args.broker, option="--broker", credentials_hint=CHECK_ACCOUNT_HINT)
+        broker_endpoint(args.broker, option="--broker", credentials_hint=_(CHECK_ACCOUNT_HINT))
         broker = msgspec.structs.replace(broker, url=args.broker)
     if config is None:
         not_enrolled = ConfigError(
             "--publish",
-            f"this probe is not enrolled (no config at {DEFAULT_PATH}): no collector stores a "
-            "result of a probe it does not know, so this one is measured and shown, not sent",
-            "enroll the probe first (`sudo qos-agent enroll ...`, docs/install-probe.md "
-            "section 4), then `qos-agent check --publish`; or pass --config FILE",
+            _(
+                "this probe is not enrolled (no config at {path}): no collector stores a result "
+                "of a probe it does not know, so this one is measured and shown, not sent"
+            ).format(path=DEFAULT_PATH),
+            _(
+                "enroll the probe first (`sudo qos-agent enroll ...`, docs/install-probe.md "
+                "section 4), then `qos-agent check --publish`; or pass --config FILE"
+            ),
         )
         return _Publication(broker=broker, key=None, meta=None, warning=not_enrolled, refused=True)
     if not config.key_path.exists():
         unsigned = ConfigError(
             "key_file",
-            f"no signing key at {config.key_path}: the result goes unsigned, which only a "
-            "collector accepting unsigned results (the lab's) stores",
-            "run `qos-agent enroll` to make the probe's key",
+            _(
+                "no signing key at {path}: the result goes unsigned, which only a collector "
+                "accepting unsigned results (the lab's) stores"
+            ).format(path=config.key_path),
+            _("run `qos-agent enroll` to make the probe's key"),
         )
         return _Publication(broker=broker, key=None, meta=None, warning=unsigned, refused=False)
     try:
@@ -278,7 +335,8 @@ async def _publish(
     signed = sign_result(result, plan.key) if plan.key is not None else result
     timeout = args.receipt_timeout or None
     try:
-        with console.status(f"publishing to {escape(plan.broker.url)} ...", spinner="dots"):
+        publishing = _("publishing to {broker} ...").format(broker=escape(plan.broker.url))
+        with console.status(publishing, spinner="dots"):
             receipt = await publish_result(
                 plan.broker, signed, meta=plan.meta, receipt_timeout_s=timeout
             )
@@ -286,8 +344,10 @@ async def _publish(
         return _Published(receipt=None, failure=exc)
     if receipt is not None and receipt.status == "rejected":
         refusal = ServiceError(
-            f"the collector refused result {receipt.id}: {receipt.reason or 'no reason given'}",
-            "fix what the reason names (the probe's clock, key or config) and check again",
+            _("the collector refused result {id}: {reason}").format(
+                id=receipt.id, reason=receipt.reason or _("no reason given")
+            ),
+            _("fix what the reason names (the probe's clock, key or config) and check again"),
         )
         return _Published(receipt=receipt, failure=refusal)
     return _Published(receipt=receipt, failure=None)
@@ -301,19 +361,20 @@ def _warn(console: Console, problem: QosfleetError, *, colour: str = "yellow") -
 
 def _plan(text: str) -> Plan:
     """--plan DOWN/UP in Mb/s (one number: the same both ways)."""
-    down, _, up = text.partition("/")
+    down, _slash, up = text.partition("/")
     try:
         plan = Plan(download_mbps=float(down), upload_mbps=float(up or down))
         msgspec.convert(msgspec.to_builtins(plan), Plan)  # the contract's bounds
     except (ValueError, msgspec.ValidationError) as exc:
-        message = f"{text!r} is not DOWN/UP in Mb/s, e.g. 100/100 or 1000/1000 ({exc})"
+        message = _("{text!r} is not DOWN/UP in Mb/s, e.g. 100/100 or 1000/1000 ({reason})")
+        message = message.format(text=text, reason=exc)
         raise argparse.ArgumentTypeError(message) from exc
     return plan
 
 
 def _show(status: Status) -> Progress:
     def progress(stage: str, mbps: float | None) -> None:
-        rate = f" — {mbps:,.1f} Mb/s" if mbps is not None else ""
+        rate = f" — {number(mbps)} Mb/s" if mbps is not None else ""
         status.update(f"{stage}{rate}")
 
     return progress
@@ -325,93 +386,312 @@ def _config(path: Path | None) -> AgentConfig | None:
     return load_config(DEFAULT_PATH) if DEFAULT_PATH.exists() else None
 
 
+# How a speed direction stopped (contract.result.StopReason), as the screen says it.
+STOP_REASONS: Final[dict[str, str]] = {
+    "duration": N_("its time was up"),
+    "stable": N_("the rate was stable"),
+    "budget": N_("its data budget was spent"),
+    "error": N_("an error"),
+}
+# The IPv6 check's outcome (contract.result.Ipv6Status).
+IPV6_STATUSES: Final[dict[str, str]] = {
+    "works": N_("works"),
+    "no-v6": N_("no IPv6 on this link"),
+    "broken-route": N_("an IPv6 address but no route out"),
+    "dns-only": N_("names resolve to IPv6, connections fail"),
+    "pmtud-blackhole": N_("large IPv6 packets are lost (path MTU black hole)"),
+}
+# What to do about a measurement error, by its code (the message is the tool's, kept on the wire
+# as the probe said it; this is the screen's advice).
+ERROR_HINTS: Final[dict[str, str]] = {
+    "connect-failed": N_(
+        "the target did not answer: is it up (`qos-target serve`), and are the address and port "
+        "in --target right? Try `ping` to its address, or another target"
+    ),
+    "resolve-failed": N_(
+        "the target's name did not resolve: check the name in --target and the probe's DNS "
+        "(`resolvectl status`)"
+    ),
+    "timeout": N_(
+        "the link stopped carrying data: check the signal or the cable, then check again"
+    ),
+    "no-answer": N_(
+        "nothing answered the latency probes: is the target up, and does the link carry "
+        "traffic (`ping` its address)?"
+    ),
+    "bad-answer": N_("the target answered, but not as a qos-target does: check the --target URL"),
+    "latency-method": N_(
+        "ICMP is not allowed to this user: latency was measured by TCP connect; run as root or "
+        "as the agent's unit (it has CAP_NET_RAW) for ICMP"
+    ),
+    "bind-failed": N_("binding to an interface needs root or CAP_NET_RAW: run with sudo"),
+    "interface-missing": N_(
+        "check --interface against `ip link` (a USB modem may be unplugged or renamed)"
+    ),
+    "tool-missing": N_(
+        "the measurement tool is not installed: reinstall the agent (`sudo apt install "
+        "--reinstall qosfleet-agent`)"
+    ),
+    "tool-failed": N_("the measurement tool failed: its message says why; check again"),
+    "kind-unusable": N_(
+        "an installed measurement kind cannot be loaded: reinstall the agent or remove the "
+        "package that adds it"
+    ),
+    "internal": N_("a bug in the agent: report it with this screen (`--json` adds the details)"),
+}
+HEADLINE_STYLES: Final[dict[Outcome, str]] = {
+    "pass": "bold green",
+    "fail": "bold red",
+    "not_judged": "bold yellow",
+}
+# --csv's columns: names for scripts, the same in every language.
+CSV_COLUMNS: Final = (
+    "probe_id",
+    "finished_at",
+    "interface",
+    "technology",
+    "operator",
+    "profile",
+    "verdict",
+    "download_mbps",
+    "upload_mbps",
+    "latency_idle_ms",
+    "latency_loaded_ms",
+    "ipv6",
+    "bytes_used",
+    "errors",
+)
+
+
 def _mbps(value: float) -> str:
     """A rate as read: one decimal, or three significant digits below 1 Mb/s (never "0.0")."""
-    return f"{value:,.1f}" if value >= 1 else f"{value:.3g}"
+    return f"{number(value) if value >= 1 else significant(value)} Mb/s"
 
 
-def _speed_text(speed: Throughput) -> str:
-    confidence = f", ±{speed.confidence:.1%}" if speed.confidence is not None else ""
-    return (
-        f"[bold]{_mbps(speed.mbps)} Mb/s[/] over {speed.duration_s:.1f} s, {speed.flows} flows, "
-        f"warm-up {speed.warmup_s:.1f} s excluded, stopped: {speed.stop_reason or '-'}{confidence}"
+def headline_text(result: Result) -> tuple[Outcome, str]:
+    """The first line: this sample's verdict, its profile and the figure that decided."""
+    verdict = headline(result)
+    outcome = _(OUTCOMES[verdict.outcome])
+    if verdict.profile is None:
+        text = _("{outcome} — no QCVN profile for technology {technology}")
+        return verdict.outcome, text.format(outcome=outcome, technology=result.link.technology)
+    if not verdict.figure:
+        text = _("{outcome} — {profile} profile: nothing measured to judge")
+        return verdict.outcome, text.format(outcome=outcome, profile=verdict.profile)
+    text = _("{outcome} — {profile} profile: {figure}")
+    return verdict.outcome, text.format(
+        outcome=outcome, profile=verdict.profile, figure=verdict.figure
     )
 
 
-def _latency_text(stats: LatencyStats) -> str:
-    return (
-        f"median [bold]{stats.median_ms:.1f} ms[/], P95 {stats.p95_ms:.1f} ms, jitter "
-        f"{stats.jitter_ms:.1f} ms, loss {stats.loss:.0%} ({stats.count} probes, {stats.method})"
+def _speed_row(label: str, speed: Throughput) -> Row:
+    rate = _mbps(speed.mbps)
+    text = _(
+        "{rate} over {duration} s, {flows}, warm-up {warmup} s excluded, stopped: {reason}"
+    ).format(
+        rate=rate,
+        duration=number(speed.duration_s),
+        flows=ngettext("{count} flow", "{count} flows", speed.flows).format(count=speed.flows),
+        warmup=number(speed.warmup_s),
+        reason=_(STOP_REASONS[speed.stop_reason]) if speed.stop_reason else "-",
     )
+    if speed.confidence is not None:
+        text += f", ±{percent(speed.confidence, 1)}"
+    return Row(label, text, bold=rate)
 
 
-def _runner_text(provenance: Provenance) -> str:
-    cpu = f", CPU peak {provenance.cpu_peak_percent:.0f} %" if provenance.cpu_peak_percent else ""
-    limited = (
-        " — [red]probe-limited[/] (its CPU, not the link, set the rate)"
-        if provenance.probe_limited
-        else ""
+def _latency_row(label: str, stats: LatencyStats) -> Row:
+    median = f"{number(stats.median_ms)} ms"
+    text = _(
+        "median {median}, P95 {p95} ms, jitter {jitter} ms, loss {loss} ({count}, {method})"
+    ).format(
+        median=median,
+        p95=number(stats.p95_ms),
+        jitter=number(stats.jitter_ms),
+        loss=percent(stats.loss),
+        count=ngettext("{count} probe", "{count} probes", stats.count).format(count=stats.count),
+        method=stats.method,
     )
-    tool = f" ({provenance.tool_version})" if provenance.tool_version else ""
-    return f"{provenance.runner}{tool}{cpu}{limited}"
+    return Row(label, text, bold=median)
 
 
-def _published_text(published: _Published) -> str:
+def _runner_row(provenance: Provenance) -> Row:
+    text = provenance.runner
+    if provenance.tool_version:
+        text += f" ({provenance.tool_version})"
+    if provenance.cpu_peak_percent:
+        text += ", " + _("CPU peak {percent} %").format(
+            percent=number(provenance.cpu_peak_percent, 0)
+        )
+    if provenance.probe_limited:
+        text += " — " + _("probe-limited (its CPU, not the link, set the rate)")
+    return Row(_("runner"), text, style="red" if provenance.probe_limited else "")
+
+
+def _published_row(published: _Published) -> Row:
     receipt = published.receipt
     if receipt is not None:
-        colour = "green" if receipt.status == "stored" else "red"
-        return f"[{colour}]{receipt.status}[/] by the collector"
+        if receipt.status == "stored":
+            return Row(_("published"), _("stored by the collector"), style="green")
+        return Row(_("published"), _("rejected by the collector"), style="red")
     if published.failure is not None:
-        return "[red]not published[/] (see below)"
-    return "sent (no receipt asked)"
+        return Row(_("published"), _("not published (see below)"), style="red")
+    return Row(_("published"), _("sent (no receipt asked)"))
 
 
-def _add_kind_rows(table: Table, measured: Measurements) -> None:
+def _kind_rows(measured: Measurements) -> list[Row]:
     """The blocks of kinds added as plugins: each declared quantity in its unit."""
     quantities = declared_quantities()
+    rows = []
     for kind, block in measured.kinds.items():
         for name, value in block.values.items():
-            unit = quantities[name].unit if name in quantities else ""
-            table.add_row(escape(name.replace("_", " ")), f"[bold]{value:,.4g} {unit}[/]")
+            quantity = quantities.get(name)
+            label = _(quantity.title) if quantity is not None else name.replace("_", " ")
+            unit = quantity.unit if quantity is not None else ""
+            shown = f"{significant(value) if abs(value) < 1 else number(value, 0)} {unit}".strip()
+            rows.append(Row(label, shown, bold=shown))
         if not block.values:
-            table.add_row(escape(kind.replace("_", " ")), "[red]not measured[/] (see errors)")
+            rows.append(Row(kind.replace("_", " "), _("not measured (see errors)"), style="red"))
+    return rows
 
 
-def _print_table(console: Console, result: Result, published: _Published | None) -> None:
-    table = Table(title=f"qos-agent check — probe {result.probe_id}", show_header=False)
-    table.add_column(style="bold")
-    table.add_column()
-    where = (
-        f"{result.location.village} (commune {result.location.commune_code}, "
-        f"province {result.location.province_code})"
-        if result.location
-        else "[yellow]not enrolled[/] (no config)"
-    )
-    table.add_row("location", where)
+def rows(result: Result, published: _Published | None) -> list[Row]:
+    """Every row of the technician's table, in the order they read it."""
+    shown: list[Row] = []
+    if result.location:
+        where = _("{village} (commune {commune}, province {province})").format(
+            village=result.location.village,
+            commune=result.location.commune_code,
+            province=result.location.province_code,
+        )
+        shown.append(Row(_("location"), where))
+    else:
+        shown.append(Row(_("location"), _("not enrolled (no config)"), style="yellow"))
     link = result.link
-    table.add_row("link", f"{link.interface} · {link.access} · {link.technology} · {link.operator}")
-    table.add_row("target", f"{result.target.id} ({result.target.address})")
+    shown.append(
+        Row(_("link"), f"{link.interface} · {link.access} · {link.technology} · {link.operator}")
+    )
+    shown.append(Row(_("target"), f"{result.target.id} ({result.target.address})"))
     measured = result.measurements
-    for name, speed in (("download", measured.download), ("upload", measured.upload)):
-        if speed:
-            table.add_row(name, _speed_text(speed))
-    if measured.latency:
-        for name, stats in (
-            ("latency idle", measured.latency.idle),
-            ("under load", measured.latency.loaded),
-        ):
-            if stats:
-                table.add_row(name, _latency_text(stats))
+    if measured.download:
+        shown.append(_speed_row(_("download"), measured.download))
+    if measured.upload:
+        shown.append(_speed_row(_("upload"), measured.upload))
+    if measured.latency and measured.latency.idle:
+        shown.append(_latency_row(_("latency idle"), measured.latency.idle))
+    if measured.latency and measured.latency.loaded:
+        shown.append(_latency_row(_("under load"), measured.latency.loaded))
     if measured.ipv6:
         evidence = ", ".join(f"{key} {value}" for key, value in measured.ipv6.evidence.items())
-        table.add_row("IPv6", f"[bold]{measured.ipv6.status}[/] [dim]({escape(evidence)})[/]")
-    _add_kind_rows(table, measured)
-    for line in sample_lines(result):
-        table.add_row(line.heading, f"[{TONE_STYLES[line.tone]}]{escape(line.text)}[/]")
-    table.add_row("runner", _runner_text(result.provenance))
-    table.add_row("data used", f"{result.provenance.bytes_used / 1e6:.1f} MB")
+        status = _(IPV6_STATUSES[measured.ipv6.status])
+        shown.append(Row("IPv6", f"{status} ({evidence})", bold=status))
+    shown += _kind_rows(measured)
+    shown += [
+        Row(line.heading, line.text, style=TONE_STYLES[line.tone]) for line in sample_lines(result)
+    ]
+    shown.append(_runner_row(result.provenance))
+    shown.append(Row(_("data used"), f"{number(result.provenance.bytes_used / 1e6)} MB"))
     for error in result.errors:
-        table.add_row("[red]error[/]", escape(f"{error.stage}: {error.code} — {error.message}"))
+        text = f"{error.stage}: {error.code} — {error.message}"
+        if error.code in ERROR_HINTS:
+            text += "\n→ " + _(ERROR_HINTS[error.code])
+        shown.append(Row(_("error"), text, style="red"))
     if published is not None:
-        table.add_row("published", _published_text(published))
-    console.print(table)
+        shown.append(_published_row(published))
+    return shown
+
+
+def show(console: Console, result: Result, published: _Published | None) -> None:
+    outcome, text = headline_text(result)
+    console.print(Text(fit(text, console.width), style=HEADLINE_STYLES[outcome]))
+    title = _("qos-agent check — probe {probe}").format(probe=result.probe_id)
+    console.print(table(title, rows(result, published), console))
+
+
+def simple_lines(result: Result, published: _Published | None) -> list[str]:
+    """A few plain lines, no colour: the headline, the rates, the errors."""
+    lines = [headline_text(result)[1]]
+    measured = result.measurements
+    for label, speed in ((_("download"), measured.download), (_("upload"), measured.upload)):
+        if speed is not None:
+            lines.append(f"{label}: {_mbps(speed.mbps)}")
+    if measured.latency and measured.latency.idle:
+        label = _("latency idle")
+        lines.append(f"{label}: {number(measured.latency.idle.median_ms)} ms")
+    if measured.ipv6:
+        lines.append("IPv6: " + _(IPV6_STATUSES[measured.ipv6.status]))
+    for error in result.errors:
+        label = _("error")
+        lines.append(f"{label}: {error.stage}: {error.code} — {error.message}")
+        if error.code in ERROR_HINTS:
+            lines.append("  → " + _(ERROR_HINTS[error.code]))
+    if published is not None:
+        row = _published_row(published)
+        lines.append(f"{row.label}: {row.text}")
+    return lines
+
+
+def _csv_figure(value: float | None) -> str:
+    return "" if value is None else f"{value:.3f}".rstrip("0").rstrip(".")
+
+
+def csv_rows(result: Result) -> str:
+    """A header and one row: names and dot decimals that read the same in every language, so a
+    script or a spreadsheet's import takes the file whatever the technician's locale."""
+    measured = result.measurements
+    latency = measured.latency
+    verdict = headline(result)
+    row = {
+        "probe_id": result.probe_id,
+        "finished_at": result.finished_at.isoformat(),
+        "interface": result.link.interface,
+        "technology": result.link.technology,
+        "operator": result.link.operator,
+        "profile": verdict.profile or "",
+        "verdict": verdict.outcome,
+        "download_mbps": _csv_figure(measured.download.mbps if measured.download else None),
+        "upload_mbps": _csv_figure(measured.upload.mbps if measured.upload else None),
+        "latency_idle_ms": _csv_figure(
+            latency.idle.median_ms if latency and latency.idle else None
+        ),
+        "latency_loaded_ms": _csv_figure(
+            latency.loaded.median_ms if latency and latency.loaded else None
+        ),
+        "ipv6": measured.ipv6.status if measured.ipv6 else "",
+        "bytes_used": str(result.provenance.bytes_used),
+        "errors": "; ".join(f"{error.stage}: {error.code}" for error in result.errors),
+    }
+    written = io.StringIO()
+    writer = csv.DictWriter(written, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerow(row)
+    return written.getvalue()
+
+
+def verdict_of(result: Result) -> dict[str, Any]:
+    """`--json`'s `verdict`: this sample against its profile, in codes, not words."""
+    verdict = headline(result)
+    profile = profile_for(result.link.technology)
+    judged = [] if profile is None else judgements(result, profile)
+    return {
+        "outcome": verdict.outcome,
+        "profile": verdict.profile,
+        "criteria": [
+            {
+                "id": judgement.criterion.id,
+                "part": judgement.criterion.part,
+                "value": judgement.value,
+                "threshold": judgement.criterion.threshold,
+                "meets": judgement.meets,
+            }
+            for judgement in judged
+        ],
+    }
+
+
+def json_with_verdict(result: Result) -> str:
+    """The result envelope, as published, with one field added: readers of the envelope's
+    fields read it as before."""
+    envelope: dict[str, Any] = msgspec.json.decode(encode_result(result))
+    envelope["verdict"] = verdict_of(result)
+    return msgspec.json.encode(envelope).decode()

@@ -12,17 +12,21 @@ from agent.config import DEFAULT_PATH, load_config
 from agent.daemon import Daemon
 from agent.keys import load_key
 from agent.measure import ChildMeasure
+from contract.i18n import _
 
 log = logging.getLogger("qosfleet.agent")
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run_parser = commands.add_parser(
-        "run", help="the daemon: measure on schedule, spool, publish (what systemd runs)"
+        "run", help=_("the daemon: measure on schedule, spool, publish (what systemd runs)")
     )
     run_parser.set_defaults(run=run)
     run_parser.add_argument(
-        "--config", type=Path, default=DEFAULT_PATH, help=f"agent TOML (default {DEFAULT_PATH})"
+        "--config",
+        type=Path,
+        default=DEFAULT_PATH,
+        help=_("agent TOML (default {path})").format(path=DEFAULT_PATH),
     )
     run_parser.add_argument(
         "--log-level", default="info", choices=("debug", "info", "warning", "error")

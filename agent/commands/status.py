@@ -17,6 +17,7 @@ from rich.table import Table
 from agent.budget import link_budgets, month_of
 from agent.config import DEFAULT_PATH, AgentConfig, load_config
 from agent.health import clock_status, cpu_temperature_c, disk_free_bytes
+from agent.screen import Row, table
 from agent.spool import RESERVE_NAME, SpoolReport, recent_results, spool_report
 from agent.state import (
     DAMAGED,
@@ -29,6 +30,7 @@ from agent.state import (
 )
 from contract.errors import ConfigError
 from contract.fleet import LinkBudget
+from contract.i18n import _, ago, number
 from contract.result import Clock, Result
 
 # The daemon rewrites its state at least every status interval; twice that and it is stale.
@@ -65,13 +67,16 @@ class StatusReport(msgspec.Struct, frozen=True, kw_only=True):
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     status = commands.add_parser(
-        "status", help="daemon, broker connection, spool, budgets and the last results"
+        "status", help=_("daemon, broker connection, spool, budgets and the last results")
     )
     status.set_defaults(run=run)
     status.add_argument(
-        "--config", type=Path, default=DEFAULT_PATH, help=f"agent TOML (default {DEFAULT_PATH})"
+        "--config",
+        type=Path,
+        default=DEFAULT_PATH,
+        help=_("agent TOML (default {path})").format(path=DEFAULT_PATH),
     )
-    status.add_argument("--json", action="store_true", help="print the report as JSON")
+    status.add_argument("--json", action="store_true", help=_("print the report as JSON"))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -90,7 +95,9 @@ def gather(config: AgentConfig, now: datetime | None = None) -> StatusReport:
         db = open_state_db(state_dir, read_only=True)
     except PermissionError as exc:
         raise ConfigError(
-            "state_dir", f"cannot read {state_dir}", "run as root: sudo qos-agent status"
+            "state_dir",
+            _("cannot read {path}").format(path=state_dir),
+            _("run as root: sudo qos-agent status"),
         ) from exc
     try:
         daemon = read_daemon_state(db)
@@ -103,15 +110,23 @@ def gather(config: AgentConfig, now: datetime | None = None) -> StatusReport:
         if error_code(exc) in DAMAGED:
             raise ConfigError(
                 "state_dir",
-                f"the state database in {state_dir} is damaged ({exc})",
-                "the daemon sets it aside for recovery and starts afresh when it starts: "
-                "`systemctl restart qos-agent`, then `qos-agent status` again",
+                _("the state database in {path} is damaged ({reason})").format(
+                    path=state_dir, reason=exc
+                ),
+                _(
+                    "the daemon sets it aside for recovery and starts afresh when it starts: "
+                    "`systemctl restart qos-agent`, then `qos-agent status` again"
+                ),
             ) from exc
         raise ConfigError(
             "state_dir",
-            f"cannot read the state database in {state_dir} ({exc})",
-            "run as root or as the daemon's user (sudo qos-agent status); on the daemon's very "
-            "first start, try again in a moment",
+            _("cannot read the state database in {path} ({reason})").format(
+                path=state_dir, reason=exc
+            ),
+            _(
+                "run as root or as the daemon's user (sudo qos-agent status); on the daemon's "
+                "very first start, try again in a moment"
+            ),
         ) from exc
     finally:
         db.close()
@@ -161,116 +176,150 @@ def _summary(payload: bytes, delivered: bool) -> RecentResult:
 
 
 def _ago(then: datetime, now: datetime) -> str:
-    seconds = max((now - then).total_seconds(), 0.0)
-    if seconds < 120:  # noqa: PLR2004
-        return f"{seconds:.0f} s ago"
-    if seconds < 7200:  # noqa: PLR2004
-        return f"{seconds / 60:.0f} min ago"
-    return f"{seconds / 3600:.1f} h ago"
+    return ago((now - then).total_seconds())
 
 
 def show(console: Console, report: StatusReport) -> None:
     now = datetime.now(UTC)
-    table = Table(title=f"qos-agent status — probe {report.probe_id}", show_header=False)
-    table.add_column(style="bold")
-    table.add_column()
-    daemon = report.daemon
-    if daemon is None:
-        table.add_row("daemon", "[red]has never run[/] (systemctl enable --now qos-agent)")
-    else:
-        state = "[green]running[/]" if report.daemon_running else "[red]not running[/]"
-        table.add_row(
-            "daemon",
-            f"{state} (pid {daemon.pid}, started {_ago(daemon.started_at, now)}, "
-            f"last word {_ago(daemon.updated_at, now)})",
-        )
-        table.add_row("broker", _broker(report, daemon, now))
-        table.add_row(
-            "tests",
-            f"{daemon.tests_run} run, {_warn(daemon.tests_skipped_budget)} skipped for budget, "
-            f"{_warn(daemon.tests_failed)} failed in the agent (since it started)",
-        )
-    spool = report.spool
-    oldest = (
-        f", oldest {_ago(datetime.fromtimestamp(spool.oldest_created, UTC), now)}"
-        if spool.oldest_created is not None
-        else ""
-    )
-    depth_colour = "green" if spool.depth == 0 else "yellow"
-    table.add_row(
-        "spool",
-        f"[{depth_colour}]{spool.depth} waiting for a receipt[/] ({spool.bytes / 1e3:.0f} kB"
-        f"{oldest}); {spool.delivered} delivered, {_warn(spool.rejected)} rejected, "
-        f"{_warn(spool.lost)} lost (since enrollment)",
-    )
-    for budget in report.budgets:
-        left = max(budget.cap_bytes - budget.used_bytes, 0)
-        share = left / budget.cap_bytes if budget.cap_bytes else 0.0
-        colour = "green" if share > 0.25 else "yellow" if share > 0 else "red"  # noqa: PLR2004
-        table.add_row(
-            f"budget {budget.interface}",
-            f"[{colour}]{left / 1e6:,.0f} MB left[/] of {budget.cap_bytes / 1e6:,.0f} MB "
-            f"this month, {_warn(budget.skipped_tests)} tests skipped",
-        )
-    if report.quarantine is not None:
-        damaged = report.quarantine
-        table.add_row(
-            "state",
-            f"[red]the state database was damaged[/] ({escape(damaged.reason)}); the daemon set "
-            f"it aside {_ago(damaged.at, now)} as {escape(damaged.moved_to)} and started afresh "
-            "(its unsent results are in that file)",
-        )
-    table.add_row("clock", _clock(report.clock))
-    if report.disk_free_bytes is not None:
-        disk = f"{report.disk_free_bytes / 1e9:.1f} GB free"
-        if report.disk_reserve_held is False and report.daemon is not None:
-            disk += " [red]- the spool released its reserve: the disk is or was full; free space[/]"
-        table.add_row("disk", disk)
-    if report.cpu_temperature_c is not None:
-        hot = report.cpu_temperature_c >= 80  # noqa: PLR2004 - a Pi throttles at 80-85 °C
-        colour = "red" if hot else "green"
-        table.add_row("CPU", f"[{colour}]{report.cpu_temperature_c:.0f} °C[/]")
-    console.print(table)
+    title = _("qos-agent status — probe {probe}").format(probe=report.probe_id)
+    console.print(table(title, rows(report, now), console))
     if report.recent:
         console.print(_recent_table(report.recent, now))
 
 
+def rows(report: StatusReport, now: datetime) -> list[Row]:
+    """The report as the technician reads it: the daemon first, the machine last."""
+    shown: list[Row] = []
+    daemon = report.daemon
+    if daemon is None:
+        text = _("has never run (systemctl enable --now qos-agent)")
+        shown.append(Row(_("daemon"), text, style="red"))
+    else:
+        state = _("running") if report.daemon_running else _("not running")
+        text = _("{state} (pid {pid}, started {started}, last word {updated})").format(
+            state=state,
+            pid=daemon.pid,
+            started=_ago(daemon.started_at, now),
+            updated=_ago(daemon.updated_at, now),
+        )
+        shown.append(
+            Row(_("daemon"), text, bold=state, style="" if report.daemon_running else "red")
+        )
+        shown.append(_broker(report, daemon, now))
+        text = _(
+            "{run} run, {skipped} skipped for budget, {failed} failed in the agent (since it "
+            "started)"
+        ).format(
+            run=daemon.tests_run, skipped=daemon.tests_skipped_budget, failed=daemon.tests_failed
+        )
+        warn = daemon.tests_skipped_budget or daemon.tests_failed
+        shown.append(Row(_("tests"), text, style="yellow" if warn else ""))
+    shown.append(_spool(report.spool, now))
+    for budget in report.budgets:
+        left = max(budget.cap_bytes - budget.used_bytes, 0)
+        share = left / budget.cap_bytes if budget.cap_bytes else 0.0
+        colour = "green" if share > 0.25 else "yellow" if share > 0 else "red"  # noqa: PLR2004
+        left_text = _("{left} MB left").format(left=number(left / 1e6, 0))
+        text = _("{left} of {cap} MB this month, {skipped} tests skipped").format(
+            left=left_text, cap=number(budget.cap_bytes / 1e6, 0), skipped=budget.skipped_tests
+        )
+        label = _("budget {interface}").format(interface=budget.interface)
+        shown.append(Row(label, text, style=colour, bold=left_text))
+    if report.quarantine is not None:
+        damaged = report.quarantine
+        text = _(
+            "the state database was damaged ({reason}); the daemon set it aside {when} as {path} "
+            "and started afresh (its unsent results are in that file)"
+        ).format(reason=damaged.reason, when=_ago(damaged.at, now), path=damaged.moved_to)
+        shown.append(Row(_("state"), text, style="red"))
+    shown.append(_clock(report.clock))
+    if report.disk_free_bytes is not None:
+        disk = _("{free} GB free").format(free=number(report.disk_free_bytes / 1e9))
+        released = report.disk_reserve_held is False and report.daemon is not None
+        if released:
+            disk += " - " + _("the spool released its reserve: the disk is or was full; free space")
+        shown.append(Row(_("disk"), disk, style="red" if released else ""))
+    if report.cpu_temperature_c is not None:
+        hot = report.cpu_temperature_c >= 80  # noqa: PLR2004 - a Pi throttles at 80-85 °C
+        text = f"{number(report.cpu_temperature_c, 0)} °C"
+        shown.append(Row("CPU", text, style="red" if hot else "green"))
+    return shown
+
+
+def _spool(spool: SpoolReport, now: datetime) -> Row:
+    waiting = _("{count} waiting for a receipt").format(count=spool.depth)
+    size = f"{number(spool.bytes / 1e3, 0)} kB"
+    if spool.oldest_created is not None:
+        oldest = _ago(datetime.fromtimestamp(spool.oldest_created, UTC), now)
+        size = _("{size}, oldest {oldest}").format(size=size, oldest=oldest)
+    text = _(
+        "{waiting} ({size}); {delivered} delivered, {rejected} rejected, {lost} lost (since "
+        "enrollment)"
+    ).format(
+        waiting=waiting,
+        size=size,
+        delivered=spool.delivered,
+        rejected=spool.rejected,
+        lost=spool.lost,
+    )
+    troubled = spool.depth or spool.rejected or spool.lost
+    return Row(_("spool"), text, style="yellow" if troubled else "green", bold=waiting)
+
+
 def _recent_table(recent: tuple[RecentResult, ...], now: datetime) -> Table:
-    table = Table(title="last results")
-    for column in ("when", "link", "target", "download", "delivered"):
-        table.add_column(column)
+    shown = Table(title=_("last results"))
+    for column in (_("when"), _("link"), _("target")):
+        shown.add_column(column)
+    # A value column never breaks a rate.
+    shown.add_column(_("download"), no_wrap=True)
+    shown.add_column(_("delivered"), no_wrap=True)
     for item in recent:
         download = (
-            f"{item.download_mbps:.1f} Mb/s"
+            f"{number(item.download_mbps)} Mb/s"
             if item.download_mbps is not None
             else f"[red]{escape(', '.join(item.errors)) or '—'}[/]"
         )
-        delivered = "[green]stored[/]" if item.delivered else "[yellow]in spool[/]"
-        table.add_row(
+        delivered = (
+            "[green]" + _("stored") + "[/]"
+            if item.delivered
+            else "[yellow]" + _("in spool") + "[/]"
+        )
+        shown.add_row(
             _ago(item.finished_at, now), item.interface, escape(item.target), download, delivered
         )
-    return table
+    return shown
 
 
-def _broker(report: StatusReport, daemon: DaemonState, now: datetime) -> str:
+def _broker(report: StatusReport, daemon: DaemonState, now: datetime) -> Row:
     if not report.daemon_running:
-        return (
-            f"[red]not connected[/] to {escape(daemon.broker_url)}: the daemon is not running "
-            "(sudo systemctl restart qos-agent; journalctl -u qos-agent says why it stopped)"
-        )
-    since = f" since {_ago(daemon.broker_since, now)}" if daemon.broker_since else ""
+        text = _(
+            "not connected to {broker}: the daemon is not running (sudo systemctl restart "
+            "qos-agent; journalctl -u qos-agent says why it stopped)"
+        ).format(broker=daemon.broker_url)
+        return Row(_("broker"), text, style="red")
+    since = (
+        " " + _("since {when}").format(when=_ago(daemon.broker_since, now))
+        if daemon.broker_since
+        else ""
+    )
     if report.broker_connected:
-        return f"[green]connected[/] to {escape(daemon.broker_url)}{since}"
-    error = f": {escape(daemon.broker_error)}" if daemon.broker_error else ""
-    return f"[red]not connected[/] to {escape(daemon.broker_url)}{error}{since}"
+        text = _("connected to {broker}").format(broker=daemon.broker_url) + since
+        return Row(_("broker"), text, style="green")
+    text = _("not connected to {broker}").format(broker=daemon.broker_url)
+    if daemon.broker_error:
+        text += f": {daemon.broker_error}"
+    return Row(_("broker"), text + since, style="red")
 
 
-def _warn(count: int) -> str:
-    return f"[yellow]{count}[/]" if count else "0"
-
-
-def _clock(clock: Clock) -> str:
-    offset = f", offset {clock.offset_ms:+.1f} ms" if clock.offset_ms is not None else ""
+def _clock(clock: Clock) -> Row:
+    offset = (
+        ", " + _("offset {offset} ms").format(offset=f"{clock.offset_ms:+.1f}")
+        if clock.offset_ms is not None
+        else ""
+    )
     if clock.synced is None:
-        return f"[yellow]unknown[/] (timedatectl could not tell){offset}"
-    return ("[green]synchronised[/]" if clock.synced else "[red]not synchronised[/]") + offset
+        text = _("unknown (timedatectl could not tell)")
+        return Row(_("clock"), text + offset, style="yellow")
+    if clock.synced:
+        return Row(_("clock"), _("synchronised") + offset, style="green")
+    return Row(_("clock"), _("not synchronised") + offset, style="red")

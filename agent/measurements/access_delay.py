@@ -17,6 +17,7 @@ from agent.budget import TestKind
 from agent.measurements.kind import LinkUnderTest, Reading
 from agent.net.netif import BindError
 from agent.net.rawhttp import HTTP_OK, TargetError, connect_socket, host_header, resolve
+from contract.i18n import N_, _
 from contract.quantities import Quantity
 from contract.result import MeasurementError
 
@@ -27,7 +28,7 @@ REQUEST_PATH: Final = "/download?bytes=1000"
 STATUS_LINE_LIMIT: Final = 1024
 ACCESS_DELAY = Quantity(
     name="access_delay",
-    title="access delay",
+    title=N_("access delay"),
     unit="ms",
     whole_unit="ms",
     units_per=1,
@@ -84,7 +85,7 @@ class AccessDelay:
     quantities: tuple[Quantity, ...] = (ACCESS_DELAY,)
 
     async def run(self, link: LinkUnderTest) -> Reading:
-        link.progress("access delay", None)
+        link.progress(_(ACCESS_DELAY.title), None)
         return await measure(link)
 
 

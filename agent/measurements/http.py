@@ -40,6 +40,7 @@ from agent.net.rawhttp import (
     resolve,
 )
 from agent.net.sampling import PathRtt, RateController
+from contract.i18n import _, ngettext
 from contract.result import Throughput
 
 RUNNER: Final = "http"
@@ -92,7 +93,7 @@ class _Test:
             self.new_flow = lambda: UploadFlow(head.encode(), request_bytes, payload)
 
     async def run(self, progress: Progress) -> SpeedOutcome:
-        progress(f"{self.direction}: connecting", None)
+        progress(_("{direction}: connecting").format(direction=_(self.direction)), None)
         async with CpuMonitor() as cpu:
             try:
                 return await self._measure(progress, cpu)
@@ -131,9 +132,17 @@ class _Test:
                 )
             path, caught_up = self._path()
             action = controller.tick(now, total, path, caught_up=caught_up)
-            stage = "measuring" if controller.measuring else "warm-up"
+            stage = (
+                _("{direction}: measuring, {flows}")
+                if controller.measuring
+                else _("{direction}: warm-up, {flows}")
+            )
             rate = controller.mbps if controller.measuring else controller.recent_mbps
-            progress(f"{self.direction}: {stage}, {controller.flows} flows", rate)
+            flows = ngettext("{count} flow", "{count} flows", controller.flows)
+            shown = stage.format(
+                direction=_(self.direction), flows=flows.format(count=controller.flows)
+            )
+            progress(shown, rate)
             if action == "add-flows":
                 self._grow(controller.flows - len(self.flows) - len(self.connecting))
             elif action == "stop":
@@ -190,7 +199,7 @@ class _Test:
         return PathRtt(rtt_s=statistics.median(rtts), min_rtt_s=min(least)), caught_up
 
     def _grow(self, count: int) -> None:
-        for _ in range(count):
+        for _flow in range(count):
             task = asyncio.create_task(self._connect(), name=f"{self.direction}-flow")
             self.connecting.add(task)
             task.add_done_callback(self.connecting.discard)

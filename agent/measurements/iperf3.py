@@ -26,6 +26,7 @@ from agent.measurements.base import (
 )
 from agent.net.cpu import CpuMonitor, CpuPeak
 from agent.net.rawhttp import TargetError, resolve
+from contract.i18n import _
 from contract.result import Throughput
 
 RUNNER: Final = "iperf3"
@@ -179,7 +180,12 @@ async def measure(
         binding=binding,
         version=endpoint.version,
     )
-    progress(f"{direction}: iperf3 for {OMIT_S + seconds} s", None)
+    progress(
+        _("{direction}: iperf3 for {seconds} s").format(
+            direction=_(direction), seconds=OMIT_S + seconds
+        ),
+        None,
+    )
     process = await asyncio.create_subprocess_exec(
         *argv,
         stdin=asyncio.subprocess.DEVNULL,

@@ -41,6 +41,7 @@ from agent.net.rawhttp import (
     resolve,
     split_target,
 )
+from contract.i18n import _
 from contract.quantities import Quantity
 from contract.result import Ipv6, Ipv6Status
 
@@ -253,7 +254,7 @@ class Ipv6Readiness:
     quantities: tuple[Quantity, ...] = ()
 
     async def run(self, link: LinkUnderTest) -> Reading:
-        link.progress("ipv6: checking", None)
+        link.progress(_("IPv6: checking"), None)
         outcome = await measure(
             link.target_url,
             link.binding,

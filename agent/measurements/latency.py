@@ -40,6 +40,7 @@ from agent.net.rawhttp import (
     connect_socket,
     resolve,
 )
+from contract.i18n import _
 from contract.quantities import Quantity
 from contract.result import LatencyMethod, LatencyStats, MeasurementError
 
@@ -210,7 +211,7 @@ class _Probes:
                 started = time.perf_counter()
                 try:
                     async with asyncio.timeout(self.timeout_s):
-                        status, _ = await client.get("/echo")
+                        status, _body = await client.get("/echo")
                 except (OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
                     return [*rtts, None], f"/echo failed: {exc}"
                 rtt = (time.perf_counter() - started) * 1000
@@ -324,7 +325,7 @@ class IdleLatency:
     quantities: tuple[Quantity, ...] = ()
 
     async def run(self, link: LinkUnderTest) -> Reading:
-        link.progress("latency: idle", None)
+        link.progress(_("latency: idle"), None)
         options = link.options
         outcome = await measure(
             link.target_url,

@@ -27,6 +27,7 @@ from agent.measurements.base import (
 )
 from agent.net.cpu import CpuMonitor
 from agent.net.rawhttp import TargetError, resolve
+from contract.i18n import _
 from contract.result import Throughput
 
 RUNNER: Final = "speedtest"
@@ -109,7 +110,7 @@ async def measure(
     except TargetError as exc:
         return failed_speed(direction, RUNNER, "resolve-failed", str(exc))
     server_url = target_url.rstrip("/") + "/speedtest/upload.php"
-    progress(f"{direction}: speedtest-cli", None)
+    progress(_("{direction}: speedtest-cli").format(direction=_(direction)), None)
     try:
         async with CpuMonitor() as cpu:
             bps, used, version = await asyncio.to_thread(

@@ -68,7 +68,7 @@ def test_a_stopped_daemons_last_connection_is_not_reported_as_live(config: Agent
     text = screen(config, now)
     assert "not running" in text
     assert f"not connected to {BROKER}: the daemon is not running" in text
-    assert "since 95 s ago" not in text
+    assert "since 95 seconds ago" not in text
 
 
 def test_a_running_daemons_connection_is_reported(config: AgentConfig) -> None:
@@ -77,4 +77,4 @@ def test_a_running_daemons_connection_is_reported(config: AgentConfig) -> None:
     report = gather(config, now)
     assert report.daemon_running
     assert report.broker_connected
-    assert f"connected to {BROKER} since 95 s ago" in screen(config, now)
+    assert f"connected to {BROKER} since 95 seconds ago" in screen(config, now)

@@ -9,7 +9,7 @@ import msgspec
 from uuid6 import uuid7
 
 from agent.verdict import SampleLine, sample_lines
-from contract.criteria import criteria
+from contract.criteria import criteria, criterion_name
 from contract.profiles import bundled_profiles
 from contract.result import (
     SCHEMA,
@@ -73,9 +73,9 @@ def test_a_4g_sample_meets_or_misses_the_40_mbps_target_and_is_not_a_verdict() -
     assert lines[0] == (
         "QCVN",
         "meets",
-        "download mean >= 40 Mb/s: this sample's 43.0 Mb/s meets it",
+        "download mean ≥ 40 Mb/s: this sample's 43.0 Mb/s meets it",
     )
-    assert lines[1] == ("QCVN", "meets", "access failure rate <= 5%: this attempt connected")
+    assert lines[1] == ("QCVN", "meets", "access failure rate ≤ 5%: this attempt connected")
     last = lines[-1]
     assert last.tone == "info"
     assert "formal 4g verdict needs n ≥ 1,500 counted samples" in last.text
@@ -84,7 +84,7 @@ def test_a_4g_sample_meets_or_misses_the_40_mbps_target_and_is_not_a_verdict() -
     assert misses == (
         "QCVN",
         "misses",
-        "download mean >= 40 Mb/s: this sample's 25.0 Mb/s misses it",
+        "download mean ≥ 40 Mb/s: this sample's 25.0 Mb/s misses it",
     )
 
 
@@ -97,7 +97,7 @@ def test_the_screen_iterates_the_profiles_criteria_in_their_order() -> None:
         result,
         measurements=msgspec.structs.replace(result.measurements, latency=Latency(idle=idle)),
     )
-    names = [criterion.name for criterion in criteria(profile, None)]
+    names = [criterion_name(criterion, profile) for criterion in criteria(profile, None)]
     shown = [line.text.partition(":")[0] for line in sample_lines(result)[: len(names)]]
     assert shown == names
 
@@ -109,18 +109,18 @@ def test_a_fixed_sample_shows_plan_conformity_and_the_national_target_apart() ->
         "QCVN 34",
         "meets",
         (
-            "plan conformity, download mean >= 0.8 x plan (240 Mb/s): "
+            "plan conformity, download mean ≥ 0.8 x plan (240 Mb/s): "
             "this sample's 250.0 Mb/s meets it"
         ),
     )
     assert plan_upload.tone == "meets"
-    assert "upload mean >= 0.8 x plan (80 Mb/s): this sample's 90.0 Mb/s meets it" in (
+    assert "upload mean ≥ 0.8 x plan (80 Mb/s): this sample's 90.0 Mb/s meets it" in (
         plan_upload.text
     )
     # Below 1 Gb/s but conforming to its plan: a programme warning, never a failure.
     assert national.heading == "programme"
     assert national.tone == "warning"
-    assert national.text.startswith("national target, download mean >= 1000 Mb/s:")
+    assert national.text.startswith("national target, download mean ≥ 1,000 Mb/s:")
     assert "is below it (a programme indicator, not a failure of the regulation)" in national.text
     assert not [line for line in lines if line.tone == "misses"]
     assert all("fail" not in line.text.replace("failure of", "") for line in lines)
@@ -137,7 +137,7 @@ def test_a_fixed_sample_without_a_plan_asks_for_it() -> None:
     plan_lines = [line for line in lines if line.heading == "QCVN 34"]
     assert [line.tone for line in plan_lines] == ["info", "info"]
     assert all("give --plan DOWN/UP to judge it" in line.text for line in plan_lines)
-    national = "national target, download mean >= 1000 Mb/s: this sample's 1,200.0 Mb/s meets it"
+    national = "national target, download mean ≥ 1,000 Mb/s: this sample's 1,200.0 Mb/s meets it"
     assert _texts(lines)[national].heading == "programme"
     assert "each six-hour part of the day (Vietnam time) holds at least 10%" in lines[-1].text
 
@@ -152,17 +152,17 @@ def test_a_5g_sample_checks_the_minimum_share_and_latency() -> None:
         measurements=msgspec.structs.replace(result.measurements, latency=Latency(idle=idle)),
     )
     texts = _texts(sample_lines(result))
-    assert texts["download mean >= 100 Mb/s: this sample's 35.0 Mb/s misses it"].tone == "misses"
-    share = "share of download samples >= 30 Mb/s is >= 95%: this sample's 35.0 Mb/s is at or above"
+    assert texts["download mean ≥ 100 Mb/s: this sample's 35.0 Mb/s misses it"].tone == "misses"
+    share = "share of download samples ≥ 30 Mb/s is ≥ 95%: this sample's 35.0 Mb/s is at or above"
     assert texts[f"{share} 30 Mb/s"].tone == "meets"
-    assert texts["latency mean <= 50 ms: this sample's 30 ms meets it"].tone == "meets"
+    assert texts["latency mean ≤ 50 ms: this sample's 30 ms meets it"].tone == "meets"
 
 
 def test_a_failed_attempt_counts_as_an_access_failure() -> None:
     error = MeasurementError(stage="download", code="connect-failed", message="refused")
     result = msgspec.structs.replace(_result("4g", None), errors=(error,))
     texts = _texts(sample_lines(result))
-    failure = "access failure rate <= 5%: this attempt failed and counts as an access failure"
+    failure = "access failure rate ≤ 5%: this attempt failed and counts as an access failure"
     assert texts[failure].tone == "misses"
     assert texts["a failed attempt: it enters no mean"].heading == "sample"
 

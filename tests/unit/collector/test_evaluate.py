@@ -123,11 +123,11 @@ def test_readable_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     csv_file = write_campaign(tmp_path / "village.csv", spread(43.0, 18.35, 1600))
     assert run_evaluate(["--profile", "4g", "--input", str(csv_file)]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("4g: PASS")
-    assert "n 1600 / 1500 required (0 failed, 0 probe-limited, 0 implausible" in out
+    assert out.startswith("PASS — 4g profile: download mean 43.00 Mb/s, n 1,600 / 1,500\n")
+    assert "n 1,600 / 1,500 required (0 failed, 0 probe-limited, 0 implausible" in out
     assert "download mean 43.00 Mb/s, 95 % CI [42.10, 43.90]" in out
-    assert "  ✓ download mean >= 40 Mb/s: 43.00 Mb/s" in out
-    assert "  ✓ access failure rate <= 5%: 0.0%" in out
+    assert "  ✓ download mean ≥ 40 Mb/s: 43.00 Mb/s" in out
+    assert "  ✓ access failure rate ≤ 5%: 0.0%" in out
     assert "method: monitoring per the QCVN method" in out
     assert "outdoor fixed 0/500" in out
 
@@ -138,8 +138,8 @@ def test_readable_summary_marks_a_failed_check(
     csv_file = write_campaign(tmp_path / "village.csv", spread(38.5, 10.0, 1600))
     assert run_evaluate(["--profile", "4g", "--input", str(csv_file)]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("4g: FAIL")
-    assert "  ✗ download mean >= 40 Mb/s: 38.50 Mb/s" in out
+    assert out.startswith("FAIL — 4g profile: download mean 38.50 Mb/s")
+    assert "  ✗ download mean ≥ 40 Mb/s: 38.50 Mb/s" in out
 
 
 def test_unknown_profile_lists_the_known_ones(
@@ -211,13 +211,14 @@ def test_fixed_profile_summary_shows_both_parts(
     argv = ["--profile", "fixed", "--input", str(csv_file)]
     assert run_evaluate([*argv, "--plan-download-mbps", "300", "--plan-upload-mbps", "100"]) == 0
     out = capsys.readouterr().out
-    assert "QCVN 34 plan conformity (the regulation): PASS" in out
+    assert out.startswith("PASS — fixed profile: QCVN 34 plan conformity (the regulation)")
     assert "national target (programme indicator): FAIL" in out
     assert "FAIL" not in out.splitlines()[1]
     assert run_evaluate(argv) == 0
     out = capsys.readouterr().out
-    assert "QCVN 34 plan conformity (the regulation): NOT JUDGED - give the plan" in out
-    assert "  - download mean >= 0.8 x plan" in out
+    assert out.startswith("NOT JUDGED — fixed profile: QCVN 34 plan conformity (the regulation)")
+    assert "give the plan with --plan-download-mbps" in out
+    assert "  - download mean ≥ 0.8 x plan" in out
 
 
 def test_half_a_plan_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

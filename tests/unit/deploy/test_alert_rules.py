@@ -90,7 +90,9 @@ def test_every_rule_says_how_bad_and_what_to_do() -> None:
     for rule in all_rules():
         severities = {"none"} if rule["alert"] == HEARTBEAT else {"critical", "warning"}
         assert rule["labels"]["severity"] in severities, rule["alert"]
-        assert {"summary", "description"} <= rule["annotations"].keys(), rule["alert"]
+        # English, and Vietnamese beside it for the people who read it first.
+        expected = {"summary", "description", "summary_vi", "description_vi"}
+        assert expected <= rule["annotations"].keys(), rule["alert"]
 
 
 def test_alerts_about_the_central_stack_go_to_the_operator() -> None:
