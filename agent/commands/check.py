@@ -497,6 +497,9 @@ def _speed_row(label: str, speed: Throughput) -> Row:
     )
     if speed.confidence is not None:
         text += f", ±{percent(speed.confidence, 1)}"
+    if not speed.converged:
+        text += " — " + _("still climbing when the test ended: a lower bound, not the link's rate")
+        return Row(label, text, bold=rate, style="red")
     return Row(label, text, bold=rate)
 
 

@@ -65,6 +65,8 @@ class SpeedOutcome(msgspec.Struct, frozen=True, kw_only=True):
     confidence: float | None = None
     cpu_peak_percent: float | None = None
     probe_limited: bool = False
+    # False: the test ended while the rate was still climbing (agent.net.sampling).
+    converged: bool = True
     errors: tuple[MeasurementError, ...] = ()
 
 

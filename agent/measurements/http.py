@@ -163,6 +163,7 @@ class _Test:
             confidence=_ratio(controller.confidence),
             cpu_peak_percent=peak.peak_percent,
             probe_limited=peak.probe_limited,
+            converged=controller.converged,
         )
 
     def _total(self) -> int:

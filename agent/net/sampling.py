@@ -54,6 +54,13 @@ from leaving a start-up transient in the measured phase, and from hiding a stabl
   interval from batch means assumes a steady rate, and a rate still climbing or falling (a mobile
   link) would stop on an interval that describes only its beginning. It stops as "budget" when the
   byte budget  is spent and as "duration" at max_duration_s.
+- A test stopped by its budget or duration may have ended while its rate was still climbing (a
+  long path, e.g. a satellite backhaul, whose TCP windows open over many round trips): then it is
+  not `converged` and its rate is a lower bound, never the link's. The rate still climbs when the
+  measured phase's batch rates rise beyond chance (the drift test's t statistic) and the line
+  through them ends more than GROWTH above the phase's rate; with too few batches for a trend,
+  when the last stage's rate is GROWTH above the one before. Only a rise counts: a rate that fell
+  or wanders is what the link gave, and flagging both ways would leave out good samples.
 """
 
 from __future__ import annotations
@@ -242,6 +249,26 @@ class RateController:
         return "continue"
 
     @property
+    def converged(self) -> bool:
+        """False when the test ended while its rate was still climbing (see the rules)."""
+        if self.stop_reason in {None, "stable", "error"}:
+            return True
+        end = self._end_index
+        ends = [index for index in self._batch_ends() if index <= end]
+        if len(ends) >= DRIFT_MIN_BATCHES + 1:
+            pairs = list(itertools.pairwise(ends))
+            middles = [(self._ticks[a].at + self._ticks[b].at) / 2 for a, b in pairs]
+            rates = [_rate(self._ticks[a], self._ticks[b]) for a, b in pairs]
+            span = self._ticks[ends[-1]].at - self._ticks[ends[0]].at
+            whole = _rate(self._ticks[ends[0]], self._ticks[ends[-1]])
+            return not still_climbing(middles, rates, span=span, rate=whole)
+        # Too short a phase for a trend: the last two stages before its end.
+        if end < 2 * STAGE_TICKS:
+            return False  # less than two stages at all: nothing had settled
+        before, last = (self._ticks[end - i * STAGE_TICKS] for i in (2, 1))
+        return _rate(last, self._ticks[end]) < _rate(before, last) * (1 + GROWTH)
+
+    @property
     def queued(self) -> bool:
         """Does the path hold a standing queue at the plateau's end (see the rules)?"""
         if self._base_rtt_s is None or len(self._stage_starts) < 3:  # noqa: PLR2004
@@ -378,6 +405,20 @@ class RateController:
                 self._measure_to = end
         self.stop_reason = reason
         return "stop"
+
+
+def still_climbing(
+    middles: Sequence[float], rates: Sequence[float], *, span: float, rate: float
+) -> bool:
+    """Do rates (of batches centred at middles, over span seconds) still climb at the end?
+
+    Beyond chance (the slope's t statistic above the 0.975 quantile), and enough that the line
+    through them ends more than GROWTH above the phase's rate (see the module docstring).
+    """
+    if len(rates) < DRIFT_MIN_BATCHES:
+        return False
+    slope, t_value = _trend(middles, rates)
+    return slope > 0 and t_value > t975(len(rates) - 2) and slope * span / 2 > GROWTH * rate
 
 
 def _trend(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float]:
