@@ -61,6 +61,13 @@ from leaving a start-up transient in the measured phase, and from hiding a stabl
   through them ends more than GROWTH above the phase's rate; with too few batches for a trend,
   when the last stage's rate is GROWTH above the one before. Only a rise counts: a rate that fell
   or wanders is what the link gave, and flagging both ways would leave out good samples.
+- A long path (the empty path's RTT at least LONG_PATH_RTT_S: a satellite backhaul) is measured
+  at its own pace (docs/measurement-method.md, "Long paths"): all max_flows at once, as soon as
+  its RTT is known (doublings would cost stages of round trips each, and a flow's window is
+  capped by its sender's buffer whatever the rate); stages of two round trips and batches of
+  one at least, as bytes arrive once a round trip; a warm-up of up to LONG_PATH_WARMUP_RTTS
+  round trips; and at the duration cap it runs on while its rate still climbs, up to
+  MAX_DURATION_STRETCH times the cap (the byte budget still stops it).
 """
 
 from __future__ import annotations
@@ -88,6 +95,12 @@ MAD_TO_SIGMA: Final = 1.4826  # sigma = this x the median absolute deviation, fo
 SETTLE_MIN_BATCHES: Final = 6  # fewer batches than this cannot show a transient
 # A boundary waits this many ticks (or a batch's length) at most for a caught-up tick.
 SNAP_TICKS: Final = 5
+# A path is long from this round-trip time on (satellite backhaul: ~0.6 s; see the rules).
+LONG_PATH_RTT_S: Final = 0.25
+# Round trips a long path's slow start may take: from ten segments to a window of tens of MB.
+LONG_PATH_WARMUP_RTTS: Final = 12
+# A test still climbing at its duration cap runs on, to this multiple of it at most.
+MAX_DURATION_STRETCH: Final = 2.0
 QUEUE_SHARE: Final = 0.5
 QUEUE_MIN_S: Final = 0.005
 DRIFT_MIN_BATCHES: Final = 4  # a trend needs a few points and two degrees of freedom
@@ -164,7 +177,7 @@ class RateController:
         self._warmup_end: int | None = None  # where the warm-up rule ended it
         self._measure_from: int | None = None  # there, or later past a start-up transient
         self._measure_to: int | None = None  # set by a budget or duration stop
-        self._max_warmup_s = settings.max_duration_s * MAX_WARMUP_SHARE
+        self._interval_s = settings.sample_interval_s
 
     @property
     def measuring(self) -> bool:
@@ -196,7 +209,7 @@ class RateController:
     @property
     def recent_mbps(self) -> float:
         """The rate over the last stage's worth of ticks, for a live display."""
-        first = self._ticks[max(0, len(self._ticks) - 1 - STAGE_TICKS)]
+        first = self._ticks[max(0, len(self._ticks) - 1 - self._stage_ticks)]
         return _rate(first, self._ticks[-1]) * 8 / 1e6
 
     @property
@@ -232,14 +245,15 @@ class RateController:
             base = self._base_rtt_s
             self._base_rtt_s = path.min_rtt_s if base is None else min(base, path.min_rtt_s)
         elapsed = at - self._ticks[0].at
-        if self._warmup_end is None and self._ramp(elapsed) == "add-flows":
+        warming_up = self._warmup_end is None
+        if warming_up and (self._widen_for_a_long_path() or self._ramp(elapsed) == "add-flows"):
             return "add-flows"
         if self._warmup_end is not None:
             self._measure_from = self._caught_up_from(self._settled_start(self._warmup_end))
         budget = self._settings.budget_bytes
         if budget is not None and total_bytes >= budget:
             return self._stop("budget")
-        if elapsed >= self._settings.max_duration_s:
+        if elapsed >= self._max_duration_s and not self._may_run_on(elapsed):
             return self._stop("duration")
         if self.measured_s >= self._settings.min_measure_s and self._batch_closed():
             confidence = self.confidence
@@ -251,8 +265,10 @@ class RateController:
     @property
     def converged(self) -> bool:
         """False when the test ended while its rate was still climbing (see the rules)."""
-        if self.stop_reason in {None, "stable", "error"}:
-            return True
+        return self.stop_reason in {None, "stable", "error"} or not self._climbing()
+
+    def _climbing(self) -> bool:
+        """Does the measured phase, to its end, still climb (see the rules)?"""
         end = self._end_index
         ends = [index for index in self._batch_ends() if index <= end]
         if len(ends) >= DRIFT_MIN_BATCHES + 1:
@@ -261,12 +277,13 @@ class RateController:
             rates = [_rate(self._ticks[a], self._ticks[b]) for a, b in pairs]
             span = self._ticks[ends[-1]].at - self._ticks[ends[0]].at
             whole = _rate(self._ticks[ends[0]], self._ticks[ends[-1]])
-            return not still_climbing(middles, rates, span=span, rate=whole)
+            return still_climbing(middles, rates, span=span, rate=whole)
         # Too short a phase for a trend: the last two stages before its end.
-        if end < 2 * STAGE_TICKS:
-            return False  # less than two stages at all: nothing had settled
-        before, last = (self._ticks[end - i * STAGE_TICKS] for i in (2, 1))
-        return _rate(last, self._ticks[end]) < _rate(before, last) * (1 + GROWTH)
+        stage = self._stage_ticks
+        if end < 2 * stage:
+            return True  # less than two stages at all: nothing had settled
+        before, last = (self._ticks[end - i * stage] for i in (2, 1))
+        return _rate(last, self._ticks[end]) >= _rate(before, last) * (1 + GROWTH)
 
     @property
     def queued(self) -> bool:
@@ -279,6 +296,53 @@ class RateController:
             return False
         base = self._base_rtt_s
         return statistics.median(rtts) > base + max(QUEUE_MIN_S, QUEUE_SHARE * base)
+
+    @property
+    def _long_path(self) -> bool:
+        return self._base_rtt_s is not None and self._base_rtt_s >= LONG_PATH_RTT_S
+
+    @property
+    def _max_duration_s(self) -> float:
+        return self._settings.max_duration_s
+
+    @property
+    def _max_warmup_s(self) -> float:
+        """The warm-up's share of the duration, or on a long path the round trips slow start
+        takes there (see the rules)."""
+        share = self._settings.max_duration_s * MAX_WARMUP_SHARE
+        if not self._long_path:
+            return share
+        assert self._base_rtt_s is not None
+        return max(share, LONG_PATH_WARMUP_RTTS * self._base_rtt_s)
+
+    @property
+    def _rtt_ticks(self) -> int:
+        """Ticks in one round trip of the empty path (1 while it is unknown)."""
+        if self._base_rtt_s is None:
+            return 1
+        return max(1, math.ceil(self._base_rtt_s / self._interval_s - 1e-9))
+
+    @property
+    def _stage_ticks(self) -> int:
+        """A stage spans two round trips at least: on a long path bytes arrive once a round trip,
+        and a shorter stage sees a burst or none (one round trip was not enough: a stage then
+        held one burst or two as their phase drifted, and plateaus came and went)."""
+        return max(STAGE_TICKS, 2 * self._rtt_ticks)
+
+    def _widen_for_a_long_path(self) -> bool:
+        """On a long path, all max_flows at once, as soon as its RTT is known (see the rules)."""
+        if not self._long_path or self.flows >= self._settings.max_flows:
+            return False
+        self.flows = self._settings.max_flows
+        self._stage_starts = [len(self._ticks) - 1]
+        return True
+
+    def _may_run_on(self, elapsed: float) -> bool:
+        """Past the duration cap: run on while a long path's rate still climbs (see the rules)."""
+        stretched = self._settings.max_duration_s * MAX_DURATION_STRETCH
+        if not self._long_path or elapsed >= stretched:
+            return False
+        return self._measure_from is None or self._climbing()
 
     @property
     def _measure_index(self) -> int:
@@ -301,16 +365,17 @@ class RateController:
 
     def _settled_start(self, first: int) -> int:
         """first, or just past the last batch of a start-up transient after it (see above)."""
-        count = (len(self._ticks) - 1 - first) // BATCH_TICKS
+        size = max(BATCH_TICKS, self._rtt_ticks)
+        count = (len(self._ticks) - 1 - first) // size
         if count < SETTLE_MIN_BATCHES:
             return first
-        ends = [self._ticks[first + i * BATCH_TICKS] for i in range(count + 1)]
+        ends = [self._ticks[first + i * size] for i in range(count + 1)]
         rates = [_rate(a, b) for a, b in itertools.pairwise(ends)]
         median = statistics.median(rates)
         spread = MAD_TO_SIGMA * statistics.median(abs(rate - median) for rate in rates)
         bound = max(OUTLIER_MADS * spread, GROWTH * median)
         outliers = [i for i in range(count // 2) if abs(rates[i] - median) > bound]
-        return first + (outliers[-1] + 1) * BATCH_TICKS if outliers else first
+        return first + (outliers[-1] + 1) * size if outliers else first
 
     def _batch_ends(self) -> list[int]:
         """Tick indices that bound the measured phase's closed batches, its start first."""
@@ -328,7 +393,7 @@ class RateController:
         """How many ticks a batch holds now: the base size, doubled while batches are many."""
         assert self._measure_from is not None
         ticks = len(self._ticks) - 1 - self._measure_from
-        size = BATCH_TICKS
+        size = max(BATCH_TICKS, self._rtt_ticks)  # a batch spans a round trip's burst at least
         if ticks > 0 and self.measured_bytes > 0:
             per_tick_bytes, per_tick_s = self.measured_bytes / ticks, self.measured_s / ticks
             by_bytes = math.ceil(BATCH_BYTES / per_tick_bytes)
@@ -357,7 +422,7 @@ class RateController:
 
     def _ramp(self, elapsed: float) -> Action:
         last = len(self._ticks) - 1
-        if last - self._stage_starts[-1] >= STAGE_TICKS:
+        if last - self._stage_starts[-1] >= self._stage_ticks:
             self._stage_starts.append(last)
             plateau = self._at_plateau()
             if plateau is not None:
@@ -395,7 +460,7 @@ class RateController:
         last = len(self._ticks) - 1
         if self._measure_from is None or self._measure_from == last:
             # Stopped before a measured phase had any length: the last stage stands in for it.
-            self._warmup_end = self._measure_from = max(0, last - STAGE_TICKS)
+            self._warmup_end = self._measure_from = max(0, last - self._stage_ticks)
         elif reason != "stable":  # a stable stop is at a caught-up tick already
             start = self._ticks[self._measure_from].at
             half = (self._ticks[last].at - start) / 2

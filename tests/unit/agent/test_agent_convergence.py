@@ -14,7 +14,7 @@ import pytest
 from agent.measurements import iperf3
 from agent.measurements.base import SpeedOutcome, SpeedSettings
 from agent.measurements.speed import reading_of
-from agent.net.sampling import RateController, still_climbing
+from agent.net.sampling import PathRtt, RateController, still_climbing
 from agent.verdict import sample_lines
 from contract.profiles import bundled_profiles
 from contract.result import Measurements, Throughput
@@ -123,3 +123,57 @@ def test_the_technicians_screen_says_the_rate_is_not_the_links(direction: str) -
     texts = [line.text for line in lines if "still climbing" in line.text]
     assert len(texts) == 1
     assert "not counted" in texts[0] or "would not count" in texts[0]
+
+
+# A long path: a geostationary satellite backhaul, 600 ms of round trip.
+SATELLITE = PathRtt(rtt_s=0.6, min_rtt_s=0.6)
+
+
+def replay_long(
+    settings: SpeedSettings, rate_at: Callable[[float], float]
+) -> tuple[RateController, list[tuple[float, str]]]:
+    controller = RateController(settings, start=0.0)
+    total, t = 0.0, 0.0
+    actions: list[tuple[float, str]] = []
+    while True:
+        t = round(t + TICK, 6)
+        total += rate_at(t) * TICK
+        action = controller.tick(t, int(total), SATELLITE)
+        if action != "continue":
+            actions.append((t, action))
+        if action == "stop":
+            return controller, actions
+
+
+def test_a_long_path_opens_all_its_flows_at_once() -> None:
+    controller, actions = replay_long(SpeedSettings(), lambda _t: 55 * MB / 8)
+    assert actions[0] == (0.1, "add-flows")
+    assert controller.flows == SpeedSettings().max_flows
+    assert (controller.stop_reason, controller.converged) == ("stable", True)
+    assert controller.mbps == pytest.approx(55, rel=1e-6)
+
+
+def test_a_long_path_still_climbing_at_the_cap_runs_on_until_it_stops_climbing() -> None:
+    # Windows open for 12 s: the test runs past its 10 s and stops once the rate holds (at the
+    # cap as soon as the climb left in its measured phase is within GROWTH).
+    controller, _ = replay_long(SpeedSettings(), lambda t: 250 * MB / 8 * min(1.0, t / 12))
+    assert controller.stop_reason in {"stable", "duration"}
+    assert 12 < controller.warmup_s + controller.measured_s < 20
+    assert controller.mbps == pytest.approx(250, rel=0.02)
+    assert controller.converged
+
+
+def test_a_long_path_climbing_past_twice_the_cap_stops_there_unconverged() -> None:
+    controller, _ = replay_long(SpeedSettings(), lambda t: 250 * MB / 8 * min(1.0, t / 40))
+    assert controller.stop_reason == "duration"
+    assert controller.warmup_s + controller.measured_s == pytest.approx(20, abs=0.2)
+    assert not controller.converged
+
+
+def test_the_budget_bounds_a_long_path_that_runs_on() -> None:
+    budget = 60_000_000
+    settings = SpeedSettings(budget_bytes=budget)
+    controller, _ = replay_long(settings, lambda t: 250 * MB / 8 * min(1.0, t / 40))
+    assert controller.stop_reason == "budget"
+    assert controller.total_bytes <= budget + 250 * MB / 8 * TICK
+    assert not controller.converged
