@@ -125,7 +125,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=10.0,
         help=_(
             "longest a speed direction may take, warm-up included (default 10 s; the http "
-            "runner usually stops earlier, once its estimate is stable)"
+            "runner usually stops earlier, once its estimate is stable, and on a long path runs "
+            "on to twice this until it is)"
         ),
     )
     check.add_argument(

@@ -39,6 +39,7 @@ class Binding(msgspec.Struct, frozen=True, kw_only=True):
 class SpeedSettings(msgspec.Struct, frozen=True, kw_only=True):
     """How one direction of a speed test is bounded; every runner honours what it can."""
 
+    # A long path's http test still climbing here runs on, to twice this (agent.net.sampling).
     max_duration_s: Annotated[float, msgspec.Meta(gt=0)] = 10.0
     # Bytes this direction may spend (None: no cap). Mobile data costs money in villages.
     budget_bytes: Annotated[int, msgspec.Meta(gt=0)] | None = None

@@ -60,13 +60,17 @@ from leaving a start-up transient in the measured phase, and from hiding a stabl
   measured phase's batch rates rise beyond chance (the drift test's t statistic) and the line
   through them ends more than GROWTH above the phase's rate; with too few batches for a trend,
   when the last stage's rate is GROWTH above the one before. Only a rise counts: a rate that fell
-  or wanders is what the link gave, and flagging both ways would leave out good samples.
+  or wanders is what the link gave, and flagging both ways would leave out good samples. Nor is
+  it converged when the phase ended with the reader waiting for a retransmission for more than
+  GROWTH of the phase (a long path's loss holds data back for seconds): the rate lacks the bytes
+  held back, up to that share of it, and the held-back bytes arrive later in a lump.
 - A long path (the empty path's RTT at least LONG_PATH_RTT_S: a satellite backhaul) is measured
   at its own pace (docs/measurement-method.md, "Long paths"): all max_flows at once, as soon as
   its RTT is known (doublings would cost stages of round trips each, and a flow's window is
   capped by its sender's buffer whatever the rate); stages of two round trips and batches of
   one at least, as bytes arrive once a round trip; a warm-up of up to LONG_PATH_WARMUP_RTTS
-  round trips; and at the duration cap it runs on while its rate still climbs, up to
+  round trips; and at the duration cap it runs on while its rate still climbs or its reader
+  waits for a retransmission, up to
   MAX_DURATION_STRETCH times the cap (the byte budget still stops it).
 """
 
@@ -265,7 +269,20 @@ class RateController:
     @property
     def converged(self) -> bool:
         """False when the test ended while its rate was still climbing (see the rules)."""
-        return self.stop_reason in {None, "stable", "error"} or not self._climbing()
+        if self.stop_reason in {None, "stable", "error"}:
+            return True
+        return not (self._climbing() or self._held_back())
+
+    def _held_back(self) -> bool:
+        """Did the measured phase end with the reader waiting for a retransmission for more than
+        GROWTH of the phase? The bytes held back then are missing from its rate (see the rules)."""
+        end = self._end_index
+        if self._measure_from is None or end <= self._measure_from:
+            return False
+        caught = (i for i in range(end, self._measure_from - 1, -1) if self._caught_up[i])
+        last_caught = next(caught, self._measure_from)
+        waited = self._ticks[end].at - self._ticks[last_caught].at
+        return waited > GROWTH * self.measured_s
 
     def _climbing(self) -> bool:
         """Does the measured phase, to its end, still climb (see the rules)?"""
@@ -342,7 +359,7 @@ class RateController:
         stretched = self._settings.max_duration_s * MAX_DURATION_STRETCH
         if not self._long_path or elapsed >= stretched:
             return False
-        return self._measure_from is None or self._climbing()
+        return self._measure_from is None or self._climbing() or self._held_back()
 
     @property
     def _measure_index(self) -> int:
