@@ -177,3 +177,33 @@ def test_the_budget_bounds_a_long_path_that_runs_on() -> None:
     assert controller.stop_reason == "budget"
     assert controller.total_bytes <= budget + 250 * MB / 8 * TICK
     assert not controller.converged
+
+
+def test_a_long_paths_loss_holding_data_back_at_the_cap_is_not_a_rate() -> None:
+    # 55 Mb/s behind 600 ms: from 9 s a flow waits for a retransmission that never comes in
+    # time; its later data is held back, so the reader sees nothing and has not caught up.
+    draws = random.Random(1)
+    controller = RateController(SpeedSettings(confidence_target=0.001), start=0.0)
+    total, t, action = 0.0, 0.0, "continue"
+    while action != "stop":
+        t = round(t + TICK, 6)
+        waiting = t > 9.0
+        total += 0.0 if waiting else 55 * MB / 8 * TICK * draws.uniform(0.9, 1.1)
+        action = controller.tick(t, int(total), SATELLITE, caught_up=not waiting)
+    # It ran on past 10 s hoping to catch up, then stopped at twice the cap, saying so.
+    assert controller.stop_reason == "duration"
+    assert controller.warmup_s + controller.measured_s == pytest.approx(20, abs=0.2)
+    assert not controller.converged
+
+
+def test_a_short_wait_at_the_end_is_within_growth_and_converged() -> None:
+    draws = random.Random(2)
+    controller = RateController(SpeedSettings(confidence_target=0.001), start=0.0)
+    total, t, action = 0.0, 0.0, "continue"
+    while action != "stop":
+        t = round(t + TICK, 6)
+        waiting = t > 9.8  # one round trip of a 100 ms path
+        total += 0.0 if waiting else 40 * MB / 8 * TICK * draws.uniform(0.9, 1.1)
+        action = controller.tick(t, int(total), PathRtt(0.1, 0.1), caught_up=not waiting)
+    assert controller.stop_reason == "duration"
+    assert controller.converged
