@@ -81,6 +81,8 @@ def measure(lab: Lab, runner: str, rate: float, rtt: float) -> Sample:
     ]  # fmt: skip
     done = lab.run(probe_name(rate, rtt), argv, check=False, timeout=120)
     result = json.loads(done.stdout)
+    for error in result.get("errors", ()):
+        print(f"  {link_label(rate, rtt)} Mb/s {runner}: {error}", file=sys.stderr)
     download = result["measurements"].get("download")
     provenance = result["provenance"]
     return Sample(
@@ -88,7 +90,7 @@ def measure(lab: Lab, runner: str, rate: float, rtt: float) -> Sample:
         rate_mbps=rate,
         rtt_ms=rtt,
         mbps=download["mbps"] if download else None,
-        bytes_used=provenance["bytes_used"],
+        bytes_used=provenance.get("bytes_used", 0),  # left off the wire when 0
         probe_limited=provenance.get("probe_limited", False),
         converged=download.get("converged", True) if download else True,
         stop_reason=provenance.get("stop_reason", "duration"),

@@ -58,7 +58,8 @@ from leaving a start-up transient in the measured phase, and from hiding a stabl
   long path, e.g. a satellite backhaul, whose TCP windows open over many round trips): then it is
   not `converged` and its rate is a lower bound, never the link's. The rate still climbs when the
   measured phase's batch rates rise beyond chance (the drift test's t statistic) and the line
-  through them ends more than GROWTH above the phase's rate; with too few batches for a trend,
+  through them ends more than GROWTH above the phase's rate, or when they rise batch after batch
+  (three at least) to a last one GROWTH above it; with too few batches for a trend,
   when the last stage's rate is GROWTH above the one before. Only a rise counts: a rate that fell
   or wanders is what the link gave, and flagging both ways would leave out good samples. Nor is
   it converged when the phase ended with the reader waiting for a retransmission for more than
@@ -69,9 +70,9 @@ from leaving a start-up transient in the measured phase, and from hiding a stabl
   its RTT is known (doublings would cost stages of round trips each, and a flow's window is
   capped by its sender's buffer whatever the rate); stages of two round trips and batches of
   one at least, as bytes arrive once a round trip; a warm-up of up to LONG_PATH_WARMUP_RTTS
-  round trips; and at the duration cap it runs on while its rate still climbs or its reader
-  waits for a retransmission, up to
-  MAX_DURATION_STRETCH times the cap (the byte budget still stops it).
+  round trips; and at the duration cap it runs on until it is stable, up to MAX_DURATION_STRETCH
+  times the cap (the byte budget still stops it): a long path's loss, seconds in, leaves its
+  flows recovering for seconds more, and a phase cut there is a rate of the recovery.
 """
 
 from __future__ import annotations
@@ -103,11 +104,12 @@ SNAP_TICKS: Final = 5
 LONG_PATH_RTT_S: Final = 0.25
 # Round trips a long path's slow start may take: from ten segments to a window of tens of MB.
 LONG_PATH_WARMUP_RTTS: Final = 12
-# A test still climbing at its duration cap runs on, to this multiple of it at most.
+# A long path's test not yet stable at its duration cap runs on, to this multiple of it at most.
 MAX_DURATION_STRETCH: Final = 2.0
 QUEUE_SHARE: Final = 0.5
 QUEUE_MIN_S: Final = 0.005
 DRIFT_MIN_BATCHES: Final = 4  # a trend needs a few points and two degrees of freedom
+MONOTONE_MIN_BATCHES: Final = 3  # a rise batch after batch: by chance 1 in 6 at 3, 1 in 24 at 4
 # Student's t, 0.975 quantile, for 1 to 30 degrees of freedom.
 _T975: Final = (
     *(12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228),
@@ -257,7 +259,7 @@ class RateController:
         budget = self._settings.budget_bytes
         if budget is not None and total_bytes >= budget:
             return self._stop("budget")
-        if elapsed >= self._max_duration_s and not self._may_run_on(elapsed):
+        if elapsed >= self._settings.max_duration_s and not self._may_run_on(elapsed):
             return self._stop("duration")
         if self.measured_s >= self._settings.min_measure_s and self._batch_closed():
             confidence = self.confidence
@@ -268,7 +270,8 @@ class RateController:
 
     @property
     def converged(self) -> bool:
-        """False when the test ended while its rate was still climbing (see the rules)."""
+        """False when the test ended while its rate was still climbing, or with data held back
+        (see the rules)."""
         if self.stop_reason in {None, "stable", "error"}:
             return True
         return not (self._climbing() or self._held_back())
@@ -319,10 +322,6 @@ class RateController:
         return self._base_rtt_s is not None and self._base_rtt_s >= LONG_PATH_RTT_S
 
     @property
-    def _max_duration_s(self) -> float:
-        return self._settings.max_duration_s
-
-    @property
     def _max_warmup_s(self) -> float:
         """The warm-up's share of the duration, or on a long path the round trips slow start
         takes there (see the rules)."""
@@ -355,11 +354,8 @@ class RateController:
         return True
 
     def _may_run_on(self, elapsed: float) -> bool:
-        """Past the duration cap: run on while a long path's rate still climbs (see the rules)."""
-        stretched = self._settings.max_duration_s * MAX_DURATION_STRETCH
-        if not self._long_path or elapsed >= stretched:
-            return False
-        return self._measure_from is None or self._climbing() or self._held_back()
+        """Past the duration cap: a long path runs on until it is stable (see the rules)."""
+        return self._long_path and elapsed < self._settings.max_duration_s * MAX_DURATION_STRETCH
 
     @property
     def _measure_index(self) -> int:
@@ -497,6 +493,11 @@ def still_climbing(
     Beyond chance (the slope's t statistic above the 0.975 quantile), and enough that the line
     through them ends more than GROWTH above the phase's rate (see the module docstring).
     """
+    # Every batch above the one before, the last well above the phase: too few batches for the
+    # t statistic to be sure (4 per-second intervals of iperf3) need not hide a climb.
+    rising = all(after > before for before, after in itertools.pairwise(rates))
+    if len(rates) >= MONOTONE_MIN_BATCHES and rising and rates[-1] > rate * (1 + GROWTH):
+        return True
     if len(rates) < DRIFT_MIN_BATCHES:
         return False
     slope, t_value = _trend(middles, rates)

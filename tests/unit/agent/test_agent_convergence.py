@@ -78,7 +78,11 @@ def test_a_rise_within_growth_of_the_rate_is_converged() -> None:
     middles = [0.5, 1.5, 2.5, 3.5, 4.5]
     assert still_climbing(middles, [100, 103, 106, 109, 112], span=5.0, rate=106)
     assert not still_climbing(middles, [100, 100.5, 101, 101.5, 102], span=5.0, rate=101)
-    assert not still_climbing(middles[:3], [10, 20, 30], span=3.0, rate=20)  # too few for a trend
+    # Too few batches for the t statistic, but a rise batch after batch is a climb...
+    assert still_climbing(middles[:3], [10, 20, 30], span=3.0, rate=20)
+    # ... unless it ends within GROWTH of the phase's rate, or is not a rise at every batch.
+    assert not still_climbing(middles[:3], [100, 101, 102], span=3.0, rate=101)
+    assert not still_climbing(middles[:4], [10, 30, 20, 40], span=4.0, rate=25)
 
 
 def _iperf3_report(rates_mbps: list[float]) -> bytes:
@@ -153,7 +157,7 @@ def test_a_long_path_opens_all_its_flows_at_once() -> None:
     assert controller.mbps == pytest.approx(55, rel=1e-6)
 
 
-def test_a_long_path_still_climbing_at_the_cap_runs_on_until_it_stops_climbing() -> None:
+def test_a_long_path_still_climbing_at_the_cap_runs_on_until_it_holds() -> None:
     # Windows open for 12 s: the test runs past its 10 s and stops once the rate holds (at the
     # cap as soon as the climb left in its measured phase is within GROWTH).
     controller, _ = replay_long(SpeedSettings(), lambda t: 250 * MB / 8 * min(1.0, t / 12))
