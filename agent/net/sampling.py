@@ -58,8 +58,9 @@ from leaving a start-up transient in the measured phase, and from hiding a stabl
   long path, e.g. a satellite backhaul, whose TCP windows open over many round trips): then it is
   not `converged` and its rate is a lower bound, never the link's. The rate still climbs when the
   measured phase's batch rates rise beyond chance (the drift test's t statistic) and the line
-  through them ends more than GROWTH above the phase's rate, or when they rise batch after batch
-  (three at least) to a last one GROWTH above it; with too few batches for a trend,
+  through them ends more than GROWTH above the phase's rate, or, with fewer than FEW_BATCHES
+  batches, when the later half's mean is HALVES_RISE above the earlier half's; with too few
+  batches for a trend,
   when the last stage's rate is GROWTH above the one before. Only a rise counts: a rate that fell
   or wanders is what the link gave, and flagging both ways would leave out good samples. Nor is
   it converged when the phase ended with the reader waiting for a retransmission for more than
@@ -109,7 +110,10 @@ MAX_DURATION_STRETCH: Final = 2.0
 QUEUE_SHARE: Final = 0.5
 QUEUE_MIN_S: Final = 0.005
 DRIFT_MIN_BATCHES: Final = 4  # a trend needs a few points and two degrees of freedom
-MONOTONE_MIN_BATCHES: Final = 3  # a rise batch after batch: by chance 1 in 6 at 3, 1 in 24 at 4
+# Below this many batches, a climb is also the later half's mean HALVES_RISE above the earlier
+# half's: more than a mobile link's noise moves a mean of two or three batches.
+FEW_BATCHES: Final = 8
+HALVES_RISE: Final = 0.2
 # Student's t, 0.975 quantile, for 1 to 30 degrees of freedom.
 _T975: Final = (
     *(12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228),
@@ -493,11 +497,13 @@ def still_climbing(
     Beyond chance (the slope's t statistic above the 0.975 quantile), and enough that the line
     through them ends more than GROWTH above the phase's rate (see the module docstring).
     """
-    # Every batch above the one before, the last well above the phase: too few batches for the
-    # t statistic to be sure (4 per-second intervals of iperf3) need not hide a climb.
-    rising = all(after > before for before, after in itertools.pairwise(rates))
-    if len(rates) >= MONOTONE_MIN_BATCHES and rising and rates[-1] > rate * (1 + GROWTH):
-        return True
+    # Too few batches for the t statistic to be sure (iperf3's 4 per-second intervals, with a
+    # loss's lumps in them) need not hide a climb: the later half well above the earlier one.
+    if 2 <= len(rates) < FEW_BATCHES:  # noqa: PLR2004 - two halves
+        half = len(rates) // 2
+        earlier, later = statistics.fmean(rates[:half]), statistics.fmean(rates[-half:])
+        if later > earlier * (1 + HALVES_RISE):
+            return True
     if len(rates) < DRIFT_MIN_BATCHES:
         return False
     slope, t_value = _trend(middles, rates)

@@ -78,11 +78,12 @@ def test_a_rise_within_growth_of_the_rate_is_converged() -> None:
     middles = [0.5, 1.5, 2.5, 3.5, 4.5]
     assert still_climbing(middles, [100, 103, 106, 109, 112], span=5.0, rate=106)
     assert not still_climbing(middles, [100, 100.5, 101, 101.5, 102], span=5.0, rate=101)
-    # Too few batches for the t statistic, but a rise batch after batch is a climb...
+    # Too few batches for the t statistic, but the later half far above the earlier is a climb
+    # (iperf3 at 250 Mb/s + 300 ms: 45, 176, 100, 344 Mb/s, a loss's lumps in a slow start)...
     assert still_climbing(middles[:3], [10, 20, 30], span=3.0, rate=20)
-    # ... unless it ends within GROWTH of the phase's rate, or is not a rise at every batch.
-    assert not still_climbing(middles[:3], [100, 101, 102], span=3.0, rate=101)
-    assert not still_climbing(middles[:4], [10, 30, 20, 40], span=4.0, rate=25)
+    assert still_climbing(middles[:4], [45, 176, 100, 344], span=4.0, rate=166)
+    # ... not a mobile link's noise.
+    assert not still_climbing(middles[:4], [40, 46, 38, 44], span=4.0, rate=42)
 
 
 def _iperf3_report(rates_mbps: list[float]) -> bytes:
