@@ -261,6 +261,11 @@ def _method_line(result: Result, profile: Profile) -> SampleLine | None:
             "the method would not count this sample: probe-limited (the probe's CPU, not the "
             "link, may have set the rate); kept and counted apart"
         )
+    elif chosen == "unconverged":
+        text = _(
+            "the method would not count this sample: the rate was still climbing when the test "
+            "ended (a long path); a lower bound, not the link's rate: kept and counted apart"
+        )
     else:
         ceiling = ceiling_mbps(profile, result.link.technology)
         download, upload = result.measurements.download, result.measurements.upload

@@ -52,6 +52,7 @@ class Sample(NamedTuple):
     mbps: float | None  # None: the run failed
     bytes_used: int
     probe_limited: bool
+    converged: bool  # False: the runner said its rate was still climbing (a lower bound)
     stop_reason: str
     flows: int | None
 
@@ -80,6 +81,8 @@ def measure(lab: Lab, runner: str, rate: float, rtt: float) -> Sample:
     ]  # fmt: skip
     done = lab.run(probe_name(rate, rtt), argv, check=False, timeout=120)
     result = json.loads(done.stdout)
+    for error in result.get("errors", ()):
+        print(f"  {link_label(rate, rtt)} Mb/s {runner}: {error}", file=sys.stderr)
     download = result["measurements"].get("download")
     provenance = result["provenance"]
     return Sample(
@@ -87,8 +90,9 @@ def measure(lab: Lab, runner: str, rate: float, rtt: float) -> Sample:
         rate_mbps=rate,
         rtt_ms=rtt,
         mbps=download["mbps"] if download else None,
-        bytes_used=provenance["bytes_used"],
+        bytes_used=provenance.get("bytes_used", 0),  # left off the wire when 0
         probe_limited=provenance.get("probe_limited", False),
+        converged=download.get("converged", True) if download else True,
         stop_reason=provenance.get("stop_reason", "duration"),
         flows=provenance.get("flows"),
     )
@@ -104,14 +108,19 @@ def summary_row(label: str, samples: Sequence[Sample]) -> str:
     ratios = [sample.bytes_ratio for sample in samples]
     used = statistics.median(sample.bytes_used for sample in samples)
     limited = sum(sample.probe_limited for sample in samples)
+    unconverged = sum(not sample.converged for sample in samples)
     failed = sum(sample.mbps is None for sample in samples)
-    rates = [f"{sample.mbps:.1f}" if sample.mbps else "fail" for sample in samples]
+    rates = [
+        f"{sample.mbps:.1f}{'' if sample.converged else '*'}" if sample.mbps else "fail"
+        for sample in samples
+    ]
     stops = Counter(sample.stop_reason for sample in samples)
     flows = Counter(sample.flows for sample in samples if sample.flows is not None)
     return (
         f"| {label} | {len(samples)} | {statistics.median(errors):.1%} | {p95(errors):.1%} "
         f"| {used / 1e6:,.1f} MB | {statistics.median(ratios):.2f} | {max(ratios):.2f} "
-        f"| {limited} | {failed} | {_counts(stops)} | {_counts(flows)} | {' '.join(rates)} |"
+        f"| {limited} | {unconverged} | {failed} | {_counts(stops)} | {_counts(flows)} "
+        f"| {' '.join(rates)} |"
     )
 
 
@@ -169,7 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     samples.append(sample)
                     print(
                         f"  {link_label(rate, rtt)} Mb/s {runner}: {sample.mbps} Mb/s, "
-                        f"{sample.stop_reason}, "
+                        f"{sample.stop_reason}{'' if sample.converged else ' (unconverged)'}, "
                         f"{sample.flows} flows, bytes x10s {sample.bytes_ratio:.2f}",
                         file=sys.stderr,
                     )
@@ -178,7 +187,8 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"bytes x10s = bytes used / a fixed 10 s test at that goodput\n")  # fmt: skip
     header = (
         "| runner @ shaped rate | n | median error | P95 error | median bytes | bytes x10s "
-        "| max bytes x10s | probe-limited | failed | stop reasons | flows | Mb/s measured |"
+        "| max bytes x10s | probe-limited | unconverged | failed | stop reasons | flows "
+        "| Mb/s measured (* unconverged) |"
     )
     print(header)
     print("|" + "---|" * (header.count("|") - 1))

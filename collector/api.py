@@ -78,6 +78,7 @@ VERDICT_COLUMNS = (
     "n_attempts",
     "n_failed",
     "n_probe_limited",
+    "n_unconverged",
     "mean_download_mbps",
     "ci_low",
     "ci_high",

@@ -54,7 +54,7 @@ INTERVAL_METHOD = "95 % Student-t interval of the mean; 95 % Wilson score interv
 QCVN_METHOD = "QCVN method"
 MONITORING_METHOD = "monitoring per the QCVN method"
 
-SampleStatus = Literal["ok", "failed", "probe_limited"]
+SampleStatus = Literal["ok", "failed", "probe_limited", "unconverged"]
 VerdictStatus = Literal["pass", "fail", "insufficient-data"]
 
 
@@ -63,7 +63,8 @@ class _Frozen(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Sample(_Frozen, frozen=True, kw_only=True):
-    """One test attempt. `status` "failed" = could not connect; "probe_limited" = probe ceiling.
+    """One test attempt. `status` "failed" = could not connect; "probe_limited" = probe ceiling;
+    "unconverged" = the rate was still climbing when the test ended.
 
     `device` names the probe link that took it (the minimum gap between samples is per device);
     `technology` chooses the physical ceiling (empty: the profile's first technology).
@@ -112,6 +113,7 @@ class AreaStats:
     attempts: int = 0
     failed: int = 0
     probe_limited: int = 0
+    unconverged: int = 0
     implausible: int = 0
     too_close: int = 0
     duplicates: int = 0
@@ -128,6 +130,7 @@ class AreaStats:
         self.attempts += other.attempts
         self.failed += other.failed
         self.probe_limited += other.probe_limited
+        self.unconverged += other.unconverged
         self.implausible += other.implausible
         self.too_close += other.too_close
         self.duplicates += other.duplicates
@@ -154,6 +157,8 @@ class AreaStats:
             self.failed += count
         elif sample_class == "probe_limited":
             self.probe_limited += count
+        elif sample_class == "unconverged":
+            self.unconverged += count
         elif sample_class == "implausible":
             self.implausible += count
 
@@ -202,6 +207,7 @@ class Verdict(_Frozen, frozen=True, kw_only=True):
     n_attempts: int
     n_failed: int
     n_probe_limited: int
+    n_unconverged: int
     n_implausible: int
     n_too_close: int
     n_duplicates: int
@@ -310,6 +316,7 @@ def classify_sample(sample: Sample, profile: Profile, *, is_too_close: bool) -> 
     return classify(
         failed=sample.status == "failed",
         probe_limited=sample.status == "probe_limited",
+        unconverged=sample.status == "unconverged",
         rates_mbps=(sample.download_mbps, sample.upload_mbps),
         ceiling_mbps=ceiling_mbps(profile, technology),
         is_too_close=is_too_close,
@@ -587,6 +594,7 @@ def judge(
         n_attempts=stats.attempts,
         n_failed=stats.failed,
         n_probe_limited=stats.probe_limited,
+        n_unconverged=stats.unconverged,
         n_implausible=stats.implausible,
         n_too_close=stats.too_close,
         n_duplicates=stats.duplicates,

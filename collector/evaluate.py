@@ -1,15 +1,15 @@
 """`qos-collector evaluate`: judge a campaign CSV against a QCVN profile, offline.
 
 The CSV has a header line; `timestamp` and `download_mbps` are required; `upload_mbps`, `rtt_ms`,
-`status` (ok | failed | probe_limited), `setting` (indoor | outdoor_fixed | outdoor_moving),
-`probe` (the device: the minimum gap between samples is per device; without it the file is one
-device) and a column `<name>_<unit>` per quantity a measurement kind declares (access_delay_ms)
-are optional. Times are ISO 8601 or dd/mm/yyyy [HH:MM[:SS]] (day first, as written in
-Vietnam); a time without zone is UTC unless --timezone names another (+07:00 for Vietnam time).
-Commas or semicolons separate fields; with semicolons a decimal comma is read too (41,5). A bad
-row is reported by line number and skipped; a rate above its technology's physical ceiling is
-reported by line and counted as implausible. The verdict is the one the live collector gives on
-the same samples (docs/qcvn-method.md).
+`status` (ok | failed | probe_limited | unconverged), `setting` (indoor | outdoor_fixed |
+outdoor_moving), `probe` (the device: the minimum gap between samples is per device; without it the
+file is one device) and a column `<name>_<unit>` per quantity a measurement kind declares
+(access_delay_ms) are optional. Times are ISO 8601 or dd/mm/yyyy [HH:MM[:SS]] (day first, as
+written in Vietnam); a time without zone is UTC unless --timezone names another (+07:00 for Vietnam
+time). Commas or semicolons separate fields; with semicolons a decimal comma is read too (41,5). A
+bad row is reported by line number and skipped; a rate above its technology's physical ceiling is
+reported by line and counted as implausible. The verdict is the one the live collector gives on the
+same samples (docs/qcvn-method.md).
 """
 
 from __future__ import annotations
@@ -495,13 +495,15 @@ def summary(verdict: Verdict, profile: Profile, bad_rows: int, plan: Plan | None
         )
     lines.append(
         _(
-            "n {n} / {required} required ({failed} failed, {limited} probe-limited, {implausible} "
-            "implausible, {close} too close, {duplicates} duplicate); window {start} .. {end}"
+            "n {n} / {required} required ({failed} failed, {limited} probe-limited, {unconverged} "
+            "unconverged, {implausible} implausible, {close} too close, {duplicates} duplicate); "
+            "window {start} .. {end}"
         ).format(
             n=number(verdict.n, 0),
             required=number(verdict.n_required, 0),
             failed=verdict.n_failed,
             limited=verdict.n_probe_limited,
+            unconverged=verdict.n_unconverged,
             implausible=verdict.n_implausible,
             close=verdict.n_too_close,
             duplicates=verdict.n_duplicates,

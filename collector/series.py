@@ -6,7 +6,7 @@ link, which target, the link's setting and plan. Fields are the numbers; beside 
 the method's sample rules are applied here, once, at ingest (contract.sampling):
 
 - `sample_class`: the class of a speed attempt (1 counted, 2 failed, 3 probe-limited,
-  4 implausible, 5 too close to the previous counted sample of its device);
+  4 implausible, 5 too close to the previous counted sample of its device, 6 unconverged);
 - `counted_download_10kbps`, `counted_upload_10kbps`, `counted_latency_10us`: a counted sample's
   values in whole units, so the store's sums over any window are exact;
 - `counted_day_part`: the six-hour part of the day (Vietnam time) of a counted sample: 1 for
@@ -32,6 +32,7 @@ from contract.sampling import (
     latency_units,
     rate_units,
     sample_class,
+    unconverged,
 )
 
 MEASUREMENT = "qos"
@@ -60,6 +61,7 @@ MEASURED_FIELDS = (
     "latency_loaded_median_ms",
     "attempt_failed",
     "probe_limited",
+    "unconverged",
     "errors",
     "bytes_used",
     "clock_synced",
@@ -151,6 +153,7 @@ def fields(
     values: dict[str, float] = {
         "bytes_used": float(result.provenance.bytes_used),
         "probe_limited": float(result.provenance.probe_limited),
+        "unconverged": float(unconverged(result)),
         "errors": float(len(result.errors)),
         "attempt_failed": float(attempt_failed(result)),
         "seq": float(result.seq),

@@ -325,6 +325,7 @@ def verdict_line(area: Area, verdict: Verdict, profile: Profile, at: datetime) -
         "n_attempts": float(verdict.n_attempts),
         "n_failed": float(verdict.n_failed),
         "n_probe_limited": float(verdict.n_probe_limited),
+        "n_unconverged": float(verdict.n_unconverged),
         "n_implausible": float(verdict.n_implausible),
         "n_too_close": float(verdict.n_too_close),
         "n_indoor": float(mix.indoor),

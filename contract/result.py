@@ -137,6 +137,10 @@ class Throughput(Block, frozen=True, kw_only=True):
     # (provenance carries the download's; these keep the upload's too). Absent in older payloads.
     stop_reason: StopReason | None = None
     confidence: Ratio | None = None
+    # False: the test ended while this rate was still climbing (a long path whose TCP windows had
+    # not opened yet), so it is a lower bound, not the link's rate. Absent (older payloads, and
+    # every converged block): True, or unknown.
+    converged: bool = True
 
 
 class LatencyStats(Block, frozen=True, kw_only=True):

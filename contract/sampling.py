@@ -6,6 +6,11 @@
 - **Minimum gap.** Two samples of one device closer than the profile's `min_gap_s` count once: a
   sample is counted only when the previous *counted* one is at least that far before it.
 - **Classes.** Every speed attempt falls in exactly one class; only `counted` ones enter a mean.
+  A rate whose test ended while it was still climbing (`unconverged`: a long path whose TCP
+  windows had not opened) is a class of its own, not `probe_limited`: both say the rate is not
+  the link's, but one blames the probe's CPU and the other the path and the test's length, and
+  whoever answers a village's complaint must know which to fix. It yields to `implausible`: an
+  unconverged rate is a lower bound, so one above the ceiling is impossible all the same.
 - **Day parts.** QCVN 34 wants samples spread over the hours of the day: the day is cut into four
   six-hour parts of Vietnam time (UTC+7, no daylight saving).
 """
@@ -26,7 +31,9 @@ UNITS_PER_MS: Final = 100
 # 90 billion units, e.g. 900,000 samples of 1 Gb/s in one area group.
 EXACT_LIMIT: Final = 2**53
 
-SampleClass = Literal["counted", "failed", "probe_limited", "implausible", "too_close"]
+SampleClass = Literal[
+    "counted", "failed", "probe_limited", "implausible", "too_close", "unconverged"
+]
 # Stored as a number (series qos_sample_class); 0 is never used so a missing value is not a class.
 CLASS_CODES: Final[dict[SampleClass, int]] = {
     "counted": 1,
@@ -34,6 +41,7 @@ CLASS_CODES: Final[dict[SampleClass, int]] = {
     "probe_limited": 3,
     "implausible": 4,
     "too_close": 5,
+    "unconverged": 6,
 }
 DAY_PARTS: Final = 4
 VIETNAM_UTC_OFFSET: Final = timedelta(hours=7)
@@ -82,6 +90,7 @@ def classify(
     *,
     failed: bool,
     probe_limited: bool,
+    unconverged: bool,
     rates_mbps: tuple[float | None, ...],
     ceiling_mbps: float,
     is_too_close: bool,
@@ -95,6 +104,8 @@ def classify(
         return "probe_limited"
     if any(rate is not None and rate > ceiling_mbps for rate in rates_mbps):
         return "implausible"
+    if unconverged:
+        return "unconverged"
     return "counted"
 
 
@@ -103,6 +114,14 @@ def attempt_failed(result: Result) -> bool:
     IPv6) or a probe-side problem (interface missing) is not an attempt on the link."""
     measurements = result.measurements
     return measurements.download is None and any(e.stage == "download" for e in result.errors)
+
+
+def unconverged(result: Result) -> bool:
+    """Did a direction's test end while its rate was still climbing (contract.result)?"""
+    measurements = result.measurements
+    return any(
+        t is not None and not t.converged for t in (measurements.download, measurements.upload)
+    )
 
 
 def sample_class(result: Result, profile: Profile) -> SampleClass | None:
@@ -120,6 +139,7 @@ def sample_class(result: Result, profile: Profile) -> SampleClass | None:
     return classify(
         failed=failed,
         probe_limited=result.provenance.probe_limited,
+        unconverged=unconverged(result),
         rates_mbps=(download.mbps if download else None, upload.mbps if upload else None),
         ceiling_mbps=ceiling_mbps(profile, result.link.technology),
         is_too_close=too_close(result.provenance.gap_s, profile.min_gap_s),

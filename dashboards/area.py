@@ -213,6 +213,7 @@ def dashboard() -> Dashboard:
                         ("n_attempts", "attempts"),
                         ("n_failed", "failed"),
                         ("n_probe_limited", "probe-limited"),
+                        ("n_unconverged", "unconverged"),
                         ("n_implausible", "implausible"),
                         ("n_too_close", "too close"),
                     ],
@@ -220,7 +221,8 @@ def dashboard() -> Dashboard:
                 ),
                 description=(
                     "Over the verdict's window. Failed attempts count as access failures;"
-                    " probe-limited ones (the probe was the bottleneck) and implausible ones"
+                    " probe-limited ones (the probe was the bottleneck), unconverged ones (the rate"
+                    " was still climbing when the test ended) and implausible ones"
                     " (above the technology's physical ceiling) are kept as evidence but"
                     " excluded; a sample closer than the profile's minimum gap to its device's"
                     " previous counted one is not counted."

@@ -172,6 +172,11 @@ def dashboard() -> Dashboard:
                         "E",
                         instant=True,
                     ),
+                    query(
+                        f"sum by ({by_link}) (sum_over_time(qos_unconverged{{{PROBE}}}[$__range]))",
+                        "F",
+                        instant=True,
+                    ),
                 ],
                 {
                     "Value #A": "results",
@@ -179,8 +184,13 @@ def dashboard() -> Dashboard:
                     "Value #C": "last upload",
                     "Value #D": "last idle latency",
                     "Value #E": "probe-limited",
+                    "Value #F": "unconverged",
                 },
-                description="Each link the probe measured in the range, with its last results.",
+                description=(
+                    "Each link the probe measured in the range, with its last results. Unconverged:"
+                    " results whose rate was still climbing when the test ended (a long path,"
+                    " e.g. satellite backhaul); such a rate is a lower bound, not the link's."
+                ),
                 width=24,
                 height=6,
                 units={
@@ -204,8 +214,9 @@ def dashboard() -> Dashboard:
                 description=(
                     "Each speed attempt in the range by its class (contract/sampling.py):"
                     " counted in the verdict, failed (an access failure), probe-limited,"
-                    " implausible (above the technology's ceiling), or too close to the previous"
-                    " counted sample of the link."
+                    " implausible (above the technology's ceiling), too close to the previous"
+                    " counted sample of the link, or unconverged (the rate still climbing when"
+                    " the test ended)."
                 ),
                 width=24,
                 height=5,

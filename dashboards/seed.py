@@ -96,6 +96,8 @@ class DemoLink:
     results: int  # results in its verdicts' window, re-runs aside
     plan: Plan | None = None
     glitch_every: int = 0  # every so many older results reports GLITCH_MBPS (implausible)
+    # Share of downloads still climbing when their test ended (a satellite backhaul's village).
+    unconverged_share: float = 0.0
     rerun_every: int = 0  # every so many older results is re-run RERUN_AFTER_S later
     clock_synced: bool = True
     offline_for_s: float = 0.0
@@ -217,6 +219,7 @@ DEMO_LINKS = (
         failure_share=0.04,
         probe_limited_share=0,
         results=200,
+        unconverged_share=0.1,
         clock_synced=False,
         offline_for_s=3000,
         budget_left=0.08,
@@ -243,9 +246,13 @@ def result_times(index: int, link: DemoLink, end: float) -> list[float]:
     return [last - RESULT_EVERY_S * number for number in range(link.results - 1, -1, -1)]
 
 
-def throughput(mbps: float) -> Throughput:
+def throughput(mbps: float, *, converged: bool = True) -> Throughput:
     return Throughput(
-        mbps=mbps, bytes=round(mbps / 8 * 1e6 * TRANSFER_S), duration_s=TRANSFER_S, flows=4
+        mbps=mbps,
+        bytes=round(mbps / 8 * 1e6 * TRANSFER_S),
+        duration_s=TRANSFER_S,
+        flows=4,
+        converged=converged,
     )
 
 
@@ -260,7 +267,10 @@ def latency_stats(median_ms: float) -> LatencyStats:
     )
 
 
-def measured(link: DemoLink, rng: random.Random, *, glitch: bool) -> Measurements:
+def measured(
+    link: DemoLink, rng: random.Random, *, glitch: bool, climbing: bool = False
+) -> Measurements:
+    """One result's figures; climbing: a test that ended at half the link's rate, still climbing."""
     # A measured rate never exceeds the line's rate, nor a fixed line's upload its plan.
     download = min(link.shaped_mbps, rng.gauss(link.download_mbps, link.download_mbps * 0.06))
     upload_ceiling = link.plan.upload_mbps if link.plan else math.inf
@@ -268,7 +278,9 @@ def measured(link: DemoLink, rng: random.Random, *, glitch: bool) -> Measurement
     idle = max(1.0, rng.gauss(link.latency_ms, link.latency_ms * 0.15))
     works = rng.random() < link.ipv6_works_share
     return Measurements(
-        download=throughput(GLITCH_MBPS if glitch else round(max(1.0, download), 2)),
+        download=throughput(round(max(1.0, download / 2), 2), converged=False)
+        if climbing
+        else throughput(GLITCH_MBPS if glitch else round(max(1.0, download), 2)),
         upload=throughput(round(max(0.5, upload), 2)),
         latency=Latency(
             idle=latency_stats(round(idle, 1)),
@@ -336,7 +348,9 @@ def demo_results(
                 ),
             )
         else:
-            measurements = measured(link, rng, glitch=attempt.glitch)
+            # Drawn only where a share is set, so the other links' series stay as they were.
+            climbing = bool(link.unconverged_share) and rng.random() < link.unconverged_share
+            measurements = measured(link, rng, glitch=attempt.glitch, climbing=climbing)
         spent = sum(t.bytes for t in (measurements.download, measurements.upload) if t is not None)
         results.append(
             Result(

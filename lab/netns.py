@@ -447,6 +447,13 @@ _ROUTER_SYSCTLS: Final = (
     ("net/ipv6/conf/all/forwarding", "1"),
     ("net/ipv6/conf/default/forwarding", "1"),
 )
+# The target's TCP buffers, as docs/measurement-method.md asks of a target serving long paths: a
+# flow's window is capped by its sender's buffer (download) and its receiver's (upload). Linux's
+# default 4 MB send buffer holds a flow to ~50 Mb/s at 600 ms; 64 MB reaches 1 Gb/s with 8 flows.
+_TARGET_SYSCTLS: Final = (
+    ("net/ipv4/tcp_wmem", "4096 16384 67108864"),
+    ("net/ipv4/tcp_rmem", "4096 131072 67108864"),
+)
 # sh rather than sysctl(8): procps is not on every minimal machine; /proc/sys/net is per netns.
 _SYSCTL_SCRIPT: Final = (
     'while [ "$#" -gt 0 ]; do printf "%s\\n" "$2" > "/proc/sys/$1" || exit 1; shift 2; done'
@@ -673,6 +680,7 @@ class Lab:
             self._created.append(netns)  # first, so an interrupt right after add still cleans
             _command(["ip", "netns", "add", netns])
             sysctls = _SYSCTLS + (_ROUTER_SYSCTLS if node in self._plan.routers else ())
+            sysctls += _TARGET_SYSCTLS if node == "target" else ()
             pairs = [part for pair in sysctls for part in pair]
             _command(["ip", "netns", "exec", netns, "sh", "-c", _SYSCTL_SCRIPT, "sh", *pairs])
         plan = self._plan

@@ -24,6 +24,7 @@ SERIES = (
     "national_target_status",
     "n",
     "n_probe_limited",
+    "n_unconverged",
     "n_implausible",
     "n_too_close",
     "mean_download_mbps",
@@ -33,7 +34,7 @@ SERIES = (
     "national_target_download_mbps",
 )
 # Speed attempts the method keeps as evidence but leaves out of every statistic.
-NOT_COUNTED = ("n_probe_limited", "n_implausible", "n_too_close")
+NOT_COUNTED = ("n_probe_limited", "n_unconverged", "n_implausible", "n_too_close")
 MEAN_SERIES = ("mean_download_mbps", "ci_low_mbps", "ci_high_mbps")
 _STATUS = {1.0: "[green]pass[/]", 0.0: "[red]fail[/]", -1.0: "[yellow]insufficient data[/]"}
 

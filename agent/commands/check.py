@@ -125,7 +125,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=10.0,
         help=_(
             "longest a speed direction may take, warm-up included (default 10 s; the http "
-            "runner usually stops earlier, once its estimate is stable)"
+            "runner usually stops earlier, once its estimate is stable, and on a long path runs "
+            "on to twice this until it is)"
         ),
     )
     check.add_argument(
@@ -497,6 +498,9 @@ def _speed_row(label: str, speed: Throughput) -> Row:
     )
     if speed.confidence is not None:
         text += f", ±{percent(speed.confidence, 1)}"
+    if not speed.converged:
+        text += " — " + _("still climbing when the test ended: a lower bound, not the link's rate")
+        return Row(label, text, bold=rate, style="red")
     return Row(label, text, bold=rate)
 
 

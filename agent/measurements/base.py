@@ -39,6 +39,7 @@ class Binding(msgspec.Struct, frozen=True, kw_only=True):
 class SpeedSettings(msgspec.Struct, frozen=True, kw_only=True):
     """How one direction of a speed test is bounded; every runner honours what it can."""
 
+    # A long path's http test still climbing here runs on, to twice this (agent.net.sampling).
     max_duration_s: Annotated[float, msgspec.Meta(gt=0)] = 10.0
     # Bytes this direction may spend (None: no cap). Mobile data costs money in villages.
     budget_bytes: Annotated[int, msgspec.Meta(gt=0)] | None = None
@@ -65,6 +66,8 @@ class SpeedOutcome(msgspec.Struct, frozen=True, kw_only=True):
     confidence: float | None = None
     cpu_peak_percent: float | None = None
     probe_limited: bool = False
+    # False: the test ended while the rate was still climbing (agent.net.sampling).
+    converged: bool = True
     errors: tuple[MeasurementError, ...] = ()
 
 

@@ -163,6 +163,7 @@ class _Test:
             confidence=_ratio(controller.confidence),
             cpu_peak_percent=peak.peak_percent,
             probe_limited=peak.probe_limited,
+            converged=controller.converged,
         )
 
     def _total(self) -> int:
@@ -194,9 +195,11 @@ class _Test:
                 rtts.append(rtt)
             if info.min_rtt_s is not None:
                 least.append(info.min_rtt_s)
-        if not rtts or not least:
+        if not least:
             return None, caught_up
-        return PathRtt(rtt_s=statistics.median(rtts), min_rtt_s=min(least)), caught_up
+        # Before any data the handshake's RTT is all there is: the empty path's, no queue yet.
+        rtt = statistics.median(rtts) if rtts else min(least)
+        return PathRtt(rtt_s=rtt, min_rtt_s=min(least)), caught_up
 
     def _grow(self, count: int) -> None:
         for _flow in range(count):

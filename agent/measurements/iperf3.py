@@ -26,6 +26,7 @@ from agent.measurements.base import (
 )
 from agent.net.cpu import CpuMonitor, CpuPeak
 from agent.net.rawhttp import TargetError, resolve
+from agent.net.sampling import still_climbing
 from contract.i18n import _
 from contract.result import Throughput
 
@@ -44,6 +45,8 @@ class _Sum(msgspec.Struct):
 class _IntervalSum(msgspec.Struct):
     bytes: int
     omitted: bool = False
+    start: float = 0.0
+    end: float = 0.0
 
 
 class _Interval(msgspec.Struct):
@@ -137,7 +140,20 @@ def parse_report(output: bytes | str, direction: Direction) -> SpeedOutcome:
         cpu_peak_percent=None if cpu_percent is None else min(100.0, cpu_percent),
         probe_limited=cpu_percent is not None
         and CpuPeak(process_percent=cpu_percent, machine_percent=0.0).probe_limited,
+        converged=not _climbing(report.intervals),
     )
+
+
+def _climbing(intervals: list[_Interval]) -> bool:
+    """Were the measured (not omitted) intervals' rates still climbing at the end?"""
+    measured = [i.sum for i in intervals if not i.sum.omitted and i.sum.end > i.sum.start]
+    if not measured:
+        return False
+    middles = [(s.start + s.end) / 2 for s in measured]
+    rates = [s.bytes / (s.end - s.start) for s in measured]
+    span = measured[-1].end - measured[0].start
+    whole = sum(s.bytes for s in measured) / span if span > 0 else 0.0
+    return still_climbing(middles, rates, span=span, rate=whole)
 
 
 def _error_code(message: str) -> str:

@@ -62,7 +62,10 @@ def reading_of(direction: Direction, outcome: SpeedOutcome) -> Reading:
     if measured is not None:
         block = msgspec.to_builtins(
             msgspec.structs.replace(
-                measured, stop_reason=outcome.stop_reason, confidence=confidence
+                measured,
+                stop_reason=outcome.stop_reason,
+                confidence=confidence,
+                converged=outcome.converged,
             )
         )
     return Reading(

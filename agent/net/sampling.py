@@ -54,6 +54,26 @@ from leaving a start-up transient in the measured phase, and from hiding a stabl
   interval from batch means assumes a steady rate, and a rate still climbing or falling (a mobile
   link) would stop on an interval that describes only its beginning. It stops as "budget" when the
   byte budget  is spent and as "duration" at max_duration_s.
+- A test stopped by its budget or duration may have ended while its rate was still climbing (a
+  long path, e.g. a satellite backhaul, whose TCP windows open over many round trips): then it is
+  not `converged` and its rate is a lower bound, never the link's. The rate still climbs when the
+  measured phase's batch rates rise beyond chance (the drift test's t statistic) and the line
+  through them ends more than GROWTH above the phase's rate, or, with fewer than FEW_BATCHES
+  batches, when the later half's mean is HALVES_RISE above the earlier half's; with too few
+  batches for a trend,
+  when the last stage's rate is GROWTH above the one before. Only a rise counts: a rate that fell
+  or wanders is what the link gave, and flagging both ways would leave out good samples. Nor is
+  it converged when the phase ended with the reader waiting for a retransmission for more than
+  GROWTH of the phase (a long path's loss holds data back for seconds): the rate lacks the bytes
+  held back, up to that share of it, and the held-back bytes arrive later in a lump.
+- A long path (the empty path's RTT at least LONG_PATH_RTT_S: a satellite backhaul) is measured
+  at its own pace (docs/measurement-method.md, "Long paths"): all max_flows at once, as soon as
+  its RTT is known (doublings would cost stages of round trips each, and a flow's window is
+  capped by its sender's buffer whatever the rate); stages of two round trips and batches of
+  one at least, as bytes arrive once a round trip; a warm-up of up to LONG_PATH_WARMUP_RTTS
+  round trips; and at the duration cap it runs on until it is stable, up to MAX_DURATION_STRETCH
+  times the cap (the byte budget still stops it): a long path's loss, seconds in, leaves its
+  flows recovering for seconds more, and a phase cut there is a rate of the recovery.
 """
 
 from __future__ import annotations
@@ -81,9 +101,19 @@ MAD_TO_SIGMA: Final = 1.4826  # sigma = this x the median absolute deviation, fo
 SETTLE_MIN_BATCHES: Final = 6  # fewer batches than this cannot show a transient
 # A boundary waits this many ticks (or a batch's length) at most for a caught-up tick.
 SNAP_TICKS: Final = 5
+# A path is long from this round-trip time on (satellite backhaul: ~0.6 s; see the rules).
+LONG_PATH_RTT_S: Final = 0.25
+# Round trips a long path's slow start may take: from ten segments to a window of tens of MB.
+LONG_PATH_WARMUP_RTTS: Final = 12
+# A long path's test not yet stable at its duration cap runs on, to this multiple of it at most.
+MAX_DURATION_STRETCH: Final = 2.0
 QUEUE_SHARE: Final = 0.5
 QUEUE_MIN_S: Final = 0.005
 DRIFT_MIN_BATCHES: Final = 4  # a trend needs a few points and two degrees of freedom
+# Below this many batches, a climb is also the later half's mean HALVES_RISE above the earlier
+# half's: more than a mobile link's noise moves a mean of two or three batches.
+FEW_BATCHES: Final = 8
+HALVES_RISE: Final = 0.2
 # Student's t, 0.975 quantile, for 1 to 30 degrees of freedom.
 _T975: Final = (
     *(12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228),
@@ -157,7 +187,7 @@ class RateController:
         self._warmup_end: int | None = None  # where the warm-up rule ended it
         self._measure_from: int | None = None  # there, or later past a start-up transient
         self._measure_to: int | None = None  # set by a budget or duration stop
-        self._max_warmup_s = settings.max_duration_s * MAX_WARMUP_SHARE
+        self._interval_s = settings.sample_interval_s
 
     @property
     def measuring(self) -> bool:
@@ -189,7 +219,7 @@ class RateController:
     @property
     def recent_mbps(self) -> float:
         """The rate over the last stage's worth of ticks, for a live display."""
-        first = self._ticks[max(0, len(self._ticks) - 1 - STAGE_TICKS)]
+        first = self._ticks[max(0, len(self._ticks) - 1 - self._stage_ticks)]
         return _rate(first, self._ticks[-1]) * 8 / 1e6
 
     @property
@@ -225,14 +255,15 @@ class RateController:
             base = self._base_rtt_s
             self._base_rtt_s = path.min_rtt_s if base is None else min(base, path.min_rtt_s)
         elapsed = at - self._ticks[0].at
-        if self._warmup_end is None and self._ramp(elapsed) == "add-flows":
+        warming_up = self._warmup_end is None
+        if warming_up and (self._widen_for_a_long_path() or self._ramp(elapsed) == "add-flows"):
             return "add-flows"
         if self._warmup_end is not None:
             self._measure_from = self._caught_up_from(self._settled_start(self._warmup_end))
         budget = self._settings.budget_bytes
         if budget is not None and total_bytes >= budget:
             return self._stop("budget")
-        if elapsed >= self._settings.max_duration_s:
+        if elapsed >= self._settings.max_duration_s and not self._may_run_on(elapsed):
             return self._stop("duration")
         if self.measured_s >= self._settings.min_measure_s and self._batch_closed():
             confidence = self.confidence
@@ -240,6 +271,43 @@ class RateController:
             if narrow and not self._drifting():
                 return self._stop("stable")
         return "continue"
+
+    @property
+    def converged(self) -> bool:
+        """False when the test ended while its rate was still climbing, or with data held back
+        (see the rules)."""
+        if self.stop_reason in {None, "stable", "error"}:
+            return True
+        return not (self._climbing() or self._held_back())
+
+    def _held_back(self) -> bool:
+        """Did the measured phase end with the reader waiting for a retransmission for more than
+        GROWTH of the phase? The bytes held back then are missing from its rate (see the rules)."""
+        end = self._end_index
+        if self._measure_from is None or end <= self._measure_from:
+            return False
+        caught = (i for i in range(end, self._measure_from - 1, -1) if self._caught_up[i])
+        last_caught = next(caught, self._measure_from)
+        waited = self._ticks[end].at - self._ticks[last_caught].at
+        return waited > GROWTH * self.measured_s
+
+    def _climbing(self) -> bool:
+        """Does the measured phase, to its end, still climb (see the rules)?"""
+        end = self._end_index
+        ends = [index for index in self._batch_ends() if index <= end]
+        if len(ends) >= DRIFT_MIN_BATCHES + 1:
+            pairs = list(itertools.pairwise(ends))
+            middles = [(self._ticks[a].at + self._ticks[b].at) / 2 for a, b in pairs]
+            rates = [_rate(self._ticks[a], self._ticks[b]) for a, b in pairs]
+            span = self._ticks[ends[-1]].at - self._ticks[ends[0]].at
+            whole = _rate(self._ticks[ends[0]], self._ticks[ends[-1]])
+            return still_climbing(middles, rates, span=span, rate=whole)
+        # Too short a phase for a trend: the last two stages before its end.
+        stage = self._stage_ticks
+        if end < 2 * stage:
+            return True  # less than two stages at all: nothing had settled
+        before, last = (self._ticks[end - i * stage] for i in (2, 1))
+        return _rate(last, self._ticks[end]) >= _rate(before, last) * (1 + GROWTH)
 
     @property
     def queued(self) -> bool:
@@ -252,6 +320,46 @@ class RateController:
             return False
         base = self._base_rtt_s
         return statistics.median(rtts) > base + max(QUEUE_MIN_S, QUEUE_SHARE * base)
+
+    @property
+    def _long_path(self) -> bool:
+        return self._base_rtt_s is not None and self._base_rtt_s >= LONG_PATH_RTT_S
+
+    @property
+    def _max_warmup_s(self) -> float:
+        """The warm-up's share of the duration, or on a long path the round trips slow start
+        takes there (see the rules)."""
+        share = self._settings.max_duration_s * MAX_WARMUP_SHARE
+        if not self._long_path:
+            return share
+        assert self._base_rtt_s is not None
+        return max(share, LONG_PATH_WARMUP_RTTS * self._base_rtt_s)
+
+    @property
+    def _rtt_ticks(self) -> int:
+        """Ticks in one round trip of the empty path (1 while it is unknown)."""
+        if self._base_rtt_s is None:
+            return 1
+        return max(1, math.ceil(self._base_rtt_s / self._interval_s - 1e-9))
+
+    @property
+    def _stage_ticks(self) -> int:
+        """A stage spans two round trips at least: on a long path bytes arrive once a round trip,
+        and a shorter stage sees a burst or none (one round trip was not enough: a stage then
+        held one burst or two as their phase drifted, and plateaus came and went)."""
+        return max(STAGE_TICKS, 2 * self._rtt_ticks)
+
+    def _widen_for_a_long_path(self) -> bool:
+        """On a long path, all max_flows at once, as soon as its RTT is known (see the rules)."""
+        if not self._long_path or self.flows >= self._settings.max_flows:
+            return False
+        self.flows = self._settings.max_flows
+        self._stage_starts = [len(self._ticks) - 1]
+        return True
+
+    def _may_run_on(self, elapsed: float) -> bool:
+        """Past the duration cap: a long path runs on until it is stable (see the rules)."""
+        return self._long_path and elapsed < self._settings.max_duration_s * MAX_DURATION_STRETCH
 
     @property
     def _measure_index(self) -> int:
@@ -274,16 +382,17 @@ class RateController:
 
     def _settled_start(self, first: int) -> int:
         """first, or just past the last batch of a start-up transient after it (see above)."""
-        count = (len(self._ticks) - 1 - first) // BATCH_TICKS
+        size = max(BATCH_TICKS, self._rtt_ticks)
+        count = (len(self._ticks) - 1 - first) // size
         if count < SETTLE_MIN_BATCHES:
             return first
-        ends = [self._ticks[first + i * BATCH_TICKS] for i in range(count + 1)]
+        ends = [self._ticks[first + i * size] for i in range(count + 1)]
         rates = [_rate(a, b) for a, b in itertools.pairwise(ends)]
         median = statistics.median(rates)
         spread = MAD_TO_SIGMA * statistics.median(abs(rate - median) for rate in rates)
         bound = max(OUTLIER_MADS * spread, GROWTH * median)
         outliers = [i for i in range(count // 2) if abs(rates[i] - median) > bound]
-        return first + (outliers[-1] + 1) * BATCH_TICKS if outliers else first
+        return first + (outliers[-1] + 1) * size if outliers else first
 
     def _batch_ends(self) -> list[int]:
         """Tick indices that bound the measured phase's closed batches, its start first."""
@@ -301,7 +410,7 @@ class RateController:
         """How many ticks a batch holds now: the base size, doubled while batches are many."""
         assert self._measure_from is not None
         ticks = len(self._ticks) - 1 - self._measure_from
-        size = BATCH_TICKS
+        size = max(BATCH_TICKS, self._rtt_ticks)  # a batch spans a round trip's burst at least
         if ticks > 0 and self.measured_bytes > 0:
             per_tick_bytes, per_tick_s = self.measured_bytes / ticks, self.measured_s / ticks
             by_bytes = math.ceil(BATCH_BYTES / per_tick_bytes)
@@ -330,7 +439,7 @@ class RateController:
 
     def _ramp(self, elapsed: float) -> Action:
         last = len(self._ticks) - 1
-        if last - self._stage_starts[-1] >= STAGE_TICKS:
+        if last - self._stage_starts[-1] >= self._stage_ticks:
             self._stage_starts.append(last)
             plateau = self._at_plateau()
             if plateau is not None:
@@ -368,7 +477,7 @@ class RateController:
         last = len(self._ticks) - 1
         if self._measure_from is None or self._measure_from == last:
             # Stopped before a measured phase had any length: the last stage stands in for it.
-            self._warmup_end = self._measure_from = max(0, last - STAGE_TICKS)
+            self._warmup_end = self._measure_from = max(0, last - self._stage_ticks)
         elif reason != "stable":  # a stable stop is at a caught-up tick already
             start = self._ticks[self._measure_from].at
             half = (self._ticks[last].at - start) / 2
@@ -378,6 +487,27 @@ class RateController:
                 self._measure_to = end
         self.stop_reason = reason
         return "stop"
+
+
+def still_climbing(
+    middles: Sequence[float], rates: Sequence[float], *, span: float, rate: float
+) -> bool:
+    """Do rates (of batches centred at middles, over span seconds) still climb at the end?
+
+    Beyond chance (the slope's t statistic above the 0.975 quantile), and enough that the line
+    through them ends more than GROWTH above the phase's rate (see the module docstring).
+    """
+    # Too few batches for the t statistic to be sure (iperf3's 4 per-second intervals, with a
+    # loss's lumps in them) need not hide a climb: the later half well above the earlier one.
+    if 2 <= len(rates) < FEW_BATCHES:  # noqa: PLR2004 - two halves
+        half = len(rates) // 2
+        earlier, later = statistics.fmean(rates[:half]), statistics.fmean(rates[-half:])
+        if later > earlier * (1 + HALVES_RISE):
+            return True
+    if len(rates) < DRIFT_MIN_BATCHES:
+        return False
+    slope, t_value = _trend(middles, rates)
+    return slope > 0 and t_value > t975(len(rates) - 2) and slope * span / 2 > GROWTH * rate
 
 
 def _trend(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float]:

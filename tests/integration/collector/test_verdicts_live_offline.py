@@ -2,7 +2,8 @@
 and by `evaluate`'s engine, give the same status, counts, means and intervals.
 
 Samples are random (hypothesis): several devices, gaps below and above the profile's minimum,
-exact duplicates, failed, probe-limited and implausible attempts, every setting, 4G, 5G and fixed
+exact duplicates, failed, probe-limited, unconverged (a rate still climbing when its test ended,
+the download's or the upload's) and implausible attempts, every setting, 4G, 5G and fixed
 lines with a plan, access delays (a quantity its kind declares, limited by the 4G profile) or
 none. Live, each becomes a Result whose gap the probe's own code (agent.state) keeps,
 written through the collector's write path (collector/series.py, StoreWriter).
@@ -55,7 +56,7 @@ PROFILES = bundled_profiles()
 PLAN = Plan(download_mbps=300.0, upload_mbps=100.0)
 _operators = itertools.count()
 
-Status = Literal["ok", "failed", "probe_limited"]
+Status = Literal["ok", "failed", "probe_limited", "unconverged"]
 # Gaps between a device's attempts, in ms: duplicates, inside and at the 30 s minimum, ordinary.
 GAPS_MS = st.one_of(
     st.sampled_from([0, 1, 10_000, 29_999, 30_000, 30_001]),
@@ -67,7 +68,7 @@ RATES = st.one_of(
 )
 ATTEMPT = st.tuples(
     GAPS_MS,
-    st.sampled_from(["ok", "ok", "ok", "failed", "probe_limited"]),
+    st.sampled_from(["ok", "ok", "ok", "failed", "probe_limited", "unconverged"]),
     RATES,
     st.one_of(st.none(), RATES),
     st.one_of(st.none(), st.floats(min_value=0.5, max_value=900.0).map(lambda r: round(r, 2))),
@@ -96,6 +97,8 @@ def result_of(
 ) -> Result:
     fixed = technology == "ftth"
     failed = status == "failed"
+    # Unconverged: the upload's block says so where there is one, else the download's.
+    unconverged = status == "unconverged"
     return Result(
         schema=SCHEMA,
         id=uuid7(),
@@ -119,10 +122,17 @@ def result_of(
         measurements=Measurements(
             download=None
             if failed
-            else Throughput(mbps=download, bytes=int(download * 1e6), duration_s=8.0),
+            else Throughput(
+                mbps=download,
+                bytes=int(download * 1e6),
+                duration_s=8.0,
+                converged=not unconverged or upload is not None,
+            ),
             upload=None
             if failed or upload is None
-            else Throughput(mbps=upload, bytes=int(upload * 1e6), duration_s=8.0),
+            else Throughput(
+                mbps=upload, bytes=int(upload * 1e6), duration_s=8.0, converged=not unconverged
+            ),
             latency=None
             if failed or rtt is None
             else Latency(
@@ -161,6 +171,7 @@ def assert_same(live: Verdict, offline: Verdict) -> None:
         "n_attempts",
         "n_failed",
         "n_probe_limited",
+        "n_unconverged",
         "n_implausible",
         "n_too_close",
         "n_upload",

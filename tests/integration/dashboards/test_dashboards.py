@@ -155,21 +155,25 @@ def test_area_shows_a_fixed_line_in_two_parts(seeded: Seeded) -> None:
 
 
 def test_area_counts_every_sample_rule(seeded: Seeded) -> None:
-    """The seed's failed, probe-limited, implausible and too-close samples reach the verdicts."""
+    """The seed's failed, probe-limited, unconverged, implausible and too-close samples reach the
+    verdicts."""
 
     def counts(village: str) -> dict[str, float]:
-        names = ("attempts", "failed", "probe-limited", "implausible", "too close")
+        names = ("attempts", "failed", "probe-limited", "unconverged", "implausible", "too close")
         found = stat_values(
             "qosfleet-area", "Attempts, and samples not in the mean", seeded, {"village": village}
         )
         return dict(zip(names, found, strict=True))
 
     na_sang, huoi_mun, phuc_xa = counts("Na Sang"), counts("Huoi Mun"), counts("Phuc Xa")
+    plei_op = counts("Plei Op")
     assert na_sang["failed"] > 0
     assert na_sang["implausible"] > 0
     assert huoi_mun["too close"] > 0
     assert phuc_xa["probe-limited"] > 0
     assert phuc_xa["failed"] == phuc_xa["implausible"] == phuc_xa["too close"] == 0
+    assert plei_op["unconverged"] > 0  # its satellite backhaul's tests still climbing
+    assert na_sang["unconverged"] == phuc_xa["unconverged"] == 0
 
 
 def test_map_places_every_village_with_its_verdict(seeded: Seeded) -> None:

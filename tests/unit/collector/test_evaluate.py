@@ -102,7 +102,7 @@ def test_bad_rows_are_reported_by_line_and_skipped(capsys: pytest.CaptureFixture
         "line 3: download_mbps 'abc' is not a number",
         "line 5: download_mbps '-2' is negative",
         "line 7: timestamp 'yesterday' is not a time (ISO 8601, or dd/mm/yyyy HH:MM)",
-        "line 8: status 'maybe' is not one of ok, failed, probe_limited",
+        "line 8: status 'maybe' is not one of ok, failed, probe_limited, unconverged",
         "line 9: download_mbps is missing; only a failed row may leave it empty",
         "line 11: rtt_ms 'inf' is not a finite number",
         "line 13: download_mbps is missing; only a failed row may leave it empty",
@@ -124,7 +124,8 @@ def test_readable_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert run_evaluate(["--profile", "4g", "--input", str(csv_file)]) == 0
     out = capsys.readouterr().out
     assert out.startswith("PASS — 4g profile: download mean 43.00 Mb/s, n 1,600 / 1,500\n")
-    assert "n 1,600 / 1,500 required (0 failed, 0 probe-limited, 0 implausible" in out
+    summary = "n 1,600 / 1,500 required (0 failed, 0 probe-limited, 0 unconverged, 0 implausible"
+    assert summary in out
     assert "download mean 43.00 Mb/s, 95 % CI [42.10, 43.90]" in out
     assert "  ✓ download mean ≥ 40 Mb/s: 43.00 Mb/s" in out
     assert "  ✓ access failure rate ≤ 5%: 0.0%" in out

@@ -31,7 +31,7 @@ VILLAGE = {"province": "11", "commune": "03211", "village": "Bản Nà Hin", "te
 @pytest.mark.parametrize(
     ("rollup", "labels"),
     [
-        ("class", {"vmrange": "5.995e+00...6.813e+00"}),  # a class code the collector never writes
+        ("class", {"vmrange": "6.995e+00...7.813e+00"}),  # a class code the collector never writes
         ("day_part", {"vmrange": "5.995e+00...6.813e+00"}),  # a fifth part of the day
         ("class", {"vmrange": "1e308...1e309"}),
         ("download", {"rollup": "max_over_time"}),

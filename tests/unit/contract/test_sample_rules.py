@@ -40,6 +40,7 @@ def test_classes_follow_the_rules_precedence() -> None:
         fields: dict[str, object] = {
             "failed": False,
             "probe_limited": False,
+            "unconverged": False,
             "rates_mbps": (40.0, 10.0),
             "ceiling_mbps": 2000.0,
             "is_too_close": False,
@@ -50,6 +51,10 @@ def test_classes_follow_the_rules_precedence() -> None:
     assert of(rates_mbps=(2000.0, None)) == "counted"  # at the ceiling is possible
     assert of(rates_mbps=(40.0, 2000.01)) == "implausible"
     assert of(probe_limited=True, rates_mbps=(9000.0, None)) == "probe_limited"
+    assert of(unconverged=True) == "unconverged"
+    # An unconverged rate is a lower bound: above the ceiling it is impossible all the same.
+    assert of(unconverged=True, rates_mbps=(9000.0, None)) == "implausible"
+    assert of(probe_limited=True, unconverged=True) == "probe_limited"
     assert of(failed=True, probe_limited=True) == "failed"
     assert of(failed=True, is_too_close=True) == "too_close"
 
