@@ -9,7 +9,8 @@ target (a programme indicator, which never reads as a failure of a line that con
 
 The headline sums the lines up for a technician on a ladder: this sample passes (ĐẠT) when it meets
 every criterion of the regulation it can be held against, fails (KHÔNG ĐẠT) when it misses one, and
-is not judged when its technology has no profile or nothing of it could be held against one.
+is not judged when its technology has no profile, nothing of it could be held against one, or
+its rate is not the link's (probe-limited, still climbing, above the physical ceiling).
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ PROGRAMME: Final = N_("programme")
 SAMPLE: Final = N_("sample")
 # This sample against the regulation: what the headline says first, and `--json`'s verdict.
 Outcome = Literal["pass", "fail", "not_judged"]
+# Sample classes whose rate is not the link's: the headline judges none of them.
+RATE_NOT_THE_LINKS: Final = frozenset({"probe_limited", "unconverged", "implausible"})
 OUTCOMES: Final[dict[Outcome, str]] = {
     "pass": N_("PASS"),
     "fail": N_("FAIL"),
@@ -104,6 +107,10 @@ def headline(result: Result, profiles: dict[str, Profile] | None = None) -> Head
     profile = profile_for(result.link.technology, profiles)
     if profile is None:
         return Headline("not_judged", None, "")
+    if sample_class(result, profile) in RATE_NOT_THE_LINKS:
+        # The probe, the path or an absurd figure set this rate, not the link: ĐẠT or KHÔNG ĐẠT
+        # on it would tell the technician something the method itself refuses to count.
+        return Headline("not_judged", profile.name, "")
     judged = [
         judgement
         for judgement in judgements(result, profile)

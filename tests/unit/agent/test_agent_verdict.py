@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 from uuid6 import uuid7
 
-from agent.verdict import SampleLine, sample_lines
+from agent.verdict import SampleLine, headline, sample_lines
 from contract.criteria import criteria, criterion_name
 from contract.profiles import bundled_profiles
 from contract.result import (
@@ -226,3 +226,12 @@ def test_a_technology_without_a_profile_says_so() -> None:
     assert sample_lines(_result("unknown", 10.0)) == [
         ("QCVN", "info", "no QCVN profile for technology 'unknown'")
     ]
+
+
+def test_the_headline_judges_only_a_rate_that_is_the_links() -> None:
+    assert headline(_result("4g", 52.0)).outcome == "pass"
+    assert headline(_result("4g", 31.0)).outcome == "fail"
+    # The probe's CPU set these rates, or they are physically impossible: neither ĐẠT nor KHÔNG ĐẠT.
+    limited = headline(_result("4g", 31.0, provenance={"probe_limited": True}))
+    assert (limited.outcome, limited.profile) == ("not_judged", "4g")
+    assert headline(_result("4g", 5000.0)).outcome == "not_judged"
