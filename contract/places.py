@@ -121,6 +121,8 @@ def _outline() -> tuple[tuple[Ring, ...], ...]:
 
 def _inside(ring: Ring, lon: float, lat: float) -> bool:
     """Even-odd rule: a ray eastwards from the point crosses the ring an odd number of times."""
+    # Hand-written on purpose: one point-in-polygon test at enrollment (~40 us) does not justify
+    # shapely's compiled GEOS in every probe's install; shapely stays a tool of the data scripts.
     inside = False
     for (x1, y1), (x2, y2) in itertools.pairwise(ring):
         if (y1 > lat) != (y2 > lat) and lon < x1 + (lat - y1) * (x2 - x1) / (y2 - y1):
