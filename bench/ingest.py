@@ -418,6 +418,8 @@ async def _measure(
     timeout_s: float,
 ) -> None:
     await warm_up(host, port, store_url, workload)
+    services = [p for p in run.processes if p.name.startswith("qos-collector")]
+    _track_children(run, services)
     sent_at = [0.0] * len(workload.results)
     for process in run.processes:
         process.cpu_start = process.cpu_seconds()
@@ -431,9 +433,24 @@ async def _measure(
         await watch_queryable(store_url, workload, sent_at, run, time.time() + timeout_s)
         stop.set()
         await rss
+    # A collector's own processes (its signature checks) may start during the run (from 0 s).
+    _track_children(run, services)
     wall = max(run.last_queryable - run.first_publish, time.monotonic() - started, 1e-9)
     for process in run.processes:
         process.cpu_share = (process.cpu_seconds() - process.cpu_start) / wall
+
+
+def _track_children(run: Run, services: list[ProcessStats]) -> None:
+    known = {process.pid for process in run.processes}
+    parents = {service.pid: service.name for service in services}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        pid, parent = int(stat.parent.name), int(fields[1])
+        if parent in parents and pid not in known:
+            run.processes.append(ProcessStats(f"{parents[parent]}: child {pid}", pid))
 
 
 def _pid(service: Service) -> int:

@@ -33,7 +33,7 @@ from contract.result import (
     check_result,
     split_batch,
 )
-from contract.signing import verify_result
+from contract.signing import Signed, holds, signed
 from contract.typed import decode_json
 
 Reason = Literal[
@@ -192,21 +192,33 @@ def split(payload: bytes, policy: IngestPolicy) -> tuple[bytes, ...]:
 
 
 def verify(candidate: Candidate) -> ResultRejectedError | None:
-    """Check the signature when there is one and a key to check it with; pure and thread-safe."""
+    """Check the signature when there is one and a key to check it with, in this process."""
+    item = signed_part(candidate)
+    if item is None or holds(item):
+        return None
+    return signature_refusal(candidate)
+
+
+def signed_part(candidate: Candidate) -> Signed | None:
+    """What checking the signature needs (None: unsigned, or no key to check it with)."""
     result, enrollment = candidate
     if result.signature is None or enrollment is None:
         return None
-    try:
-        verify_result(result, enrollment.public_key)
-    except WireError as exc:
-        if enrollment.standing == "disputed":
-            return ResultRejectedError(
-                "disputed",
-                f"not signed by the pinned key of {result.probe_id}, whose enrollment changed: "
-                "kept on the probe until an operator runs `qos-collector probes approve`",
-            )
-        return ResultRejectedError("bad-signature", exc.message, result.id)
-    return None
+    return signed(result, enrollment.public_key)
+
+
+def signature_refusal(candidate: Candidate) -> ResultRejectedError:
+    """The refusal of a result whose signature does not hold."""
+    result, enrollment = candidate
+    if enrollment is not None and enrollment.standing == "disputed":
+        return ResultRejectedError(
+            "disputed",
+            f"not signed by the pinned key of {result.probe_id}, whose enrollment changed: "
+            "kept on the probe until an operator runs `qos-collector probes approve`",
+        )
+    return ResultRejectedError(
+        "bad-signature", "$.signature: does not match the result and the probe's key", result.id
+    )
 
 
 def _decode(payload: bytes, sender: str, max_bytes: int) -> Result:

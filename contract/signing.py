@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from typing import NamedTuple
 
 import msgspec
 from cryptography.exceptions import InvalidSignature
@@ -50,13 +51,38 @@ def sign_result(result: Result, key: Ed25519PrivateKey) -> Result:
     return msgspec.structs.replace(result, signature=base64.b64encode(signature).decode())
 
 
-def verify_result(result: Result, public_key: Ed25519PublicKey) -> None:
-    """Raise WireError unless `result` carries a valid signature by `public_key`."""
+class Signed(NamedTuple):
+    """What one signature check needs, as bytes: it can go to another process cheaply."""
+
+    public_key: bytes  # the 32 raw bytes
+    message: bytes  # the result's canonical bytes
+    signature: str  # base64, as sent
+
+
+def signed(result: Result, public_key: Ed25519PublicKey) -> Signed:
+    """The parts of a signed result's check (raise WireError when it carries no signature)."""
     if result.signature is None:
         raise WireError("$.signature", "missing", "the probe must sign results (qos-agent enroll)")
+    raw = public_key.public_bytes(Encoding.Raw, PublicFormat.Raw)
+    return Signed(raw, canonical_bytes(result), result.signature)
+
+
+def holds(item: Signed) -> bool:
+    """Whether the signature is valid base64 of a valid Ed25519 signature over the message."""
     try:
-        public_key.verify(
-            base64.b64decode(result.signature, validate=True), canonical_bytes(result)
-        )
-    except (binascii.Error, ValueError, InvalidSignature) as exc:
-        raise WireError("$.signature", "does not match the result and the probe's key") from exc
+        key = Ed25519PublicKey.from_public_bytes(item.public_key)
+        key.verify(base64.b64decode(item.signature, validate=True), item.message)
+    except (binascii.Error, ValueError, InvalidSignature):
+        return False
+    return True
+
+
+def all_hold(items: list[Signed]) -> list[bool]:
+    """`holds` for each: the unit of work the collector hands its signature process."""
+    return [holds(item) for item in items]
+
+
+def verify_result(result: Result, public_key: Ed25519PublicKey) -> None:
+    """Raise WireError unless `result` carries a valid signature by `public_key`."""
+    if not holds(signed(result, public_key)):
+        raise WireError("$.signature", "does not match the result and the probe's key")

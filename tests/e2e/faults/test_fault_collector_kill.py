@@ -44,7 +44,16 @@ def test_collector_killed_mid_run_and_restarted(
         first = stack.enter_context(collector(tmp_path, broker.url, store.url, "collector"))
         processes = stack.enter_context(daemons(agents))
         wait_until(lambda: accepted(first) >= 60, timeout_s=30, what="results stored")
+        assert first.service.process is not None
+        children = _children(first.service.process.pid)
+        assert children, "the collector checks signatures in a process of its own"
         first.service.kill()
+        # Its signature process goes with it, not left behind holding a core's worth of work.
+        wait_until(
+            lambda: not any(Path(f"/proc/{child}").exists() for child in children),
+            timeout_s=10,
+            what="the killed collector's own processes gone",
+        )
         at_kill = journal(tmp_path, "collector")
         written_before = len(written(at_kill))
         waiting_at_kill = len(at_kill) - written_before
@@ -72,3 +81,15 @@ def test_collector_killed_mid_run_and_restarted(
     # The instance before and after the kill wrote each result once between them.
     assert written_before + accepted_after == tally.stored
     assert len(written(journal(tmp_path, "collector"))) == tally.stored
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):  # gone meanwhile
+            continue
+        if parent == pid:
+            found.append(int(stat.parent.name))
+    return found
