@@ -27,7 +27,8 @@ class CollectorMetrics:
         )
         self.receipts = Counter(
             "qos_collector_receipts_sent",
-            "Receipts published to probes, by status (stored / rejected)",
+            "Receipts sent to probes (handed to the broker connection), by status "
+            "(stored / rejected)",
             ["status"],
             registry=registry,
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from typing import Literal, NamedTuple
 
@@ -74,8 +75,16 @@ def mqtt_client(
     identifier: str,
     will: aiomqtt.Will | None = None,
     protocol: aiomqtt.ProtocolVersion = aiomqtt.ProtocolVersion.V5,
+    inbox: type[asyncio.Queue[aiomqtt.Message]] | None = None,
+    max_in_flight: int | None = None,
+    max_queued_outgoing: int | None = None,
 ) -> aiomqtt.Client:
-    """An MQTT client for `broker` (TLS when the URL says mqtts://), v5 unless told otherwise."""
+    """An MQTT client for `broker` (TLS when the URL says mqtts://), v5 unless told otherwise.
+
+    `inbox`: the queue class for received messages. `max_in_flight`: QoS 1 publishes sent before
+    their acknowledgements (paho's default, 20, holds the rest back until earlier ones are
+    answered); `max_queued_outgoing`: how many more may wait (default: no bound).
+    """
     endpoint = broker_endpoint(broker.url)
     return aiomqtt.Client(
         endpoint.host,
@@ -88,4 +97,7 @@ def mqtt_client(
         tls_context=tls_context(broker.ca_file) if endpoint.tls else None,
         will=will,
         timeout=10,
+        queue_type=inbox,
+        max_inflight_messages=max_in_flight,
+        max_queued_outgoing_messages=max_queued_outgoing,
     )

@@ -2,6 +2,13 @@
 
 Results come through a shared subscription (the broker splits them across a group's collectors);
 approvals, enrollments and liveness unshared, as every instance needs the whole fleet's.
+
+Two ways round aiomqtt's per-message costs, each measured with bench/ingest.py (bench/RESULTS.md,
+"Signatures in a process, receipts and messages without a wait each"): a backlog of received
+messages is taken from its queue at once (its iterator makes a task and an `asyncio.wait` for
+every message), and receipts go to the paho client under it without waiting for each
+acknowledgement (aiomqtt's publish makes an event, a task and a timer for each and looks through
+every call in flight).
 """
 
 from __future__ import annotations
@@ -13,9 +20,11 @@ import random
 from collections.abc import AsyncGenerator
 
 import aiomqtt
+import paho.mqtt.client as paho
 
 from collector.metrics import CollectorMetrics
 from collector.pipeline.ports import Message
+from collector.pipeline.receipt import RECEIPTS_IN_FLIGHT, RECEIPTS_QUEUED
 from collector.pipeline.receive import RESULT_KINDS
 from collector.registry import approval_topic
 from contract.errors import QosfleetError
@@ -38,7 +47,8 @@ def subscription(group: str, kind: str) -> str:
 
 
 class NotConnectedError(QosfleetError):
-    """A receipt found no connection to send it on; the probe sends the result again."""
+    """A receipt found no connection (or no room in its queue) to send it on; the probe sends the
+    result again."""
 
 
 class MqttBroker:
@@ -58,11 +68,15 @@ class MqttBroker:
                     # MQTT 3.1.1 on purpose: paho parses v5 properties of every PUBLISH in
                     # Python, a quarter of the ingest CPU; mosquitto splits $share
                     # subscriptions for 3.1.1 too.
+                    inboxes: list[asyncio.Queue[aiomqtt.Message]] = []
                     client = mqtt_client(
-                        self.config, identifier=identifier, protocol=aiomqtt.ProtocolVersion.V311
+                        self.config,
+                        identifier=identifier,
+                        protocol=aiomqtt.ProtocolVersion.V311,
+                        inbox=_kept_in(inboxes),
+                        max_in_flight=RECEIPTS_IN_FLIGHT,
+                        max_queued_outgoing=RECEIPTS_QUEUED,
                     )
-                    # Receipts are published concurrently by the thousand: that is normal here.
-                    client.pending_calls_threshold = 1 << 30
                     async with client:
                         # Fleet first: the broker sends retained enrollments before any result.
                         await client.subscribe([(topic, 1) for topic in FLEET_TOPICS])
@@ -72,10 +86,11 @@ class MqttBroker:
                         self.metrics.broker_connected.set(1)
                         log.info("subscribed to %s", ", ".join(shared))
                         delay = BACKOFF_FIRST_S
-                        async for message in client.messages:
-                            payload = message.payload
-                            data = bytes(payload) if isinstance(payload, bytes | bytearray) else b""
-                            yield Message(message.topic.value, data)
+                        (inbox,) = inboxes
+                        async for first in client.messages:
+                            yield _message(first)
+                            while not inbox.empty():
+                                yield _message(inbox.get_nowait())
                 except aiomqtt.MqttError as exc:
                     self._disconnected()
                     log.warning("broker %s: %s; retrying in %.1f s", self.config.url, exc, delay)
@@ -92,4 +107,28 @@ class MqttBroker:
         client = self._client
         if client is None:
             raise NotConnectedError("not connected to the broker")
-        await client.publish(topic, payload, qos=1)
+        # paho sends it at QoS 1 in order, at most RECEIPTS_IN_FLIGHT unacknowledged, the rest
+        # queued (up to RECEIPTS_QUEUED); aiomqtt has no public call that does not wait.
+        info = client._client.publish(topic, payload, qos=1)  # noqa: SLF001
+        if info.rc != paho.MQTT_ERR_SUCCESS:
+            raise NotConnectedError(
+                f"the broker connection did not take it: {paho.error_string(info.rc)}"
+            )
+
+
+def _kept_in(kept: list[asyncio.Queue[aiomqtt.Message]]) -> type[asyncio.Queue[aiomqtt.Message]]:
+    """A queue class for the client's received messages whose instance lands in `kept`."""
+
+    class Inbox(asyncio.Queue[aiomqtt.Message]):
+        def __init__(self, maxsize: int = 0) -> None:
+            super().__init__(maxsize)
+            kept.append(self)
+
+    return Inbox
+
+
+def _message(message: aiomqtt.Message) -> Message:
+    payload = message.payload
+    return Message(
+        message.topic.value, bytes(payload) if isinstance(payload, bytes | bytearray) else b""
+    )

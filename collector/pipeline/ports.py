@@ -25,7 +25,8 @@ class Broker(Protocol):
         ...
 
     async def publish(self, topic: str, payload: bytes) -> None:
-        """Publish at QoS 1; raises when the broker did not take it."""
+        """Send at QoS 1 (returns once the connection took it, before the broker acknowledged
+        it); raises when the connection did not take it."""
         ...
 
 

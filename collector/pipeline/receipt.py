@@ -1,4 +1,4 @@
-"""Stage 6, receipt: answers published to the probes, concurrently.
+"""Stage 6, receipt: answers sent to the probes, without waiting for each acknowledgement.
 
 "stored" comes from the store stage only after the store took the write and the journal recorded
 it (or from the check stage for a re-sent result already written); "rejected" comes for a
@@ -19,10 +19,12 @@ from contract.result import Receipt, encode_receipt, receipt_topic
 
 log = logging.getLogger("qosfleet.collector")
 
-# Receipts published at once. aiomqtt looks through every publish in flight for each new one, so
-# ten thousand at once (a store write's worth) cost more than reading the results did; a hundred
-# or two keep that small and still fill a broker round trip.
+# Receipts sent before the broker acknowledged them (the MQTT client queues the rest), and how
+# many may wait in that queue before a receipt is refused (its probe sends the result again).
 RECEIPTS_IN_FLIGHT = 200
+RECEIPTS_QUEUED = 20_000
+# Receipts handed over between two turns of the event loop, so the other stages go on.
+RECEIPTS_PER_TURN = 200
 
 
 class Answer(NamedTuple):
@@ -41,27 +43,13 @@ class ReceiptStage:
     async def run(self) -> None:
         while True:
             answers = await self.inbox.take()
-            for start in range(0, len(answers), RECEIPTS_IN_FLIGHT):
-                if not await self._publish(answers[start : start + RECEIPTS_IN_FLIGHT]):
+            for done, (probe_id, receipt) in enumerate(answers):
+                if done and done % RECEIPTS_PER_TURN == 0:
+                    await asyncio.sleep(0)
+                try:
+                    await self.broker.publish(receipt_topic(probe_id), encode_receipt(receipt))
+                except Exception as exc:  # noqa: BLE001 - the probes send them again
                     # The probes send those results again and get their receipts then.
-                    rest = len(answers) - start - RECEIPTS_IN_FLIGHT
-                    if rest > 0:
-                        log.warning("%d more receipts not sent: the broker took none", rest)
+                    log.warning("%d receipts not sent: %s", len(answers) - done, exc)
                     break
-
-    async def _publish(self, answers: list[Answer]) -> bool:
-        """Publish concurrently; whether any went (if none did, the connection is gone)."""
-        outcomes = await asyncio.gather(
-            *(
-                self.broker.publish(receipt_topic(probe_id), encode_receipt(receipt))
-                for probe_id, receipt in answers
-            ),
-            return_exceptions=True,
-        )
-        failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
-        for (_, receipt), outcome in zip(answers, outcomes, strict=True):
-            if not isinstance(outcome, BaseException):
                 self.metrics.receipts.labels(status=receipt.status).inc()
-        if failures:
-            log.warning("%d of %d receipts not sent: %s", len(failures), len(answers), failures[0])
-        return len(failures) < len(answers)

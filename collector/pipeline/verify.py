@@ -40,6 +40,10 @@ log = logging.getLogger("qosfleet.collector")
 # Each hand-over to the signature process has a fixed cost; waiting this long for more work turns
 # a trickle of results into batches, for a few tens of milliseconds of latency.
 VERIFY_LINGER_S = 0.02
+# Results a hand-over carries at most, and hand-overs out at once: while the process checks one,
+# the loop prepares the next and files the one before, so neither waits for the other.
+VERIFY_BATCH = 500
+BATCHES_OUT = 2
 
 
 class Accepted(NamedTuple):
@@ -69,23 +73,45 @@ class VerifyStage:
         self.refusals = refusals
 
     async def run(self) -> None:
+        out: asyncio.Queue[tuple[list[Admitted], asyncio.Task[list[Exception | None]]]]
+        out = asyncio.Queue(maxsize=BATCHES_OUT)
         with SignatureProcess() as signatures:
-            while True:
-                batch = await self.inbox.take()
-                await asyncio.sleep(VERIFY_LINGER_S)
-                batch.extend(self.inbox.take_waiting())
-                outcomes = await signatures.check([admitted.candidate for admitted in batch])
-                now = time.time()
-                for admitted, outcome in zip(batch, outcomes, strict=True):
-                    result = admitted.candidate.result
-                    try:
-                        accepted = await self._verified(admitted, outcome, now)
-                    except Exception as exc:  # noqa: BLE001 - one result's bug must not stop the others
-                        self.in_flight.discard(result.id)
-                        self.refusals.unexpected("result", result_topic(result.probe_id), exc)
-                        continue
-                    if accepted is not None:
-                        await self.journal.put(accepted)
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(self._hand_over(signatures, out))
+                tasks.create_task(self._file(out))
+
+    async def _hand_over(
+        self,
+        signatures: SignatureProcess,
+        out: asyncio.Queue[tuple[list[Admitted], asyncio.Task[list[Exception | None]]]],
+    ) -> None:
+        while True:
+            batch = await self.inbox.take()
+            await asyncio.sleep(VERIFY_LINGER_S)
+            batch.extend(self.inbox.take_waiting())
+            for start in range(0, len(batch), VERIFY_BATCH):
+                part = batch[start : start + VERIFY_BATCH]
+                checking = signatures.check([admitted.candidate for admitted in part])
+                await out.put((part, asyncio.create_task(checking)))
+
+    async def _file(
+        self, out: asyncio.Queue[tuple[list[Admitted], asyncio.Task[list[Exception | None]]]]
+    ) -> None:
+        """Each hand-over's results in the order they came: on to the journal, or refused."""
+        while True:
+            part, checking = await out.get()
+            outcomes = await checking
+            now = time.time()
+            for admitted, outcome in zip(part, outcomes, strict=True):
+                result = admitted.candidate.result
+                try:
+                    accepted = await self._verified(admitted, outcome, now)
+                except Exception as exc:  # noqa: BLE001 - one result's bug must not stop the others
+                    self.in_flight.discard(result.id)
+                    self.refusals.unexpected("result", result_topic(result.probe_id), exc)
+                    continue
+                if accepted is not None:
+                    await self.journal.put(accepted)
 
     async def _verified(
         self, admitted: Admitted, outcome: Exception | None, now: float
@@ -134,13 +160,14 @@ class SignatureProcess:
                 where.append(index)
         if not work:
             return outcomes
+        pool = self._process()
         try:
-            verdicts = await asyncio.get_running_loop().run_in_executor(
-                self._process(), all_hold, work
-            )
-        except BrokenProcessPool as exc:
-            log.exception("the signature process died; starting another")
-            self._pool = None
+            verdicts = await asyncio.get_running_loop().run_in_executor(pool, all_hold, work)
+        except Exception as exc:
+            if isinstance(exc, BrokenProcessPool) and self._pool is pool:
+                log.exception("the signature process died; starting another")
+                pool.shutdown(wait=False, cancel_futures=True)
+                self._pool = None
             for index in where:
                 outcomes[index] = exc
             return outcomes
