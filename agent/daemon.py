@@ -15,7 +15,7 @@ from typing import Literal, Protocol
 import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent import __version__
+from agent import __version__, history
 from agent.budget import Budget, TestKind
 from agent.config import AgentConfig, TargetConfig
 from agent.engine import target_for
@@ -186,6 +186,8 @@ class Daemon:
         signed = sign_result(result, self.key)
         if self.spool.add(str(signed.id), signed.seq, encode_result(signed), now=now.timestamp()):
             self.publisher.wake.set()
+        # After the spool has it: the history is a convenience and never delays the result.
+        await asyncio.to_thread(history.record, self.state_dir, "daemon", signed)
         self._update(tests_run=self.state.tests_run + 1)
 
     async def status(self, state: Literal["online", "offline"]) -> ProbeStatus:

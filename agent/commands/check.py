@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import csv
-import io
 import sys
 from pathlib import Path
-from typing import Any, Final, NamedTuple, get_args
+from typing import Final, NamedTuple, get_args
 
 import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -17,6 +15,7 @@ from rich.markup import escape
 from rich.status import Status
 from rich.text import Text
 
+from agent import history
 from agent.config import DEFAULT_PATH, AgentConfig, load_config
 from agent.daemon import probe_meta
 from agent.engine import LinkLabels, link_for, measure_link, speed_settings, target_for
@@ -29,14 +28,14 @@ from agent.measurements.speed import RUNNERS
 from agent.publish import publish_result
 from agent.screen import Row, fit, table
 from agent.state import ensure_state_dir, require_writable
-from agent.verdict import OUTCOMES, TONE_STYLES, Outcome, headline, judgements, sample_lines
+from agent.summary import HEADLINE_STYLES, csv_rows, headline_text, json_with_verdict, mbps_text
+from agent.verdict import TONE_STYLES, sample_lines
 from contract import names
 from contract.addresses import parse_url
 from contract.errors import ConfigError, QosfleetError, ServiceError
 from contract.fleet import ProbeMeta
 from contract.i18n import N_, _, ngettext, number, percent, significant
 from contract.mqtt import BrokerConfig, broker_endpoint
-from contract.profiles import profile_for
 from contract.quantities import declared_quantities
 from contract.result import (
     LatencyStats,
@@ -47,7 +46,6 @@ from contract.result import (
     Result,
     Setting,
     Throughput,
-    encode_result,
 )
 from contract.signing import sign_result
 
@@ -260,6 +258,8 @@ async def _check(args: argparse.Namespace, console: Console) -> int:
     result = build_result(
         config, link=link, target=target_for(target_url, config), measured=measured
     )
+    if config is not None:
+        history.record(Path(config.state_dir), "check", result)
     published = await _publish(plan, result, args, console) if plan is not None else None
     if args.json:
         sys.stdout.write(json_with_verdict(result) + "\n")
@@ -440,53 +440,10 @@ ERROR_HINTS: Final[dict[str, str]] = {
     ),
     "internal": N_("a bug in the agent: report it with this screen (`--json` adds the details)"),
 }
-HEADLINE_STYLES: Final[dict[Outcome, str]] = {
-    "pass": "bold green",
-    "fail": "bold red",
-    "not_judged": "bold yellow",
-}
-# --csv's columns: names for scripts, the same in every language.
-CSV_COLUMNS: Final = (
-    "probe_id",
-    "finished_at",
-    "interface",
-    "technology",
-    "operator",
-    "profile",
-    "verdict",
-    "download_mbps",
-    "upload_mbps",
-    "latency_idle_ms",
-    "latency_loaded_ms",
-    "ipv6",
-    "bytes_used",
-    "errors",
-)
-
-
-def _mbps(value: float) -> str:
-    """A rate as read: one decimal, or three significant digits below 1 Mb/s (never "0.0")."""
-    return f"{number(value) if value >= 1 else significant(value)} Mb/s"
-
-
-def headline_text(result: Result) -> tuple[Outcome, str]:
-    """The first line: this sample's verdict, its profile and the figure that decided."""
-    verdict = headline(result)
-    outcome = _(OUTCOMES[verdict.outcome])
-    if verdict.profile is None:
-        text = _("{outcome} — no QCVN profile for technology {technology}")
-        return verdict.outcome, text.format(outcome=outcome, technology=result.link.technology)
-    if not verdict.figure:
-        text = _("{outcome} — {profile} profile: nothing measured to judge")
-        return verdict.outcome, text.format(outcome=outcome, profile=verdict.profile)
-    text = _("{outcome} — {profile} profile: {figure}")
-    return verdict.outcome, text.format(
-        outcome=outcome, profile=verdict.profile, figure=verdict.figure
-    )
 
 
 def _speed_row(label: str, speed: Throughput) -> Row:
-    rate = _mbps(speed.mbps)
+    rate = mbps_text(speed.mbps)
     text = _(
         "{rate} over {duration} s, {flows}, warm-up {warmup} s excluded, stopped: {reason}"
     ).format(
@@ -618,7 +575,7 @@ def simple_lines(result: Result, published: _Published | None) -> list[str]:
     measured = result.measurements
     for label, speed in ((_("download"), measured.download), (_("upload"), measured.upload)):
         if speed is not None:
-            lines.append(f"{label}: {_mbps(speed.mbps)}")
+            lines.append(f"{label}: {mbps_text(speed.mbps)}")
     if measured.latency and measured.latency.idle:
         label = _("latency idle")
         lines.append(f"{label}: {number(measured.latency.idle.median_ms)} ms")
@@ -633,69 +590,3 @@ def simple_lines(result: Result, published: _Published | None) -> list[str]:
         row = _published_row(published)
         lines.append(f"{row.label}: {row.text}")
     return lines
-
-
-def _csv_figure(value: float | None) -> str:
-    return "" if value is None else f"{value:.3f}".rstrip("0").rstrip(".")
-
-
-def csv_rows(result: Result) -> str:
-    """A header and one row: names and dot decimals that read the same in every language, so a
-    script or a spreadsheet's import takes the file whatever the technician's locale."""
-    measured = result.measurements
-    latency = measured.latency
-    verdict = headline(result)
-    row = {
-        "probe_id": result.probe_id,
-        "finished_at": result.finished_at.isoformat(),
-        "interface": result.link.interface,
-        "technology": result.link.technology,
-        "operator": result.link.operator,
-        "profile": verdict.profile or "",
-        "verdict": verdict.outcome,
-        "download_mbps": _csv_figure(measured.download.mbps if measured.download else None),
-        "upload_mbps": _csv_figure(measured.upload.mbps if measured.upload else None),
-        "latency_idle_ms": _csv_figure(
-            latency.idle.median_ms if latency and latency.idle else None
-        ),
-        "latency_loaded_ms": _csv_figure(
-            latency.loaded.median_ms if latency and latency.loaded else None
-        ),
-        "ipv6": measured.ipv6.status if measured.ipv6 else "",
-        "bytes_used": str(result.provenance.bytes_used),
-        "errors": "; ".join(f"{error.stage}: {error.code}" for error in result.errors),
-    }
-    written = io.StringIO()
-    writer = csv.DictWriter(written, fieldnames=CSV_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerow(row)
-    return written.getvalue()
-
-
-def verdict_of(result: Result) -> dict[str, Any]:
-    """`--json`'s `verdict`: this sample against its profile, in codes, not words."""
-    verdict = headline(result)
-    profile = profile_for(result.link.technology)
-    judged = [] if profile is None else judgements(result, profile)
-    return {
-        "outcome": verdict.outcome,
-        "profile": verdict.profile,
-        "criteria": [
-            {
-                "id": judgement.criterion.id,
-                "part": judgement.criterion.part,
-                "value": judgement.value,
-                "threshold": judgement.criterion.threshold,
-                "meets": judgement.meets,
-            }
-            for judgement in judged
-        ],
-    }
-
-
-def json_with_verdict(result: Result) -> str:
-    """The result envelope, as published, with one field added: readers of the envelope's
-    fields read it as before."""
-    envelope: dict[str, Any] = msgspec.json.decode(encode_result(result))
-    envelope["verdict"] = verdict_of(result)
-    return msgspec.json.encode(envelope).decode()

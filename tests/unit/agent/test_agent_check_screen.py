@@ -15,8 +15,9 @@ from rich.console import Console
 from uuid6 import uuid7
 
 from agent.cli import main
-from agent.commands.check import csv_rows, json_with_verdict, show, simple_lines
+from agent.commands.check import show, simple_lines
 from agent.screen import fit
+from agent.summary import csv_rows, json_with_verdict
 from contract import i18n
 from contract.result import (
     SCHEMA,
