@@ -5,14 +5,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Final, NamedTuple, get_args
+from urllib.parse import urlsplit
 
 import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from rich.console import Console
 from rich.markup import escape
-from rich.status import Status
 from rich.text import Text
 
 from agent import history
@@ -21,10 +22,11 @@ from agent.daemon import probe_meta
 from agent.engine import LinkLabels, link_for, measure_link, speed_settings, target_for
 from agent.envelope import build_result
 from agent.keys import load_key
-from agent.measurements.base import Progress, SpeedSettings
+from agent.measurements.base import SpeedSettings
 from agent.measurements.kind import MeasureOptions, registered_kinds
 from agent.measurements.latency import Method
 from agent.measurements.speed import RUNNERS
+from agent.net.counters import LiveRate, interface_towards, live_rates
 from agent.publish import publish_result
 from agent.screen import Row, fit, table
 from agent.state import ensure_state_dir, require_writable
@@ -251,10 +253,16 @@ async def _check(args: argparse.Namespace, console: Console) -> int:
         _warn(console, plan.warning)
     link, bind_to = link_for(config, args.interface, labels)
     measuring = _("measuring {target} ...").format(target=escape(target_url))
+    # Off a terminal (a script, a log) the spinner draws nothing, and nothing needs sampling.
+    watched = None
+    if console.is_terminal:
+        watched = bind_to or interface_towards(urlsplit(target_url).hostname or "")
     with console.status(measuring, spinner="dots") as status:
-        measured = await measure_link(
-            target_url, bind_to, budget_bytes=budget, options=options, progress=_show(status)
-        )
+        line = LiveLine(status.update, measuring)
+        async with live_rates(watched, line.rate):
+            measured = await measure_link(
+                target_url, bind_to, budget_bytes=budget, options=options, progress=line.progress
+            )
     result = build_result(
         config, link=link, target=target_for(target_url, config), measured=measured
     )
@@ -373,12 +381,29 @@ def _plan(text: str) -> Plan:
     return plan
 
 
-def _show(status: Status) -> Progress:
-    def progress(stage: str, mbps: float | None) -> None:
-        rate = f" — {number(mbps)} Mb/s" if mbps is not None else ""
-        status.update(f"{stage}{rate}")
+class LiveLine:
+    """The line under the spinner: the runner's stage (and its own estimate, when it has one)
+    and the link's live rate from the interface's counters, whatever the runner."""
 
-    return progress
+    def __init__(self, update: Callable[[str], None], stage: str) -> None:
+        self.update = update
+        self.stage = stage
+        self.estimate = ""
+        self.link = ""
+
+    def progress(self, stage: str, mbps: float | None) -> None:
+        self.stage = escape(stage)
+        self.estimate = (
+            _(" (estimate {rate})").format(rate=mbps_text(mbps)) if mbps is not None else ""
+        )
+        self._show()
+
+    def rate(self, live: LiveRate) -> None:
+        self.link = f" — ↓ {mbps_text(live.down_mbps)} ↑ {mbps_text(live.up_mbps)}"
+        self._show()
+
+    def _show(self) -> None:
+        self.update(f"{self.stage}{self.estimate}{self.link}")
 
 
 def _config(path: Path | None) -> AgentConfig | None:
