@@ -59,6 +59,12 @@ def language_of(environ: Mapping[str, str]) -> Language:
 def use(language: Language | None = None) -> Language:
     """Read `language` from now on (None: the one the locale asks for); returns it."""
     chosen = language or language_of(os.environ)
+    # argparse translates its own frame ("usage:", "options", its refusals) through gettext's
+    # global domain, in the language LANGUAGE names: point both at this catalog and this choice
+    # (which the processes this one starts then read too).
+    gettext.bindtextdomain(DOMAIN, LOCALE_DIR)
+    gettext.textdomain(DOMAIN)
+    os.environ["LANGUAGE"] = chosen
     _Chosen.catalog = gettext.translation(
         DOMAIN, LOCALE_DIR, languages=[chosen], fallback=chosen == "en"
     )
