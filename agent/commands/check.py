@@ -427,6 +427,27 @@ IPV6_STATUSES: Final[dict[str, str]] = {
     "dns-only": N_("names resolve to IPv6, connections fail"),
     "pmtud-blackhole": N_("large IPv6 packets are lost (path MTU black hole)"),
 }
+# The IPv6 checks' evidence (wire data, in codes) as the screen names it: each check, and the
+# values that are words; an address, a figure or a tool's message is shown as it is.
+IPV6_EVIDENCE: Final[dict[str, str]] = {
+    "global_address": N_("global address"),
+    "ula": N_("ULA address"),
+    "default_route": N_("default route"),
+    "aaaa": N_("AAAA lookup"),
+    "v6_target": N_("IPv6 target"),
+    "tcp": "TCP",
+    "tcp_connect_ms": N_("TCP connect"),
+    "http": "HTTP",
+    "large": N_("large packets"),
+    "happy_eyeballs": "Happy Eyeballs",
+    "happy_eyeballs_ms": "Happy Eyeballs",
+}
+IPV6_EVIDENCE_WORDS: Final[dict[str, str]] = {
+    "none": N_("none"),
+    "no-dns": N_("no DNS server"),
+    "not-tested: no addresses": N_("not tested: no addresses"),
+    "not-tested: no dual-stack target": N_("not tested: no target with both IPv4 and IPv6"),
+}
 # What to do about a measurement error, by its code (the message is the tool's, kept on the wire
 # as the probe said it; this is the screen's advice).
 ERROR_HINTS: Final[dict[str, str]] = {
@@ -525,6 +546,19 @@ def _published_row(published: _Published) -> Row:
     return Row(_("published"), _("sent (no receipt asked)"))
 
 
+def _evidence_label(key: str) -> str:
+    return _(IPV6_EVIDENCE[key]) if key in IPV6_EVIDENCE else key
+
+
+def _evidence_value(key: str, value: object) -> str:
+    if isinstance(value, bool):
+        return _("yes") if value else _("no")
+    if isinstance(value, int | float):
+        return f"{number(value)} ms" if key.endswith("_ms") else number(value)
+    text = str(value)
+    return _(IPV6_EVIDENCE_WORDS[text]) if text in IPV6_EVIDENCE_WORDS else text
+
+
 def _kind_rows(measured: Measurements) -> list[Row]:
     """The blocks of kinds added as plugins: each declared quantity in its unit."""
     quantities = declared_quantities()
@@ -568,7 +602,10 @@ def rows(result: Result, published: _Published | None) -> list[Row]:
     if measured.latency and measured.latency.loaded:
         shown.append(_latency_row(_("under load"), measured.latency.loaded))
     if measured.ipv6:
-        evidence = ", ".join(f"{key} {value}" for key, value in measured.ipv6.evidence.items())
+        evidence = ", ".join(
+            _evidence_label(key) + " " + _evidence_value(key, value)
+            for key, value in measured.ipv6.evidence.items()
+        )
         status = _(IPV6_STATUSES[measured.ipv6.status])
         shown.append(Row("IPv6", f"{status} ({evidence})", bold=status))
     shown += _kind_rows(measured)

@@ -22,6 +22,7 @@ from contract import i18n
 from contract.result import (
     SCHEMA,
     Clock,
+    Ipv6,
     Latency,
     LatencyStats,
     Link,
@@ -209,3 +210,27 @@ def test_a_target_that_is_down_gets_a_hint(language: i18n.Language) -> None:
     assert "download: connect-failed — refused" in screen
     assert hint in screen
     assert any(hint in line for line in simple_lines(failed, None))
+
+
+def test_the_ipv6_checks_are_named_in_the_language(language: i18n.Language) -> None:
+    evidence: dict[str, str | int | float | bool] = {
+        "global_address": "fd00::2",
+        "ula": True,
+        "aaaa": "no-dns",
+        "tcp_connect_ms": 1.25,
+        "happy_eyeballs": "not-tested: no dual-stack target",
+    }
+    measured = msgspec.structs.replace(
+        _result().measurements, ipv6=Ipv6(status="works", evidence=evidence)
+    )
+    screen = " ".join(
+        line.strip("│ ")
+        for line in _screen(msgspec.structs.replace(_result(), measurements=measured), 1000)
+    )
+    if language == "vi":
+        expected = "địa chỉ toàn cầu fd00::2, địa chỉ ULA có, tra AAAA không có máy chủ DNS, "
+        expected += "kết nối TCP 1,2 ms, Happy Eyeballs chưa kiểm tra"
+    else:
+        expected = "global address fd00::2, ULA address yes, AAAA lookup no DNS server, "
+        expected += "TCP connect 1.2 ms, Happy Eyeballs not tested"
+    assert expected in screen
