@@ -91,7 +91,7 @@ def record(state_dir: Path, source: Source, result: Result, *, now: datetime | N
         with _locked(state_dir) as locked:
             if not locked:
                 log.warning(
-                    "history: busy for %.1f s, result %s not kept in it", LOCK_WAIT_S, result.id
+                    _("history: busy for %.1f s, result %s not kept in it"), LOCK_WAIT_S, result.id
                 )
                 return False
             path = state_dir / HISTORY_FILE
@@ -100,7 +100,7 @@ def record(state_dir: Path, source: Source, result: Result, *, now: datetime | N
             if _over_bounds(path, now or datetime.now(UTC)):
                 _rewrite(path, now or datetime.now(UTC))
     except Exception as exc:  # noqa: BLE001 - a convenience must never stop a measurement
-        log.warning("history: result %s not kept (%s)", result.id, exc)
+        log.warning(_("history: result %s not kept (%s)"), result.id, exc)
         return False
     return True
 
