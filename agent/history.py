@@ -97,6 +97,7 @@ def record(state_dir: Path, source: Source, result: Result, *, now: datetime | N
             path = state_dir / HISTORY_FILE
             with path.open("ab") as history:
                 history.write(line + b"\n")
+            _hand_over(path)
             if _over_bounds(path, now or datetime.now(UTC)):
                 _rewrite(path, now or datetime.now(UTC))
     except Exception as exc:  # noqa: BLE001 - a convenience must never stop a measurement
@@ -105,9 +106,18 @@ def record(state_dir: Path, source: Source, result: Result, *, now: datetime | N
     return True
 
 
+def _hand_over(path: Path) -> None:
+    """A file root made (`sudo qos-agent check`) is given to the state directory's owner, the
+    daemon's user, which must go on appending to it."""
+    if os.geteuid() == 0:
+        directory = path.parent.stat()
+        os.chown(path, directory.st_uid, directory.st_gid)
+
+
 @contextmanager
 def _locked(state_dir: Path) -> Iterator[bool]:
     with (state_dir / LOCK_FILE).open("a") as lock:
+        _hand_over(state_dir / LOCK_FILE)
         deadline = time.monotonic() + LOCK_WAIT_S
         while True:
             try:
@@ -145,6 +155,7 @@ def _rewrite(path: Path, now: datetime) -> None:
         lines.pop(0)  # half the cap: the next rewrite is many appends away
     scratch = path.with_suffix(".tmp")
     scratch.write_bytes(b"".join(lines))
+    _hand_over(scratch)
     scratch.replace(path)
 
 

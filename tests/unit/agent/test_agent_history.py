@@ -8,6 +8,7 @@ import csv
 import fcntl
 import io
 import json
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -255,3 +256,15 @@ def test_bad_options_are_refused_with_a_reason(
         main(["history", "--state-dir", str(tmp_path), *option])
     assert stopped.value.code == 2
     assert option[1] in capsys.readouterr().err
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can make a file for another user")
+def test_a_history_root_writes_stays_the_daemons(tmp_path: Path) -> None:
+    """`sudo qos-agent check` appends first; the daemon's user must still append after it."""
+    state_dir = tmp_path / "state"
+    state_dir.mkdir()
+    daemon_user = 65534  # nobody
+    os.chown(state_dir, daemon_user, daemon_user)
+    history.record(state_dir, "check", _result(), now=NOW)
+    for name in (history.HISTORY_FILE, history.LOCK_FILE):
+        assert (state_dir / name).stat().st_uid == daemon_user
