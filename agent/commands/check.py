@@ -480,6 +480,22 @@ ERROR_HINTS: Final[dict[str, str]] = {
         "--reinstall qosfleet-agent`)"
     ),
     "tool-failed": N_("the measurement tool failed: its message says why; check again"),
+    "transfer-failed": N_(
+        "the transfer broke off after it had started: the link dropped or the target stopped; "
+        "check the signal or the cable, then check again"
+    ),
+    "server-busy": N_(
+        "the target's iperf3 serves one test at a time and another was running: wait a minute "
+        "and check again, or use --runner http"
+    ),
+    "no-data": N_(
+        "nothing was moved: the link carries no traffic to the target, or the data budget is "
+        "too small (--budget-mb)"
+    ),
+    "too-little-data": N_(
+        "too little was moved to make a rate: raise --budget-mb or --duration, or check the link"
+    ),
+    "invalid-block": N_("a bug in a measurement kind: report it with this screen (`--json`)"),
     "kind-unusable": N_(
         "an installed measurement kind cannot be loaded: reinstall the agent or remove the "
         "package that adds it"
