@@ -64,7 +64,10 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     history.add_argument(
         "--since",
         type=_since,
-        help=_("only results since then: 2026-12-01, 2026-12-01T08:00 (UTC), or 30m, 24h, 7d ago"),
+        help=_(
+            "only results since then: 2026-12-01, 2026-12-01T08:00 (the probe's time), or 30m, "
+            "24h, 7d ago"
+        ),
     )
     output = history.add_mutually_exclusive_group()
     output.add_argument(
@@ -100,7 +103,8 @@ def _since(text: str) -> datetime:
                 text=text
             )
         ) from None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
+    # Without a zone, the time the screen shows: the probe's clock.
+    return when if when.tzinfo else when.astimezone()
 
 
 def _state_dir(args: argparse.Namespace) -> Path:
