@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from agent.net.counters import Counters, LiveRate, live_rates, rate_between, read_counters
+from agent.net.counters import (
+    Counters,
+    LiveRate,
+    interface_towards,
+    live_rates,
+    rate_between,
+    read_counters,
+)
 
 
 def _counters(root: Path, interface: str, rx: str, tx: str) -> None:
@@ -66,3 +73,8 @@ async def test_no_interface_no_sampling(tmp_path: Path) -> None:
     async with live_rates(None, shown.append, interval_s=0.01, root=tmp_path):
         await asyncio.sleep(0.05)
     assert shown == []
+
+
+def test_the_interface_towards_loopback_is_lo() -> None:
+    assert interface_towards("127.0.0.1") == "lo"
+    assert interface_towards("not a host name") is None
