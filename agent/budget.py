@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Literal
 
 from contract.fleet import LinkBudget
+from contract.i18n import _
 
 log = logging.getLogger("qosfleet.agent")
 
@@ -104,7 +105,7 @@ class Budget:
             self._db.execute(statement, parameters)
         except sqlite3.Error as exc:
             # A full disk must not stop measuring; the budget is then only as good as before.
-            log.error("budget: cannot record (%s)", exc)  # noqa: TRY400
+            log.error(_("budget: cannot record (%s)"), exc)  # noqa: TRY400
 
     def report(self, now: datetime) -> tuple[LinkBudget, ...]:
         """The capped links' budgets this month (uncapped links are left out)."""

@@ -20,6 +20,7 @@ COMMANDS = {
     "check": "agent.commands.check",
     "enroll": "agent.commands.enroll",
     "status": "agent.commands.status",
+    "history": "agent.commands.history",
     "run": "agent.commands.run",
 }
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 
+from contract import names
 from contract.addresses import parse_url
 from contract.errors import ConfigError, WireError
 from contract.i18n import N_, _
@@ -24,7 +25,7 @@ from contract.result import (
     Technology,
     check_names,
 )
-from contract.typed import Strict, load_toml
+from contract.typed import Strict, convert, read_toml
 
 DEFAULT_PATH = Path("/etc/qosfleet/agent.toml")
 DEFAULT_STATE_DIR = Path("/var/lib/qosfleet")
@@ -181,9 +182,34 @@ class AgentConfig(Strict, frozen=True, kw_only=True):
 
 def load_config(path: Path) -> AgentConfig:
     """Read and validate the agent's TOML; a bad key raises ConfigError naming it."""
-    config = load_toml(path, AgentConfig, hint=_(HINT))
-    check_config(config, where=f"{path}: ")
+    where = f"{path}: "
+    table = read_toml(path, hint=_(HINT))
+    config = convert(
+        canonical_link_names(table, where=where), AgentConfig, where=where, hint=_(HINT)
+    )
+    check_config(config, where=where)
     return config
+
+
+def canonical_link_names(table: dict[str, Any], *, where: str = "") -> dict[str, Any]:
+    """The links' technology and operator in their canonical spelling (contract/names.py), as
+    `enroll` writes them: a hand-written "LTE" or "viettel" is 4g and Viettel, so one operator's
+    results never split into two series. A name the list does not know is refused by its key,
+    with the nearest canonical names. Values of the wrong type are left to the types' refusal."""
+    links = table.get("links")
+    if not isinstance(links, list):
+        return table
+    canonical: list[object] = []
+    for index, link in enumerate(links):
+        if isinstance(link, dict):
+            link = dict(link)  # noqa: PLW2901 - the same link, its names made canonical
+            if isinstance(technology := link.get("technology"), str):
+                field = f"{where}links[{index}].technology"
+                link["technology"] = names.technology(technology, field=field)
+            if isinstance(operator := link.get("operator"), str):
+                link["operator"] = names.operator(operator, field=f"{where}links[{index}].operator")
+        canonical.append(link)
+    return table | {"links": canonical}
 
 
 def check_config(config: AgentConfig, *, where: str = "") -> None:

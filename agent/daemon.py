@@ -15,7 +15,7 @@ from typing import Literal, Protocol
 import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent import __version__
+from agent import __version__, history
 from agent.budget import Budget, TestKind
 from agent.config import AgentConfig, TargetConfig
 from agent.engine import target_for
@@ -28,6 +28,7 @@ from agent.schedule import Job, Scheduler
 from agent.spool import RESERVE_NAME, Spool
 from agent.state import DaemonState, open_state_db, record_daemon_state
 from contract.fleet import ProbeHealth, ProbeMeta, ProbeStatus
+from contract.i18n import _
 from contract.result import HealthSnapshot, Location, encode_result
 from contract.signing import public_key_text, sign_result
 
@@ -129,7 +130,7 @@ class Daemon:
         """Measure and publish until cancelled."""
         self._record()
         log.info(
-            "probe %s: %d links, %d results spooled, broker %s",
+            _("probe %s: %d links, %d results spooled, broker %s"),
             self.config.probe_id,
             len(self.config.links),
             self.spool.depth,
@@ -148,7 +149,7 @@ class Daemon:
             await self._run_test(job)
         except Exception:
             # A fault of the agent (a link's faults are errors in a result): log, count, go on.
-            log.exception("%s test on %s could not run", job.kind, job.interface)
+            log.exception(_("%s test on %s could not run"), job.kind, job.interface)
             self._update(tests_failed=self.state.tests_failed + 1)
 
     async def _run_test(self, job: Job) -> None:
@@ -156,7 +157,7 @@ class Daemon:
         if not self.budget.allows(job.interface, job.kind, self.clock()):
             self._update(tests_skipped_budget=self.state.tests_skipped_budget + 1)
             log.warning(
-                "%s test on %s skipped: it would need ~%d bytes, %s left this month",
+                _("%s test on %s skipped: it would need ~%d bytes, %s left this month"),
                 job.kind,
                 job.interface,
                 self.budget.estimate(job.interface, job.kind),
@@ -186,6 +187,8 @@ class Daemon:
         signed = sign_result(result, self.key)
         if self.spool.add(str(signed.id), signed.seq, encode_result(signed), now=now.timestamp()):
             self.publisher.wake.set()
+        # After the spool has it: the history is a convenience and never delays the result.
+        await asyncio.to_thread(history.record, self.state_dir, "daemon", signed)
         self._update(tests_run=self.state.tests_run + 1)
 
     async def status(self, state: Literal["online", "offline"]) -> ProbeStatus:

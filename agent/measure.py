@@ -25,6 +25,7 @@ from agent.config import AgentConfig, TargetConfig, load_config
 from agent.measurements.kind import LinkOutcome
 from agent.schedule import Job
 from contract.errors import ServiceError
+from contract.i18n import _
 
 # Beyond its speed directions' own limits, how long a test may take before it is called hung.
 HUNG_AFTER_S = 120.0
@@ -89,9 +90,10 @@ class ChildMeasure:
             raise
         if child.returncode != 0:
             raise ServiceError(
-                f"the measurement child exited with {child.returncode}: "
-                + stderr.decode(errors="replace")[-ERROR_TAIL:],
-                "see the daemon's log (journalctl -u qos-agent)",
+                _("the measurement child exited with {code}: {output}").format(
+                    code=child.returncode, output=stderr.decode(errors="replace")[-ERROR_TAIL:]
+                ),
+                _("see the daemon's log (journalctl -u qos-agent)"),
             )
         if stderr:
             sys.stderr.write(stderr.decode(errors="replace"))

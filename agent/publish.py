@@ -179,7 +179,7 @@ class Publisher:
                     delay = publish.reconnect_first_s
                 pause = delay * self.rng.uniform(0.5, 1.0)
                 log.warning(
-                    "broker %s: %s; next try in %.1f s", self.config.broker.url, reason, pause
+                    _("broker %s: %s; next try in %.1f s"), self.config.broker.url, reason, pause
                 )
                 await asyncio.sleep(pause)
                 delay = min(delay * 2, publish.reconnect_cap_s)
@@ -195,7 +195,7 @@ class Publisher:
         await client.publish(
             status_topic(self.probe_id), encode(await self.status("online")), qos=1, retain=True
         )
-        log.info("connected to %s; %d results spooled", self.config.broker.url, self.spool.depth)
+        log.info(_("connected to %s; %d results spooled"), self.config.broker.url, self.spool.depth)
         self._set_connected(up=True, error=None)
         # Receipts published while we were away are gone: everything unreceipted is due again.
         self._sent.clear()
@@ -221,10 +221,10 @@ class Publisher:
             try:
                 receipt = decode_receipt(bytes(message.payload))
             except WireError as exc:
-                log.warning("ignored a malformed receipt: %s", exc)
+                log.warning(_("ignored a malformed receipt: %s"), exc)
                 continue
             if receipt.status == "rejected":
-                log.warning("collector refused result %s: %s", receipt.id, receipt.reason)
+                log.warning(_("collector refused result %s: %s"), receipt.id, receipt.reason)
             for result_id in receipt.ids():
                 self._receipts.put_nowait((str(result_id), receipt.status))
 
@@ -238,7 +238,7 @@ class Publisher:
                 removed = self.spool.settle(batch)
             except sqlite3.Error as exc:
                 # The results stay spooled and are sent again; their receipts will come again.
-                log.error("spool: cannot settle %d receipts (%s)", len(batch), exc)  # noqa: TRY400
+                log.error(_("spool: cannot settle %d receipts (%s)"), len(batch), exc)  # noqa: TRY400
                 continue
             for result_id in removed:
                 self._sent.pop(result_id, None)
@@ -258,7 +258,7 @@ class Publisher:
             try:
                 batch = self.spool.due(self._window - len(waiting), skip=waiting)
             except sqlite3.Error as exc:
-                log.error("spool: cannot read (%s)", exc)  # noqa: TRY400
+                log.error(_("spool: cannot read (%s)"), exc)  # noqa: TRY400
                 batch = []
             if batch:
                 self._track(batch, now)

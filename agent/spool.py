@@ -27,6 +27,7 @@ from typing import Literal, NamedTuple
 import msgspec
 
 from agent.health import disk_free_bytes
+from contract.i18n import _
 
 log = logging.getLogger("qosfleet.agent")
 
@@ -114,7 +115,7 @@ class Spool:
         free = disk_free_bytes(path.parent)
         if free is None:
             log.warning(
-                "spool: cannot hold a disk reserve in %s: its free space is unknown", path.parent
+                _("spool: cannot hold a disk reserve in %s: its free space is unknown"), path.parent
             )
             return
         if free < 2 * self._reserve_bytes:
@@ -130,7 +131,7 @@ class Spool:
             partial.replace(path)
         except OSError as exc:
             partial.unlink(missing_ok=True)
-            log.warning("spool: cannot hold a disk reserve in %s: %s", path.parent, exc)
+            log.warning(_("spool: cannot hold a disk reserve in %s: %s"), path.parent, exc)
 
     def _release_reserve(self) -> bool:
         """Give the reserve's space to the spool (the disk is full); False if there is none."""
@@ -138,8 +139,10 @@ class Spool:
             return False
         self._reserve.unlink()
         log.warning(
-            "spool: disk full; released the %d-byte reserve so results are still kept: "
-            "free space on %s (the reserve is taken back once there is room)",
+            _(
+                "spool: disk full; released the %d-byte reserve so results are still kept: "
+                "free space on %s (the reserve is taken back once there is room)"
+            ),
             self._reserve_bytes,
             self._reserve.parent,
         )
@@ -174,8 +177,8 @@ class Spool:
                 if not is_disk_full(exc) or attempt == DISK_FULL_RETRIES:
                     return self._lose(result_id, seq, exc)
                 if not self._release_reserve():
-                    log.warning("spool: disk full; dropping the oldest results to make room")
-                    self._trim(max(DISK_FULL_TRIM, self._depth // 100), reason="disk full")
+                    log.warning(_("spool: disk full; dropping the oldest results to make room"))
+                    self._trim(max(DISK_FULL_TRIM, self._depth // 100), reason=_("disk full"))
             else:
                 if self._reserve is not None and not self._reserve.exists():
                     self.hold_reserve()
@@ -185,7 +188,7 @@ class Spool:
     def _lose(self, result_id: str, seq: int, exc: sqlite3.Error) -> bool:
         """A result that could not be spooled is counted (in memory until a write succeeds)."""
         self._lost_unwritten += 1
-        log.error("spool: result %s (seq %d) lost: %s", result_id, seq, exc)
+        log.error(_("spool: result %s (seq %d) lost: %s"), result_id, seq, exc)
         return False
 
     def _insert(self, result_id: str, seq: int, payload: bytes, now: float) -> None:
@@ -211,7 +214,7 @@ class Spool:
         self._lost_unwritten = 0
         self._depth, self._bytes = depth - trimmed, size - freed
         if trimmed:
-            log.warning("spool: over its cap, %d oldest results dropped unsent", trimmed)
+            log.warning(_("spool: over its cap, %d oldest results dropped unsent"), trimmed)
 
     def _delete_oldest_beyond_caps(
         self, db: sqlite3.Connection, depth: int, size: int
@@ -243,12 +246,12 @@ class Spool:
                 db.executemany("DELETE FROM spool WHERE position = ?", [(r[0],) for r in rows])
                 self._count(db, "lost", len(rows) + self._lost_unwritten)
         except sqlite3.Error as exc:
-            log.error("spool: cannot drop results either (%s)", exc)  # noqa: TRY400
+            log.error(_("spool: cannot drop results either (%s)"), exc)  # noqa: TRY400
             return
         self._lost_unwritten = 0
         self._depth -= len(rows)
         self._bytes -= sum(int(r[1]) for r in rows)
-        log.warning("spool: %s, %d oldest results dropped unsent", reason, len(rows))
+        log.warning(_("spool: %s, %d oldest results dropped unsent"), reason, len(rows))
 
     def due(self, limit: int, *, skip: set[str]) -> list[SpooledResult]:
         """Up to `limit` results in the order they were spooled, leaving out those in `skip`."""
@@ -274,7 +277,7 @@ class Spool:
                     "UPDATE spool SET attempts = attempts + 1 WHERE id = ?", [(i,) for i in ids]
                 )
         except sqlite3.Error as exc:
-            log.warning("spool: cannot count sends (%s)", exc)
+            log.warning(_("spool: cannot count sends (%s)"), exc)
 
     def settle(self, receipts: Iterable[tuple[str, Literal["stored", "rejected"]]]) -> set[str]:
         """Forget the results a collector has stored or refused; return the ids removed."""

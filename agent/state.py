@@ -124,7 +124,7 @@ def sample_gap(
                 _replace(path, msgspec.json.encode(chains).decode())
             except OSError as exc:
                 # Not fatal: the gap is evidence, the measurement is what matters.
-                log.warning("cannot remember the last counted sample in %s: %s", path, exc)
+                log.warning(_("cannot remember the last counted sample in %s: %s"), path, exc)
     return gap
 
 
@@ -268,9 +268,11 @@ def quarantine(path: Path, reason: str) -> Path:
         if companion.exists():
             companion.replace(moved.with_name(moved.name + suffix))
     log.error(
-        "state: %s is damaged (%s); set aside as %s for recovery. Starting afresh: the results "
-        "spooled in it are not sent, the month's budgets restart from zero "
-        "(docs/install-probe.md, 'State database damaged')",
+        _(
+            "state: %s is damaged (%s); set aside as %s for recovery. Starting afresh: the results "
+            "spooled in it are not sent, the month's budgets restart from zero "
+            "(docs/install-probe.md, 'State database damaged')"
+        ),
         path,
         reason,
         moved,
@@ -353,7 +355,7 @@ def record_daemon_state(db: sqlite3.Connection, state: DaemonState) -> None:
             (msgspec.json.encode(state),),
         )
     except sqlite3.Error as exc:
-        log.warning("state: cannot record the daemon's state (%s)", exc)
+        log.warning(_("state: cannot record the daemon's state (%s)"), exc)
 
 
 def read_daemon_state(db: sqlite3.Connection) -> DaemonState | None:

@@ -9,10 +9,34 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import sys
 from collections.abc import Iterable, Sequence
 from typing import Any, NoReturn
 
-from contract.i18n import LANGUAGES, Language, _, use
+from contract.i18n import LANGUAGES, N_, Language, _, use
+
+# argparse's own messages a person can meet (its help frame, its refusals), as Python 3.11-3.13
+# write them: argparse looks them up through gettext's global domain, which contract.i18n points
+# at this project's catalog; marked here so that Babel extracts them into it.
+ARGPARSE_MESSAGES = (
+    N_("usage: "),
+    N_("positional arguments"),
+    N_("options"),
+    N_("show this help message and exit"),
+    N_("argument %(argument_name)s: %(message)s"),
+    N_("the following arguments are required: %s"),
+    N_("one of the arguments %s is required"),
+    N_("not allowed with argument %s"),
+    N_("ignored explicit argument %r"),
+    N_("expected one argument"),
+    N_("expected at most one argument"),
+    N_("expected at least one argument"),
+    N_("ambiguous option: %(option)s could match %(matches)s"),
+    N_("unexpected option string: %s"),
+    N_("invalid %(type)s value: %(value)r"),
+    N_("unknown parser %(parser_name)r (choices: %(choices)s)"),
+    N_("can't open '%(filename)s': %(error)s"),
+)
 
 
 class Parser(argparse.ArgumentParser):
@@ -46,7 +70,7 @@ class Parser(argparse.ArgumentParser):
         return parsed
 
     def error(self, message: str) -> NoReturn:
-        self.print_usage()
+        self.print_usage(sys.stderr)
         self.exit(2, _("{prog}: error: {message}").format(prog=self.prog, message=message) + "\n")
 
 

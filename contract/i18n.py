@@ -17,11 +17,11 @@ from __future__ import annotations
 import gettext
 import os
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Final, Literal, get_args
 
-from babel.dates import format_timedelta
+from babel.dates import format_datetime, format_timedelta
 from babel.numbers import format_decimal, format_percent
 
 Language = Literal["vi", "en"]
@@ -59,6 +59,12 @@ def language_of(environ: Mapping[str, str]) -> Language:
 def use(language: Language | None = None) -> Language:
     """Read `language` from now on (None: the one the locale asks for); returns it."""
     chosen = language or language_of(os.environ)
+    # argparse translates its own frame ("usage:", "options", its refusals) through gettext's
+    # global domain, in the language LANGUAGE names: point both at this catalog and this choice
+    # (which the processes this one starts then read too).
+    gettext.bindtextdomain(DOMAIN, LOCALE_DIR)
+    gettext.textdomain(DOMAIN)
+    os.environ["LANGUAGE"] = chosen
     _Chosen.catalog = gettext.translation(
         DOMAIN, LOCALE_DIR, languages=[chosen], fallback=chosen == "en"
     )
@@ -110,3 +116,9 @@ def ago(seconds: float) -> str:
     return format_timedelta(
         timedelta(seconds=-max(seconds, 0.0)), add_direction=True, threshold=2, locale=current()
     )
+
+
+def moment(when: datetime) -> str:
+    """A time as the language writes it, on the machine's clock: "12:43 6/12/26" in Vietnamese,
+    "12/6/26, 12:43 PM" in English."""
+    return format_datetime(when.astimezone(), "short", locale=current())

@@ -4,39 +4,40 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import csv
-import io
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Final, NamedTuple, get_args
+from typing import Final, NamedTuple, get_args
+from urllib.parse import urlsplit
 
 import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from rich.console import Console
 from rich.markup import escape
-from rich.status import Status
 from rich.text import Text
 
+from agent import history
 from agent.config import DEFAULT_PATH, AgentConfig, load_config
 from agent.daemon import probe_meta
 from agent.engine import LinkLabels, link_for, measure_link, speed_settings, target_for
 from agent.envelope import build_result
 from agent.keys import load_key
-from agent.measurements.base import Progress, SpeedSettings
+from agent.measurements.base import SpeedSettings
 from agent.measurements.kind import MeasureOptions, registered_kinds
 from agent.measurements.latency import Method
 from agent.measurements.speed import RUNNERS
+from agent.net.counters import LiveRate, interface_towards, live_rates
 from agent.publish import publish_result
 from agent.screen import Row, fit, table
 from agent.state import ensure_state_dir, require_writable
-from agent.verdict import OUTCOMES, TONE_STYLES, Outcome, headline, judgements, sample_lines
+from agent.summary import HEADLINE_STYLES, csv_rows, headline_text, json_with_verdict, mbps_text
+from agent.verdict import TONE_STYLES, sample_lines
 from contract import names
 from contract.addresses import parse_url
 from contract.errors import ConfigError, QosfleetError, ServiceError
 from contract.fleet import ProbeMeta
 from contract.i18n import N_, _, ngettext, number, percent, significant
 from contract.mqtt import BrokerConfig, broker_endpoint
-from contract.profiles import profile_for
 from contract.quantities import declared_quantities
 from contract.result import (
     LatencyStats,
@@ -47,7 +48,6 @@ from contract.result import (
     Result,
     Setting,
     Throughput,
-    encode_result,
 )
 from contract.signing import sign_result
 
@@ -253,13 +253,21 @@ async def _check(args: argparse.Namespace, console: Console) -> int:
         _warn(console, plan.warning)
     link, bind_to = link_for(config, args.interface, labels)
     measuring = _("measuring {target} ...").format(target=escape(target_url))
+    # Off a terminal (a script, a log) the spinner draws nothing, and nothing needs sampling.
+    watched = None
+    if console.is_terminal:
+        watched = bind_to or interface_towards(urlsplit(target_url).hostname or "")
     with console.status(measuring, spinner="dots") as status:
-        measured = await measure_link(
-            target_url, bind_to, budget_bytes=budget, options=options, progress=_show(status)
-        )
+        line = LiveLine(status.update, measuring)
+        async with live_rates(watched, line.rate):
+            measured = await measure_link(
+                target_url, bind_to, budget_bytes=budget, options=options, progress=line.progress
+            )
     result = build_result(
         config, link=link, target=target_for(target_url, config), measured=measured
     )
+    if config is not None:
+        history.record(Path(config.state_dir), "check", result)
     published = await _publish(plan, result, args, console) if plan is not None else None
     if args.json:
         sys.stdout.write(json_with_verdict(result) + "\n")
@@ -373,12 +381,29 @@ def _plan(text: str) -> Plan:
     return plan
 
 
-def _show(status: Status) -> Progress:
-    def progress(stage: str, mbps: float | None) -> None:
-        rate = f" — {number(mbps)} Mb/s" if mbps is not None else ""
-        status.update(f"{stage}{rate}")
+class LiveLine:
+    """The line under the spinner: the runner's stage (and its own estimate, when it has one)
+    and the link's live rate from the interface's counters, whatever the runner."""
 
-    return progress
+    def __init__(self, update: Callable[[str], None], stage: str) -> None:
+        self.update = update
+        self.stage = stage
+        self.estimate = ""
+        self.link = ""
+
+    def progress(self, stage: str, mbps: float | None) -> None:
+        self.stage = escape(stage)
+        self.estimate = (
+            _(" (estimate {rate})").format(rate=mbps_text(mbps)) if mbps is not None else ""
+        )
+        self._show()
+
+    def rate(self, live: LiveRate) -> None:
+        self.link = f" — ↓ {mbps_text(live.down_mbps)} ↑ {mbps_text(live.up_mbps)}"
+        self._show()
+
+    def _show(self) -> None:
+        self.update(f"{self.stage}{self.estimate}{self.link}")
 
 
 def _config(path: Path | None) -> AgentConfig | None:
@@ -401,6 +426,27 @@ IPV6_STATUSES: Final[dict[str, str]] = {
     "broken-route": N_("an IPv6 address but no route out"),
     "dns-only": N_("names resolve to IPv6, connections fail"),
     "pmtud-blackhole": N_("large IPv6 packets are lost (path MTU black hole)"),
+}
+# The IPv6 checks' evidence (wire data, in codes) as the screen names it: each check, and the
+# values that are words; an address, a figure or a tool's message is shown as it is.
+IPV6_EVIDENCE: Final[dict[str, str]] = {
+    "global_address": N_("global address"),
+    "ula": N_("ULA address"),
+    "default_route": N_("default route"),
+    "aaaa": N_("AAAA lookup"),
+    "v6_target": N_("IPv6 target"),
+    "tcp": "TCP",
+    "tcp_connect_ms": N_("TCP connect"),
+    "http": "HTTP",
+    "large": N_("large packets"),
+    "happy_eyeballs": "Happy Eyeballs",
+    "happy_eyeballs_ms": "Happy Eyeballs",
+}
+IPV6_EVIDENCE_WORDS: Final[dict[str, str]] = {
+    "none": N_("none"),
+    "no-dns": N_("no DNS server"),
+    "not-tested: no addresses": N_("not tested: no addresses"),
+    "not-tested: no dual-stack target": N_("not tested: no target with both IPv4 and IPv6"),
 }
 # What to do about a measurement error, by its code (the message is the tool's, kept on the wire
 # as the probe said it; this is the screen's advice).
@@ -434,59 +480,32 @@ ERROR_HINTS: Final[dict[str, str]] = {
         "--reinstall qosfleet-agent`)"
     ),
     "tool-failed": N_("the measurement tool failed: its message says why; check again"),
+    "transfer-failed": N_(
+        "the transfer broke off after it had started: the link dropped or the target stopped; "
+        "check the signal or the cable, then check again"
+    ),
+    "server-busy": N_(
+        "the target's iperf3 serves one test at a time and another was running: wait a minute "
+        "and check again, or use --runner http"
+    ),
+    "no-data": N_(
+        "nothing was moved: the link carries no traffic to the target, or the data budget is "
+        "too small (--budget-mb)"
+    ),
+    "too-little-data": N_(
+        "too little was moved to make a rate: raise --budget-mb or --duration, or check the link"
+    ),
+    "invalid-block": N_("a bug in a measurement kind: report it with this screen (`--json`)"),
     "kind-unusable": N_(
         "an installed measurement kind cannot be loaded: reinstall the agent or remove the "
         "package that adds it"
     ),
     "internal": N_("a bug in the agent: report it with this screen (`--json` adds the details)"),
 }
-HEADLINE_STYLES: Final[dict[Outcome, str]] = {
-    "pass": "bold green",
-    "fail": "bold red",
-    "not_judged": "bold yellow",
-}
-# --csv's columns: names for scripts, the same in every language.
-CSV_COLUMNS: Final = (
-    "probe_id",
-    "finished_at",
-    "interface",
-    "technology",
-    "operator",
-    "profile",
-    "verdict",
-    "download_mbps",
-    "upload_mbps",
-    "latency_idle_ms",
-    "latency_loaded_ms",
-    "ipv6",
-    "bytes_used",
-    "errors",
-)
-
-
-def _mbps(value: float) -> str:
-    """A rate as read: one decimal, or three significant digits below 1 Mb/s (never "0.0")."""
-    return f"{number(value) if value >= 1 else significant(value)} Mb/s"
-
-
-def headline_text(result: Result) -> tuple[Outcome, str]:
-    """The first line: this sample's verdict, its profile and the figure that decided."""
-    verdict = headline(result)
-    outcome = _(OUTCOMES[verdict.outcome])
-    if verdict.profile is None:
-        text = _("{outcome} — no QCVN profile for technology {technology}")
-        return verdict.outcome, text.format(outcome=outcome, technology=result.link.technology)
-    if not verdict.figure:
-        text = _("{outcome} — {profile} profile: nothing measured to judge")
-        return verdict.outcome, text.format(outcome=outcome, profile=verdict.profile)
-    text = _("{outcome} — {profile} profile: {figure}")
-    return verdict.outcome, text.format(
-        outcome=outcome, profile=verdict.profile, figure=verdict.figure
-    )
 
 
 def _speed_row(label: str, speed: Throughput) -> Row:
-    rate = _mbps(speed.mbps)
+    rate = mbps_text(speed.mbps)
     text = _(
         "{rate} over {duration} s, {flows}, warm-up {warmup} s excluded, stopped: {reason}"
     ).format(
@@ -543,6 +562,19 @@ def _published_row(published: _Published) -> Row:
     return Row(_("published"), _("sent (no receipt asked)"))
 
 
+def _evidence_label(key: str) -> str:
+    return _(IPV6_EVIDENCE[key]) if key in IPV6_EVIDENCE else key
+
+
+def _evidence_value(key: str, value: object) -> str:
+    if isinstance(value, bool):
+        return _("yes") if value else _("no")
+    if isinstance(value, int | float):
+        return f"{number(value)} ms" if key.endswith("_ms") else number(value)
+    text = str(value)
+    return _(IPV6_EVIDENCE_WORDS[text]) if text in IPV6_EVIDENCE_WORDS else text
+
+
 def _kind_rows(measured: Measurements) -> list[Row]:
     """The blocks of kinds added as plugins: each declared quantity in its unit."""
     quantities = declared_quantities()
@@ -586,7 +618,10 @@ def rows(result: Result, published: _Published | None) -> list[Row]:
     if measured.latency and measured.latency.loaded:
         shown.append(_latency_row(_("under load"), measured.latency.loaded))
     if measured.ipv6:
-        evidence = ", ".join(f"{key} {value}" for key, value in measured.ipv6.evidence.items())
+        evidence = ", ".join(
+            _evidence_label(key) + " " + _evidence_value(key, value)
+            for key, value in measured.ipv6.evidence.items()
+        )
         status = _(IPV6_STATUSES[measured.ipv6.status])
         shown.append(Row("IPv6", f"{status} ({evidence})", bold=status))
     shown += _kind_rows(measured)
@@ -618,7 +653,7 @@ def simple_lines(result: Result, published: _Published | None) -> list[str]:
     measured = result.measurements
     for label, speed in ((_("download"), measured.download), (_("upload"), measured.upload)):
         if speed is not None:
-            lines.append(f"{label}: {_mbps(speed.mbps)}")
+            lines.append(f"{label}: {mbps_text(speed.mbps)}")
     if measured.latency and measured.latency.idle:
         label = _("latency idle")
         lines.append(f"{label}: {number(measured.latency.idle.median_ms)} ms")
@@ -633,69 +668,3 @@ def simple_lines(result: Result, published: _Published | None) -> list[str]:
         row = _published_row(published)
         lines.append(f"{row.label}: {row.text}")
     return lines
-
-
-def _csv_figure(value: float | None) -> str:
-    return "" if value is None else f"{value:.3f}".rstrip("0").rstrip(".")
-
-
-def csv_rows(result: Result) -> str:
-    """A header and one row: names and dot decimals that read the same in every language, so a
-    script or a spreadsheet's import takes the file whatever the technician's locale."""
-    measured = result.measurements
-    latency = measured.latency
-    verdict = headline(result)
-    row = {
-        "probe_id": result.probe_id,
-        "finished_at": result.finished_at.isoformat(),
-        "interface": result.link.interface,
-        "technology": result.link.technology,
-        "operator": result.link.operator,
-        "profile": verdict.profile or "",
-        "verdict": verdict.outcome,
-        "download_mbps": _csv_figure(measured.download.mbps if measured.download else None),
-        "upload_mbps": _csv_figure(measured.upload.mbps if measured.upload else None),
-        "latency_idle_ms": _csv_figure(
-            latency.idle.median_ms if latency and latency.idle else None
-        ),
-        "latency_loaded_ms": _csv_figure(
-            latency.loaded.median_ms if latency and latency.loaded else None
-        ),
-        "ipv6": measured.ipv6.status if measured.ipv6 else "",
-        "bytes_used": str(result.provenance.bytes_used),
-        "errors": "; ".join(f"{error.stage}: {error.code}" for error in result.errors),
-    }
-    written = io.StringIO()
-    writer = csv.DictWriter(written, fieldnames=CSV_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerow(row)
-    return written.getvalue()
-
-
-def verdict_of(result: Result) -> dict[str, Any]:
-    """`--json`'s `verdict`: this sample against its profile, in codes, not words."""
-    verdict = headline(result)
-    profile = profile_for(result.link.technology)
-    judged = [] if profile is None else judgements(result, profile)
-    return {
-        "outcome": verdict.outcome,
-        "profile": verdict.profile,
-        "criteria": [
-            {
-                "id": judgement.criterion.id,
-                "part": judgement.criterion.part,
-                "value": judgement.value,
-                "threshold": judgement.criterion.threshold,
-                "meets": judgement.meets,
-            }
-            for judgement in judged
-        ],
-    }
-
-
-def json_with_verdict(result: Result) -> str:
-    """The result envelope, as published, with one field added: readers of the envelope's
-    fields read it as before."""
-    envelope: dict[str, Any] = msgspec.json.decode(encode_result(result))
-    envelope["verdict"] = verdict_of(result)
-    return msgspec.json.encode(envelope).decode()

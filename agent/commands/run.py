@@ -52,4 +52,4 @@ async def serve(daemon: Daemon) -> None:
     try:
         await daemon.run()
     except asyncio.CancelledError:
-        log.info("stopped")
+        log.info(_("stopped"))

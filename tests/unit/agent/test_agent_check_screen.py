@@ -3,24 +3,29 @@ value, in Vietnamese or English; --simple, --csv and --json's verdict; typos ans
 
 from __future__ import annotations
 
+import ast
 import csv
 import io
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import msgspec
 import pytest
 from rich.console import Console
 from uuid6 import uuid7
 
+import agent
 from agent.cli import main
-from agent.commands.check import csv_rows, json_with_verdict, show, simple_lines
+from agent.commands.check import ERROR_HINTS, show, simple_lines
 from agent.screen import fit
+from agent.summary import csv_rows, json_with_verdict
 from contract import i18n
 from contract.result import (
     SCHEMA,
     Clock,
+    Ipv6,
     Latency,
     LatencyStats,
     Link,
@@ -208,3 +213,69 @@ def test_a_target_that_is_down_gets_a_hint(language: i18n.Language) -> None:
     assert "download: connect-failed — refused" in screen
     assert hint in screen
     assert any(hint in line for line in simple_lines(failed, None))
+
+
+def test_the_ipv6_checks_are_named_in_the_language(language: i18n.Language) -> None:
+    evidence: dict[str, str | int | float | bool] = {
+        "global_address": "fd00::2",
+        "ula": True,
+        "aaaa": "no-dns",
+        "tcp_connect_ms": 1.25,
+        "happy_eyeballs": "not-tested: no dual-stack target",
+    }
+    measured = msgspec.structs.replace(
+        _result().measurements, ipv6=Ipv6(status="works", evidence=evidence)
+    )
+    screen = " ".join(
+        line.strip("│ ")
+        for line in _screen(msgspec.structs.replace(_result(), measurements=measured), 1000)
+    )
+    if language == "vi":
+        expected = "địa chỉ toàn cầu fd00::2, địa chỉ ULA có, tra AAAA không có máy chủ DNS, "
+        expected += "kết nối TCP 1,2 ms, Happy Eyeballs chưa kiểm tra"
+    else:
+        expected = "global address fd00::2, ULA address yes, AAAA lookup no DNS server, "
+        expected += "TCP connect 1.2 ms, Happy Eyeballs not tested"
+    assert expected in screen
+
+
+def _constants(node: ast.AST | None) -> set[str]:
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return {node.value}
+    if isinstance(node, ast.IfExp):
+        return _constants(node.body) | _constants(node.orelse)
+    return set()
+
+
+def _codes_at(node: ast.AST) -> set[str]:
+    """A MeasurementError's code, failed_speed's code, a `code = ...` chosen before either, an
+    `_error_code` classifier's answers."""
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+        if node.func.id == "MeasurementError":
+            return {v for k in node.keywords if k.arg == "code" for v in _constants(k.value)}
+        if node.func.id == "failed_speed" and len(node.args) > 2:
+            return _constants(node.args[2])
+    if isinstance(node, ast.Assign) and any(
+        isinstance(target, ast.Name) and target.id == "code" for target in node.targets
+    ):
+        return _constants(node.value)
+    if isinstance(node, ast.FunctionDef) and node.name == "_error_code":
+        returns = [r for r in ast.walk(node) if isinstance(r, ast.Return)]
+        return {v for r in returns for v in _constants(r.value)}
+    return set()
+
+
+def _error_codes() -> set[str]:
+    """Every error code the agent's source gives a measurement error."""
+    return {
+        code
+        for path in Path(agent.__file__).parent.rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        for code in _codes_at(node)
+    }
+
+
+def test_every_error_the_agent_gives_has_a_hint() -> None:
+    codes = _error_codes()
+    assert {"connect-failed", "server-busy", "no-data", "interface-missing"} <= codes
+    assert sorted(codes - ERROR_HINTS.keys()) == []

@@ -85,3 +85,44 @@ def test_unknown_interface_lists_the_known_ones(tmp_path: Path) -> None:
 def test_missing_file_says_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="qos-agent enroll"):
         load_config(tmp_path / "absent.toml")
+
+
+@pytest.mark.parametrize(
+    ("technology", "operator", "canonical"),
+    [
+        ("4G", "viettel", ("4g", "Viettel")),
+        ("LTE", "VIETTEL TELECOM", ("4g", "Viettel")),
+        ("lte-a", "Viettel", ("4g", "Viettel")),
+    ],
+)
+def test_hand_written_names_are_read_in_their_canonical_spelling(
+    tmp_path: Path, technology: str, operator: str, canonical: tuple[str, str]
+) -> None:
+    text = GOOD.replace('technology = "4g"', f'technology = "{technology}"')
+    text = text.replace('operator = "Viettel"', f'operator = "{operator}"')
+    link = load_config(_write(tmp_path, text)).link("wwan0")
+    assert (link.technology, link.operator) == canonical
+    assert link.access == "mobile"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "key", "suggested"),
+    [
+        ('technology = "4g"', 'technology = "ltee"', "links[0].technology", "4g"),
+        ('operator = "Viettel"', 'operator = "Viettell"', "links[0].operator", "Viettel"),
+        ('operator = "VNPT"', 'operator = "vnpt fibrevnn"', "links[1].operator", "VNPT"),
+    ],
+)
+def test_an_unknown_name_is_refused_by_its_key_with_the_canonical_spelling(
+    tmp_path: Path, old: str, new: str, key: str, suggested: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(_write(tmp_path, GOOD.replace(old, new)))
+    assert key in caught.value.message
+    assert f"did you mean {suggested}" in caught.value.hint
+
+
+def test_a_name_of_the_wrong_type_is_refused_by_the_types(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(_write(tmp_path, GOOD.replace('operator = "Viettel"', "operator = 4")))
+    assert "links[0].operator" in str(caught.value)

@@ -10,6 +10,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from agent import history
 from agent.commands.status import gather
 from agent.config import AgentConfig, TargetConfig
 from agent.daemon import Daemon
@@ -115,3 +116,19 @@ async def test_status_reads_what_the_daemon_recorded(daemon: Daemon, config: Age
     assert [(r.interface, r.delivered) for r in report.recent] == [("eth0", False), ("wwan0", True)]
     assert [b.interface for b in report.budgets] == ["wwan0"]
     assert msgspec.json.decode(msgspec.json.encode(report))["probe_id"] == config.probe_id
+
+
+async def test_each_result_goes_to_the_history_and_a_broken_history_costs_nothing(
+    daemon: Daemon, config: AgentConfig
+) -> None:
+    await daemon.run_test(Job("wwan0", "speed"))
+    (kept,) = history.read(Path(config.state_dir)).entries
+    assert (kept.source, kept.result) == ("daemon", _spooled(daemon)[0])
+    # A history that cannot be written (here: a directory where its file goes).
+    (Path(config.state_dir) / history.HISTORY_FILE).unlink()
+    (Path(config.state_dir) / history.HISTORY_FILE).mkdir()
+    await daemon.run_test(Job("eth0", "speed"))
+    assert len(_spooled(daemon)) == 2
+    state = read_daemon_state(daemon.db)
+    assert state is not None
+    assert (state.tests_run, state.tests_failed) == (2, 0)
