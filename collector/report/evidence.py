@@ -87,6 +87,12 @@ class Evidence(msgspec.Struct, frozen=True, kw_only=True):
         return plan_of_label(next(iter(self.plans)))
 
 
+def evidence_name(stem: str, technology: str, operator: str) -> str:
+    """The evidence file beside the report: safe on any file system."""
+    safe = "".join(c if c.isascii() and c.isalnum() else "-" for c in f"{technology}-{operator}")
+    return f"{stem}-{safe.lower()}.csv"
+
+
 def evidence_of_file(path: Path, *, technology: str, operator: str) -> Evidence:
     """A campaign CSV given offline (read as `evaluate` reads it; errors say which line)."""
     from collector.evaluate import read_campaign  # noqa: PLC0415 - beside the bytes it hashes

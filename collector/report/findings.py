@@ -19,7 +19,7 @@ import aiohttp
 import msgspec
 
 from collector.compliance import Sample, Verdict, evaluate_compliance, sample_classes
-from collector.report.evidence import Evidence, read_evidence
+from collector.report.evidence import Evidence, evidence_name, read_evidence
 from collector.report.scope import VIETNAM, Period, Scope
 from collector.verdicts import judge_window
 from contract.errors import QosfleetError
@@ -197,12 +197,6 @@ def _no_samples(scope_name: str, period: Period) -> QosfleetError:
         ),
         _("check --area and the period (--from, --to); the probes of the area may be silent"),
     )
-
-
-def evidence_name(stem: str, technology: str, operator: str) -> str:
-    """The evidence file beside the report: safe on any file system."""
-    safe = "".join(c if c.isascii() and c.isalnum() else "-" for c in f"{technology}-{operator}")
-    return f"{stem}-{safe.lower()}.csv"
 
 
 async def live_findings(

@@ -154,7 +154,6 @@ async def test_report_from_the_store_reads_back_as_evaluate_judges(
     assert sha256 in html
     assert (tmp_path / "page.png").read_bytes().startswith(b"\x89PNG")
 
-
     offline = tmp_path / "offline"
     ran = _run(
         "report",
