@@ -17,16 +17,11 @@ from babel.dates import format_date, format_datetime
 from collector.compliance import Judgement, Verdict
 from collector.evaluate import METHODS, VERDICT_STATUSES, headline
 from collector.report.findings import Finding, Report
+from collector.report.scope import LEVEL_NAMES
 from contract.criteria import criteria, criterion_name
 from contract.i18n import N_, _, current, number, percent
 
 VIETNAM_ZONE: Final = ZoneInfo("Asia/Ho_Chi_Minh")
-LEVELS: Final = {
-    "nation": N_("the whole country"),
-    "province": N_("province"),
-    "commune": N_("commune"),
-    "village": N_("village"),
-}
 PARTS: Final = {"regulation": N_("regulation"), "programme": N_("programme indicator")}
 # Why a class of attempts is left out of the means (docs/qcvn-method.md, section 3).
 EXCLUSIONS: Final = (
@@ -161,7 +156,7 @@ def _criteria(finding: Finding) -> Table:
             _("part"),
             _("limit"),
             _("figure"),
-            _("95 % interval"),
+            _("interval (95%)"),
             "n",
             _("result"),
         ),
@@ -197,7 +192,7 @@ def _mix(verdict: Verdict) -> Table:
     unset = verdict.n - mix.indoor - mix.outdoor_fixed - mix.outdoor_moving
     rows += ((_("no setting declared"), number(unset, 0), "-"),)
     return Table(
-        header=(_("sample class (setting)"), _("counted"), _("required")),
+        header=(_("setting"), _("counted"), _("required")),
         rows=rows,
         widths=(0.4, 0.3, 0.3),
     )
@@ -328,7 +323,7 @@ def blocks_of(report: Report) -> list[Block]:
             kind="strong",
             text=_("{area} ({level}), {first} to {last} ({days} days)").format(
                 area=report.area_name,
-                level=_(LEVELS[report.scope.level]),
+                level=_(LEVEL_NAMES[report.scope.level]),
                 first=day(period.first_day),
                 last=day(period.last_day),
                 days=period.days,

@@ -17,13 +17,20 @@ import msgspec
 
 from collector.verdicts import Area, Level
 from contract.errors import QosfleetError
-from contract.i18n import _
+from contract.i18n import N_, _
 from contract.places import province, provinces
 
 VIETNAM: Final = timedelta(hours=7)
 DEFAULT_DAYS: Final = 30
 # A month is what the store keeps by default and what a national export can carry (export.py).
 MAX_DAYS: Final = 92
+# A level as a reader names it.
+LEVEL_NAMES: Final = {
+    "nation": N_("the whole country"),
+    "province": N_("province"),
+    "commune": N_("commune"),
+    "village": N_("village"),
+}
 _DAY_FIRST = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})")
 
 
@@ -144,7 +151,7 @@ def choose_scope(level: str | None, area: str | None) -> Scope:
     if level is not None and level != implied:
         raise QosfleetError(
             _("--area {area} names a {implied}, not a {level}").format(
-                area=area, implied=implied, level=level
+                area=area, implied=_(LEVEL_NAMES[implied]), level=_(LEVEL_NAMES[level])
             ),
             _("a province is 2 digits, a commune 5 digits, a village COMMUNE/NAME"),
         )
@@ -162,7 +169,7 @@ def choose_scope(level: str | None, area: str | None) -> Scope:
         close = difflib.get_close_matches(commune_code, known, n=3)
         hint = _("a commune code has 5 digits, as in contract/data/provinces.json")
         if close:
-            hint += _("; did you mean {names}?").format(names=", ".join(close))
+            hint += "; " + _("did you mean {names}? ").format(names=", ".join(close)).strip()
         raise QosfleetError(_("no commune has the code {code!r}").format(code=commune_code), hint)
     if implied == "commune":
         return Scope(level="commune", province=owner.code, commune=commune_code)

@@ -17,7 +17,7 @@ from pypdf import PdfReader
 
 from collector.report.scope import VIETNAM
 from collector.store import StoreWriter
-from contract.result import Link, Location, Result
+from contract.result import Location, Result
 from lab.services import VictoriaMetrics
 from tests.strategies import sample_result
 
