@@ -30,8 +30,9 @@ A4_INCHES: Final = (8.27, 11.69)
 LEFT, RIGHT, TOP, BOTTOM = 0.08, 0.92, 0.95, 0.06
 POINTS_HIGH: Final = A4_INCHES[1] * 72
 WIDTH_POINTS: Final = (RIGHT - LEFT) * A4_INCHES[0] * 72
-# DejaVu Sans' mean advance is about 0.55 em: the characters a line of a given size holds.
-EM_SHARE: Final = 0.55
+# DejaVu Sans' mean advance on Vietnamese text, in em (bold is wider): what a line holds.
+EM_SHARE: Final = 0.57
+BOLD_EM_SHARE: Final = 0.64
 SIZES: Final = {"heading": 14.0, "subheading": 11.0, "text": 9.0, "strong": 10.0, "mono": 7.5}
 TABLE_SIZE: Final = 8.0
 CHART_HEIGHT: Final = 0.24
@@ -42,8 +43,8 @@ def _line_height(size: float) -> float:
     return size * 1.4 / POINTS_HIGH
 
 
-def _wrap(text: str, size: float, share: float = 1.0) -> list[str]:
-    width = max(8, int(WIDTH_POINTS * share / (size * EM_SHARE)))
+def _wrap(text: str, size: float, share: float = 1.0, *, bold: bool = False) -> list[str]:
+    width = max(8, int(WIDTH_POINTS * share / (size * (BOLD_EM_SHARE if bold else EM_SHARE))))
     return textwrap.wrap(text, width, break_long_words=True, break_on_hyphens=False) or [""]
 
 
@@ -100,7 +101,8 @@ class _Pages:
 
     def text(self, block: Text) -> None:
         size = SIZES[block.kind]
-        lines = _wrap(block.text, size)
+        bold = block.kind in {"heading", "subheading", "strong"}
+        lines = _wrap(block.text, size, bold=bold)
         height = _line_height(size) * len(lines)
         gap = _line_height(size) * (0.6 if block.kind in {"heading", "subheading"} else 0.2)
         page = self._room(height + gap)
@@ -112,7 +114,7 @@ class _Pages:
             fontsize=size,
             va="top",
             linespacing=1.25,
-            weight="bold" if block.kind in {"heading", "subheading", "strong"} else "normal",
+            weight="bold" if bold else "normal",
             family="DejaVu Sans Mono" if block.kind == "mono" else "DejaVu Sans",
         )
         self.y -= height
@@ -121,7 +123,7 @@ class _Pages:
         line = _line_height(TABLE_SIZE)
         for index, row in enumerate((block.header, *block.rows)):
             cells = [
-                _wrap(cell, TABLE_SIZE, share)
+                _wrap(cell, TABLE_SIZE, share, bold=index == 0)
                 for cell, share in zip(row, block.widths, strict=True)
             ]
             height = line * max(len(cell) for cell in cells) + line * 0.3

@@ -36,7 +36,7 @@ COUNTED, LIMITED = 1600, 20
 
 def _result(probe: str, at: datetime, rate: float, place: Location, technology: str) -> Result:
     result = sample_result(probe, finished_at=at, download_mbps=rate)
-    link = msgspec.structs.replace(result.link, technology=technology)  # type: ignore[arg-type]
+    link = msgspec.structs.replace(result.link, technology=technology)
     return msgspec.structs.replace(result, location=place, link=link)
 
 
