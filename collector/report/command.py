@@ -11,7 +11,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
@@ -99,7 +99,7 @@ def _offline(args: argparse.Namespace, profiles: dict[str, Profile], now: dateti
     evidence = evidence_of_file(args.input, technology=default_technology(profile), operator="")
     latest = max((sample.timestamp for sample in evidence.campaign.samples), default=now)
     period = choose_period(
-        args.first, args.last, today=(latest + VIETNAM).date() + timedelta(days=1)
+        args.first, args.last, today=(now + VIETNAM).date(), latest=(latest + VIETNAM).date()
     )
     return offline_finding(evidence, profile, args.profile, period)
 

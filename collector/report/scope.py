@@ -105,9 +105,12 @@ def parse_day(text: str) -> date:
         ) from None
 
 
-def choose_period(first: str | None, last: str | None, *, today: date) -> Period:
-    """The days asked for; by default the last 30 complete days before `today`."""
-    last_day = parse_day(last) if last else today - timedelta(days=1)
+def choose_period(
+    first: str | None, last: str | None, *, today: date, latest: date | None = None
+) -> Period:
+    """The days asked for; by default the 30 days up to `latest` (a campaign's last day), else
+    the last 30 complete days before `today`."""
+    last_day = parse_day(last) if last else latest or today - timedelta(days=1)
     first_day = parse_day(first) if first else last_day - timedelta(days=DEFAULT_DAYS - 1)
     if first_day > last_day:
         raise QosfleetError(

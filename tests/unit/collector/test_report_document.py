@@ -18,13 +18,13 @@ from contract.i18n import use
 START = datetime(2026, 11, 1, tzinfo=UTC)
 
 
-def _campaign(path: Path, *, rate: float, count: int) -> Path:
+def _campaign(path: Path, *, rate: float, count: int, probe: str = "vn-08-ban-na") -> Path:
     lines = ["timestamp,download_mbps,status,setting,probe"]
     for index in range(count):
         at = START + timedelta(minutes=20 * index)
         status = "failed" if index % 100 == 0 else "ok"
         download = "" if status == "failed" else f"{rate + (index % 3 - 1) * 2:.2f}"
-        lines.append(f"{at.isoformat()},{download},{status},indoor,vn-08-ban-na-{index % 2}")
+        lines.append(f"{at.isoformat()},{download},{status},indoor,{probe}-{index % 2}")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 
@@ -55,6 +55,26 @@ def test_a_campaign_short_of_samples_is_not_judged(tmp_path: Path) -> None:
     text = _text(tmp_path / "r.pdf")
     assert "NOT ENOUGH DATA" in text
     assert "early warning" in text
+
+
+def test_names_from_the_data_are_text_in_the_html(tmp_path: Path) -> None:
+    campaign = _campaign(tmp_path / "c.csv", rate=45.0, count=50, probe="<script>alert(1)</script>")
+    argv = ["--input", str(campaign), "--profile", "4g", "--output", str(tmp_path / "r")]
+    assert run_report([*argv, "--lang", "en"]) == 0
+    html = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "<script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;-0" in html
+
+
+def test_a_store_that_does_not_answer_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--store", "http://127.0.0.1:9", "--output", str(tmp_path / "r"), "--lang", "en"]
+    assert run_report(argv) == 2
+    said = capsys.readouterr().err
+    assert "cannot read from the store at http://127.0.0.1:9" in said
+    assert "-> check that VictoriaMetrics runs" in said
+    assert not (tmp_path / "r.pdf").exists()
 
 
 def test_an_unknown_profile_and_a_missing_file_are_refused(
