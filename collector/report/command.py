@@ -18,16 +18,20 @@ from typing import Final
 from collector.report.content import blocks_of
 from collector.report.document import pages_of, render_html, write_page_png, write_pdf
 from collector.report.evidence import evidence_of_file
-from collector.report.findings import Finding, live_findings, offline_finding, report_of
-from collector.report.scope import VIETNAM, choose_period, choose_scope
-from collector.verdicts import Level
+from collector.report.findings import (
+    AreaVerdict,
+    Finding,
+    live_findings,
+    offline_finding,
+    report_of,
+)
+from collector.report.scope import LEVELS, VIETNAM, choose_breakdown, choose_period, choose_scope
 from contract.commandline import Parser, add_language_option, choose_language
 from contract.errors import QosfleetError
 from contract.i18n import _, current
 from contract.profiles import Profile, bundled_profiles, default_technology, load_profiles
 
 PROG: Final = "qos-collector report"
-LEVELS: Final[tuple[Level, ...]] = ("nation", "province", "commune", "village")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,7 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument(
-        "--level", choices=LEVELS, help=_("the level of --area (default: from its form)")
+        "--level",
+        choices=LEVELS,
+        help=_("also list the verdict of every commune or village inside the area"),
     )
     parser.add_argument(
         "--from", dest="first", metavar="DAY", help=_("first day, 2026-11-01 or 01/11/2026")
@@ -116,16 +122,27 @@ def run_report(argv: Sequence[str] | None = None) -> int:
 
 def _write(args: argparse.Namespace) -> int:
     profiles = _profiles(args)
-    scope = choose_scope(args.level, args.area)
+    scope = choose_scope(args.area)
+    breakdown_level = choose_breakdown(scope, args.level)
     now = datetime.now(UTC)
     output: Path = args.output
+    breakdown: tuple[AreaVerdict, ...] = ()
     if args.input is not None:
+        if breakdown_level is not None:
+            raise QosfleetError(
+                _("--level needs the store: a campaign CSV names no areas"),
+                _("leave out --level, or make the report from the store (--store)"),
+            )
         findings = [_offline(args, profiles, now)]
         period = findings[0].period
         source = str(args.input)
     else:
         period = choose_period(args.first, args.last, today=(now + VIETNAM).date())
-        live = asyncio.run(live_findings(args.store, profiles, scope, period, output.name))
+        live, breakdown = asyncio.run(
+            live_findings(
+                args.store, profiles, scope, period, stem=output.name, breakdown=breakdown_level
+            )
+        )
         findings = [finding for finding, _evidence in live]
         output.parent.mkdir(parents=True, exist_ok=True)
         for finding, evidence in live:
@@ -139,6 +156,8 @@ def _write(args: argparse.Namespace) -> int:
         generated_at=now,
         source=source,
         profiles_path=args.profiles,
+        breakdown_level=breakdown_level,
+        breakdown=breakdown,
     )
     pages = pages_of(report)
     output.parent.mkdir(parents=True, exist_ok=True)

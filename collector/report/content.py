@@ -291,6 +291,38 @@ def _finding_blocks(index: int, finding: Finding) -> list[Block]:
     return blocks
 
 
+def _breakdown(report: Report) -> list[Block]:
+    level = _(LEVEL_NAMES[report.breakdown_level or "nation"])
+    return [
+        Text(
+            kind="subheading",
+            text=_("The verdict of each {level} inside the area").format(level=level),
+        ),
+        Table(
+            header=(level, _("technology"), _("operator"), _("verdict"), "n", _("mean")),
+            rows=tuple(
+                (
+                    row.name,
+                    row.technology,
+                    row.operator or "-",
+                    _verdict_status(row.verdict),
+                    f"{number(row.verdict.n, 0)} / {number(row.verdict.n_required, 0)}",
+                    _value(row.verdict.mean_download_mbps, "Mb/s"),
+                )
+                for row in report.breakdown
+            ),
+            widths=(0.3, 0.1, 0.14, 0.2, 0.13, 0.13),
+        ),
+    ]
+
+
+def _verdict_status(verdict: Verdict) -> str:
+    """The regulation's verdict: for a fixed line, QCVN 34's plan conformity."""
+    if verdict.national_target is not None:
+        return status(verdict.plan_conformity)
+    return status(verdict.status)
+
+
 def title() -> str:
     return _("Broadband quality report")
 
@@ -305,11 +337,7 @@ def blocks_of(report: Report) -> list[Block]:
                 f.technology,
                 f.operator or "-",
                 f.profile_name,
-                status(
-                    f.verdict.plan_conformity
-                    if f.verdict.national_target is not None
-                    else f.verdict.status
-                ),
+                _verdict_status(f.verdict),
                 f"{number(f.verdict.n, 0)} / {number(f.verdict.n_required, 0)}",
                 _value(f.verdict.mean_download_mbps, "Mb/s"),
             )
@@ -348,6 +376,8 @@ def blocks_of(report: Report) -> list[Block]:
         Text(kind="subheading", text=_("Verdicts")),
         summary,
     ]
+    if report.breakdown_level is not None:
+        blocks += _breakdown(report)
     for index, finding in enumerate(report.findings):
         blocks += _finding_blocks(index, finding)
     blocks.append(Text(kind="heading", text=_("The method in brief")))

@@ -21,7 +21,7 @@ import msgspec
 from collector.compliance import Sample, Verdict, evaluate_compliance, sample_classes
 from collector.report.evidence import Evidence, evidence_name, read_evidence
 from collector.report.scope import VIETNAM, Period, Scope
-from collector.verdicts import judge_window
+from collector.verdicts import Area, Level, judge_window
 from contract.errors import QosfleetError
 from contract.i18n import Language, _
 from contract.profiles import BUNDLED, Profile
@@ -62,6 +62,15 @@ class Finding(msgspec.Struct, frozen=True, kw_only=True):
     period: Period
 
 
+class AreaVerdict(msgspec.Struct, frozen=True, kw_only=True):
+    """One finer area's verdict, listed under the report's own (--level)."""
+
+    name: str
+    technology: str
+    operator: str
+    verdict: Verdict
+
+
 class Report(msgspec.Struct, frozen=True, kw_only=True):
     scope: Scope
     area_name: str
@@ -73,6 +82,8 @@ class Report(msgspec.Struct, frozen=True, kw_only=True):
     profiles_file: str
     profiles_sha256: str
     findings: tuple[Finding, ...]
+    breakdown_level: Level | None = None
+    breakdown: tuple[AreaVerdict, ...] = ()
 
 
 def _in_window(sample: Sample, period: Period) -> bool:
@@ -199,14 +210,43 @@ def _no_samples(scope_name: str, period: Period) -> QosfleetError:
     )
 
 
+def breakdown_of(
+    verdicts: Mapping[Area, Verdict], scope: Scope, level: Level | None
+) -> tuple[AreaVerdict, ...]:
+    """The verdicts of the areas at `level` inside the scope, failing ones first."""
+    if level is None:
+        return ()
+    found = [
+        AreaVerdict(
+            name=Scope(
+                level=area.level,
+                province=area.province,
+                commune=area.commune,
+                village=area.village,
+            ).name(),
+            technology=area.technology,
+            operator=area.operator,
+            verdict=verdict,
+        )
+        for area, verdict in verdicts.items()
+        if area.level == level and scope.encloses(area)
+    ]
+    order = {"fail": 0, "insufficient-data": 1, "pass": 2}
+    found.sort(key=lambda row: (order[row.verdict.status], row.name, row.technology, row.operator))
+    return tuple(found)
+
+
 async def live_findings(
     store_url: str,
     profiles: Mapping[str, Profile],
     scope: Scope,
     period: Period,
+    *,
     stem: str,
-) -> list[tuple[Finding, Evidence]]:
-    """Each technology x operator of the area judged from the store, with its evidence."""
+    breakdown: Level | None = None,
+) -> tuple[list[tuple[Finding, Evidence]], tuple[AreaVerdict, ...]]:
+    """Each technology x operator of the area judged from the store, with its evidence, and the
+    verdicts of the finer areas at `breakdown` inside it."""
     window = period.end - period.start
     lead_in = max((p.min_gap_s for p in profiles.values()), default=0.0)
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as session:
@@ -236,7 +276,7 @@ async def live_findings(
         )
     if not found:
         raise _no_samples(scope.name(), period)
-    return found
+    return found, breakdown_of(verdicts, scope, breakdown)
 
 
 def offline_finding(evidence: Evidence, profile: Profile, name: str, period: Period) -> Finding:
@@ -264,6 +304,8 @@ def report_of(
     generated_at: datetime,
     source: str,
     profiles_path: Path | None,
+    breakdown_level: Level | None = None,
+    breakdown: tuple[AreaVerdict, ...] = (),
 ) -> Report:
     profiles_file, profiles_sha256 = profiles_fingerprint(profiles_path)
     return Report(
@@ -277,4 +319,6 @@ def report_of(
         profiles_file=profiles_file,
         profiles_sha256=profiles_sha256,
         findings=tuple(findings),
+        breakdown_level=breakdown_level,
+        breakdown=breakdown,
     )

@@ -57,6 +57,16 @@ class Scope(msgspec.Struct, frozen=True, kw_only=True):
         found = {"province": self.province, "commune": self.commune, "village": self.village}
         return {label: value for label, value in found.items() if value}
 
+    def encloses(self, area: Area) -> bool:
+        """Whether a verdict's area lies inside this one (or is it)."""
+        inside = {
+            "nation": True,
+            "province": area.province == self.province,
+            "commune": area.commune == self.commune,
+            "village": area.commune == self.commune and area.village == self.village,
+        }
+        return inside[self.level]
+
     def name(self) -> str:
         """The area as a reader names it: "Xã Ngọc Đường, Tuyên Quang"."""
         if self.level == "nation":
@@ -69,6 +79,26 @@ class Scope(msgspec.Struct, frozen=True, kw_only=True):
         if self.level == "commune":
             return f"{commune}, {province_name}"
         return f"{self.village}, {commune}, {province_name}"
+
+
+LEVELS: Final[tuple[Level, ...]] = ("nation", "province", "commune", "village")
+
+
+def choose_breakdown(scope: Scope, level: str | None) -> Level | None:
+    """The finer level whose areas inside the scope are listed too (--level), if any."""
+    if level is None or level == scope.level:
+        return None
+    finer = LEVELS[LEVELS.index(scope.level) + 1 :]
+    if level not in finer:
+        raise QosfleetError(
+            _("--level {level} is not inside {area}").format(
+                level=_(LEVEL_NAMES.get(level, level)), area=scope.name()
+            ),
+            _("list a finer level: {levels}").format(levels=", ".join(finer) or "-")
+            if finer
+            else _("a village holds no finer area: leave out --level"),
+        )
+    return LEVELS[LEVELS.index(level)]
 
 
 class Period(msgspec.Struct, frozen=True, kw_only=True):
@@ -139,25 +169,13 @@ def choose_period(
     return period
 
 
-def choose_scope(level: str | None, area: str | None) -> Scope:
-    """The area named by --area (a province code, a commune code, or COMMUNE/VILLAGE), at the
-    level --level says or its form implies; none at all is the whole country."""
+def choose_scope(area: str | None) -> Scope:
+    """The area --area names by its form (a province code, a commune code, or COMMUNE/VILLAGE);
+    none at all is the whole country."""
     if area is None or not area.strip():
-        if level not in {None, "nation"}:
-            raise QosfleetError(
-                _("--level {level} needs --area").format(level=level),
-                _("name the area: --area 08 (a province), 00700 (a commune) or 00700/Bản Ná"),
-            )
         return Scope(level="nation")
     area = area.strip()
     implied: Level = "village" if "/" in area else "commune" if len(area) == 5 else "province"  # noqa: PLR2004 - a commune code's length
-    if level is not None and level != implied:
-        raise QosfleetError(
-            _("--area {area} names a {implied}, not a {level}").format(
-                area=area, implied=_(LEVEL_NAMES[implied]), level=_(LEVEL_NAMES[level])
-            ),
-            _("a province is 2 digits, a commune 5 digits, a village COMMUNE/NAME"),
-        )
     if implied == "province":
         if province(area) is None:
             raise QosfleetError(

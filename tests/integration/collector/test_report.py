@@ -129,7 +129,8 @@ async def test_report_from_the_store_reads_back_as_evaluate_judges(
     seeded: VictoriaMetrics, tmp_path: Path
 ) -> None:
     output = tmp_path / "bao-cao"
-    text = _report(seeded, output, "--lang", "vi", "--page-png", str(tmp_path / "page.png"))
+    page = str(tmp_path / "page.png")
+    text = _report(seeded, output, "--lang", "vi", "--level", "village", "--page-png", page)
     evidence = tmp_path / "bao-cao-4g-viettel.csv"
     record = _evaluate(evidence)
     sha256 = record["input"]["sha256"]  # type: ignore[index]
@@ -141,7 +142,9 @@ async def test_report_from_the_store_reads_back_as_evaluate_judges(
     flat = text.replace("\n", " ")
     assert "KHÔNG ĐẠT" in flat
     assert "Tuyên Quang" in flat
-    assert "Bản Ná" in flat
+    villages = flat.split("Kết luận của từng thôn trong khu vực")[1]
+    assert villages.split()[:3] == ["thôn", "công", "nghệ"]  # the table's header
+    assert "Bản Ná, Xã Ngọc Đường, Tuyên Quang 4g Viettel KHÔNG ĐẠT 1.600 / 1.500" in villages
     assert "1.600 / 1.500" in flat  # n in Vietnamese figures
     assert "38,50 Mb/s" in flat
     assert sha256 in text.replace("\n", "")

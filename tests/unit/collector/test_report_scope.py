@@ -9,7 +9,13 @@ from datetime import UTC, date, datetime
 import pytest
 
 from collector.report.command import run_report
-from collector.report.scope import Period, Scope, choose_period, choose_scope
+from collector.report.scope import (
+    Period,
+    Scope,
+    choose_breakdown,
+    choose_period,
+    choose_scope,
+)
 from collector.verdicts import Area
 from contract.errors import QosfleetError
 from contract.i18n import use
@@ -58,35 +64,48 @@ def test_a_bad_period_is_refused_with_a_hint(first: str, last: str | None, said:
 
 
 def test_areas_from_codes() -> None:
-    assert choose_scope(None, None) == Scope(level="nation")
-    assert choose_scope(None, "08") == Scope(level="province", province="08")
-    assert choose_scope("commune", "00700") == Scope(
-        level="commune", province="08", commune="00700"
-    )
-    village = choose_scope(None, "00700/ Bản Ná ")
+    assert choose_scope(None) == Scope(level="nation")
+    assert choose_scope("08") == Scope(level="province", province="08")
+    assert choose_scope("00700") == Scope(level="commune", province="08", commune="00700")
+    village = choose_scope("00700/ Bản Ná ")
     assert village == Scope(level="village", province="08", commune="00700", village="Bản Ná")
     assert village.name() == "Bản Ná, Xã Ngọc Đường, Tuyên Quang"
     assert village.labels == {"province": "08", "commune": "00700", "village": "Bản Ná"}
     assert village.holds(Area("village", "08", "00700", "Bản Ná", "4g", "Viettel"))
     assert not village.holds(Area("commune", "08", "00700", "", "4g", "Viettel"))
     assert Scope(level="nation").holds(Area("nation", "", "", "", "5g", "MobiFone"))
+    assert village.encloses(Area("village", "08", "00700", "Bản Ná", "4g", "Viettel"))
+    assert not village.encloses(Area("village", "08", "00700", "Bản Nà", "4g", "Viettel"))
+    province = choose_scope("08")
+    assert province.encloses(Area("commune", "08", "00700", "", "4g", "Viettel"))
+    assert not province.encloses(Area("commune", "79", "25747", "", "4g", "Viettel"))
+
+
+def test_a_breakdown_is_of_a_finer_level() -> None:
+    province = choose_scope("08")
+    assert choose_breakdown(province, "commune") == "commune"
+    assert choose_breakdown(province, "province") is None
+    assert choose_breakdown(Scope(level="nation"), "village") == "village"
+    with pytest.raises(QosfleetError) as refused:
+        choose_breakdown(choose_scope("00700"), "province")
+    assert "--level province is not inside Xã Ngọc Đường, Tuyên Quang" in refused.value.message
+    assert refused.value.hint == "list a finer level: village"
+    with pytest.raises(QosfleetError) as refused:
+        choose_breakdown(choose_scope("00700/Bản Ná"), "commune")
+    assert "leave out --level" in refused.value.hint
 
 
 @pytest.mark.parametrize(
-    ("level", "area", "said", "hint"),
+    ("area", "said", "hint"),
     [
-        (None, "99", "no province has the code '99'", "01 04 08"),
-        (None, "00701", "no commune has the code '00701'", "did you mean"),
-        ("province", "00700", "names a commune, not a province", "2 digits"),
-        ("commune", None, "--level commune needs --area", "--area 08"),
-        (None, "00700/", "names no village", "00700/Bản Ná"),
+        ("99", "no province has the code '99'", "01 04 08"),
+        ("00701", "no commune has the code '00701'", "did you mean"),
+        ("00700/", "names no village", "00700/Bản Ná"),
     ],
 )
-def test_an_unknown_area_is_refused_with_a_hint(
-    level: str | None, area: str | None, said: str, hint: str
-) -> None:
+def test_an_unknown_area_is_refused_with_a_hint(area: str, said: str, hint: str) -> None:
     with pytest.raises(QosfleetError) as refused:
-        choose_scope(level, area)
+        choose_scope(area)
     assert said in refused.value.message
     assert hint in refused.value.hint
 
