@@ -311,7 +311,7 @@ def _breakdown(report: Report) -> list[Block]:
                 )
                 for row in report.breakdown
             ),
-            widths=(0.3, 0.1, 0.14, 0.2, 0.13, 0.13),
+            widths=(0.28, 0.13, 0.14, 0.19, 0.13, 0.13),
         ),
     ]
 
