@@ -77,18 +77,18 @@ COMPARISONS: Final = {">=": "≥", "<=": "≤"}
 Kind = Literal["heading", "subheading", "text", "strong", "mono"]
 
 
-class Text(msgspec.Struct, frozen=True, tag=True):
+class Text(msgspec.Struct, frozen=True):
     kind: Kind
     text: str
 
 
-class Table(msgspec.Struct, frozen=True, tag=True):
+class Table(msgspec.Struct, frozen=True):
     header: tuple[str, ...]
     rows: tuple[tuple[str, ...], ...]
     widths: tuple[float, ...]  # shares of the page's width
 
 
-class Chart(msgspec.Struct, frozen=True, tag=True):
+class Chart(msgspec.Struct, frozen=True):
     kind: Literal["daily", "distribution"]
     finding: int
     title: str

@@ -26,7 +26,7 @@ import aiohttp
 import msgspec
 
 from collector.api import FORMULA_STARTS, result_rows, selector
-from collector.evaluate import QUANTITIES, Campaign, parse_campaign
+from collector.evaluate import QUANTITIES, Campaign, parse_campaign, read_campaign
 from collector.export import export_series
 from collector.series import plan_of_label
 from contract.result import Plan
@@ -95,8 +95,6 @@ def evidence_name(stem: str, technology: str, operator: str) -> str:
 
 def evidence_of_file(path: Path, *, technology: str, operator: str) -> Evidence:
     """A campaign CSV given offline (read as `evaluate` reads it; errors say which line)."""
-    from collector.evaluate import read_campaign  # noqa: PLC0415 - beside the bytes it hashes
-
     campaign = read_campaign(path)
     return Evidence(
         technology=technology,

@@ -24,6 +24,7 @@ VIETNAM: Final = timedelta(hours=7)
 DEFAULT_DAYS: Final = 30
 # A month is what the store keeps by default and what a national export can carry (export.py).
 MAX_DAYS: Final = 92
+COMMUNE_CODE_LENGTH: Final = 5
 # A level as a reader names it.
 LEVEL_NAMES: Final = {
     "nation": N_("the whole country"),
@@ -175,7 +176,9 @@ def choose_scope(area: str | None) -> Scope:
     if area is None or not area.strip():
         return Scope(level="nation")
     area = area.strip()
-    implied: Level = "village" if "/" in area else "commune" if len(area) == 5 else "province"  # noqa: PLR2004 - a commune code's length
+    implied: Level = (
+        "village" if "/" in area else "commune" if len(area) == COMMUNE_CODE_LENGTH else "province"
+    )
     if implied == "province":
         if province(area) is None:
             raise QosfleetError(
