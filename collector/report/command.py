@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
+# The plan options exactly as `evaluate` reads them, so both refuse the same way.
+from collector.evaluate import _plan, _positive
 from collector.report.content import blocks_of
 from collector.report.document import pages_of, render_html, write_page_png, write_pdf
 from collector.report.evidence import evidence_of_file
@@ -69,6 +71,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--input", type=Path, help=_("a campaign CSV (as `evaluate` reads) instead of the store")
     )
     parser.add_argument("--profile", help=_("with --input: the profile to judge it against"))
+    # As `evaluate` takes them: QCVN 34 compares a fixed line with its plan.
+    parser.add_argument(
+        "--plan-download-mbps",
+        type=_positive,
+        help=_("the plan's advertised download rate (Vd)"),
+    )
+    parser.add_argument(
+        "--plan-upload-mbps",
+        type=_positive,
+        help=_("the plan's advertised upload rate (Vu)"),
+    )
     parser.add_argument(
         "--profiles", type=Path, help=_("a profiles TOML file instead of the bundled one")
     )
@@ -102,7 +115,9 @@ def _offline(args: argparse.Namespace, profiles: dict[str, Profile], now: dateti
             _("choose one of: {profiles}").format(profiles=", ".join(sorted(profiles))),
         )
     profile = profiles[args.profile]
-    evidence = evidence_of_file(args.input, technology=default_technology(profile), operator="")
+    evidence = evidence_of_file(
+        args.input, technology=default_technology(profile), operator="", plan=_plan(args)
+    )
     latest = max((sample.timestamp for sample in evidence.campaign.samples), default=now)
     period = choose_period(
         args.first, args.last, today=(now + VIETNAM).date(), latest=(latest + VIETNAM).date()

@@ -135,7 +135,9 @@ def _result(judged: Judgement, required: int) -> str:
 
 def _criteria(finding: Finding) -> Table:
     verdict = finding.verdict
-    names = {c.id: criterion_name(c, finding.profile) for c in criteria(finding.profile, None)}
+    names = {
+        c.id: criterion_name(c, finding.profile) for c in criteria(finding.profile, finding.plan)
+    }
     rows = tuple(
         (
             names.get(judged.id, judged.name),

@@ -28,7 +28,7 @@ import msgspec
 from collector.api import FORMULA_STARTS, result_rows, selector
 from collector.evaluate import QUANTITIES, Campaign, parse_campaign, read_campaign
 from collector.export import export_series
-from collector.series import plan_of_label
+from collector.series import plan_label, plan_of_label
 from contract.result import Plan
 from contract.sampling import CLASS_CODES
 
@@ -93,7 +93,9 @@ def evidence_name(stem: str, technology: str, operator: str) -> str:
     return f"{stem}-{safe.lower()}.csv"
 
 
-def evidence_of_file(path: Path, *, technology: str, operator: str) -> Evidence:
+def evidence_of_file(
+    path: Path, *, technology: str, operator: str, plan: Plan | None = None
+) -> Evidence:
     """A campaign CSV given offline (read as `evaluate` reads it; errors say which line)."""
     campaign = read_campaign(path)
     return Evidence(
@@ -101,7 +103,7 @@ def evidence_of_file(path: Path, *, technology: str, operator: str) -> Evidence:
         operator=operator,
         csv=path.read_bytes(),
         campaign=campaign,
-        plans=frozenset(),
+        plans=frozenset({plan_label(plan)}),
         places={},
         source=path.name,
     )

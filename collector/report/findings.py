@@ -25,6 +25,7 @@ from collector.verdicts import Area, Level, judge_window
 from contract.errors import QosfleetError
 from contract.i18n import Language, _
 from contract.profiles import BUNDLED, Profile
+from contract.result import Plan
 
 
 class ProbeShare(msgspec.Struct, frozen=True, kw_only=True):
@@ -60,6 +61,7 @@ class Finding(msgspec.Struct, frozen=True, kw_only=True):
     counted_download_mbps: tuple[float, ...]
     target_mbps: float | None
     period: Period
+    plan: Plan | None
 
 
 class AreaVerdict(msgspec.Struct, frozen=True, kw_only=True):
@@ -185,6 +187,7 @@ def _finding(
         ),
         target_mbps=_target(verdict),
         period=period,
+        plan=evidence.plan,
     )
 
 

@@ -57,6 +57,24 @@ def test_a_campaign_short_of_samples_is_not_judged(tmp_path: Path) -> None:
     assert "early warning" in text
 
 
+def test_a_fixed_line_has_two_verdicts_against_its_plan_and_the_national_target(
+    tmp_path: Path,
+) -> None:
+    campaign = tmp_path / "ftth.csv"
+    times = [START + timedelta(minutes=20 * index) for index in range(1200)]
+    rows = [f"{at.isoformat()},{250 + index % 3},90,vn-08-ftth" for index, at in enumerate(times)]
+    campaign.write_text("timestamp,download_mbps,upload_mbps,probe\n" + "\n".join(rows) + "\n")
+    argv = ["--input", str(campaign), "--profile", "fixed", "--output", str(tmp_path / "r")]
+    plan = ["--plan-download-mbps", "300", "--plan-upload-mbps", "100"]
+    assert run_report([*argv, *plan, "--lang", "en"]) == 0
+    text = _text(tmp_path / "r.pdf")
+    assert "PASS — fixed profile: QCVN 34 plan conformity" in text
+    assert "national target (programme indicator): FAIL" in text
+    assert "(240 Mb/s)" in text  # 0.8 x the plan's 300 Mb/s
+    assert "--plan-download-mbps 300 --plan-upload-mbps 100" in text
+    assert run_report([*argv, "--plan-download-mbps", "300", "--lang", "en"]) == 2
+
+
 def test_names_from_the_data_are_text_in_the_html(tmp_path: Path) -> None:
     campaign = _campaign(tmp_path / "c.csv", rate=45.0, count=50, probe="<script>alert(1)</script>")
     argv = ["--input", str(campaign), "--profile", "4g", "--output", str(tmp_path / "r")]
