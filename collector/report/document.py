@@ -57,6 +57,10 @@ def draw_chart(axes: Axes, chart: Chart, finding: Finding) -> None:
         axes.plot(days, [mean.mean_mbps for mean in finding.daily], marker="o", color="#1f5fa8")
         axes.set_ylabel(_("mean download (Mb/s)"))
         axes.tick_params(axis="x", labelrotation=30, labelsize=7)
+        # The whole period, whole days only, even where no day has a counted sample.
+        period = finding.period
+        axes.set_xlim(period.first_day.toordinal() - 0.5, period.last_day.toordinal() + 0.5)
+        axes.xaxis.set_major_locator(mpl.ticker.MaxNLocator(nbins=10, integer=True))
         axes.xaxis.set_major_formatter(mpl.ticker.FuncFormatter(_day_tick))
     else:
         rates = finding.counted_download_mbps
@@ -78,7 +82,7 @@ def draw_chart(axes: Axes, chart: Chart, finding: Finding) -> None:
 
 
 def _day_tick(value: float, _position: int) -> str:
-    return day(date.fromordinal(round(value)))
+    return day(date.fromordinal(max(1, round(value))))
 
 
 class _Pages:

@@ -75,6 +75,15 @@ def test_a_fixed_line_has_two_verdicts_against_its_plan_and_the_national_target(
     assert run_report([*argv, "--plan-download-mbps", "300", "--lang", "en"]) == 2
 
 
+def test_a_campaign_of_failed_attempts_only_is_a_report_too(tmp_path: Path) -> None:
+    campaign = tmp_path / "c.csv"
+    campaign.write_text("timestamp,download_mbps,status\n2026-11-01T00:00:00Z,,failed\n")
+    argv = ["--input", str(campaign), "--profile", "4g", "--output", str(tmp_path / "r")]
+    assert run_report([*argv, "--lang", "en"]) == 0
+    text = _text(tmp_path / "r.pdf")
+    assert "NOT ENOUGH DATA — 4g profile: download mean -, n 0 / 1,500" in text
+
+
 def test_names_from_the_data_are_text_in_the_html(tmp_path: Path) -> None:
     campaign = _campaign(tmp_path / "c.csv", rate=45.0, count=50, probe="<script>alert(1)</script>")
     argv = ["--input", str(campaign), "--profile", "4g", "--output", str(tmp_path / "r")]
