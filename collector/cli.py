@@ -500,12 +500,23 @@ def run_evaluate(argv: Sequence[str]) -> int:
     return evaluate(argv)
 
 
+def run_report(argv: Sequence[str]) -> int:
+    from collector.report.command import run_report as report  # noqa: PLC0415 - see run_serve
+
+    return report(argv)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = choose_language("qos-collector", sys.argv[1:] if argv is None else argv)
-    commands = {"serve": run_serve, "evaluate": run_evaluate, "probes": run_probes}
+    commands = {
+        "serve": run_serve,
+        "evaluate": run_evaluate,
+        "probes": run_probes,
+        "report": run_report,
+    }
     if not args or args[0] not in commands:
         said = _("usage: qos-collector {commands} [options]  (--help after a command)").format(
-            commands="{serve,evaluate,probes}"
+            commands="{" + ",".join(commands) + "}"
         )
         close = difflib.get_close_matches(args[0], commands, n=1) if args else []
         if close:
