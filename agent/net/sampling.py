@@ -74,6 +74,16 @@ from leaving a start-up transient in the measured phase, and from hiding a stabl
   round trips; and at the duration cap it runs on until it is stable, up to MAX_DURATION_STRETCH
   times the cap (the byte budget still stops it): a long path's loss, seconds in, leaves its
   flows recovering for seconds more, and a phase cut there is a rate of the recovery.
+  Its link is full, and its warm-up ends, as soon as a round trip's rate grew less than GROWTH
+  over the one before while the flows' RTT stands FULL_QUEUE_SHARE above the empty path's (a
+  queue at the bottleneck; a plateau of a sender's buffer has none and waits for the stages);
+  the measured phase starts with that last round trip, steady already. Slow start overshoots a
+  queue of one bandwidth-delay product some two round trips after the link is full, and its
+  loss holds data back for seconds: the measured phase may stop as stable after
+  LONG_PATH_MEASURE_RTTS round trips (two batches, whose interval, with one degree of freedom,
+  is narrow only if they agree within some 0.3 %), so a test can end in the seconds between the
+  link filling and that loss; and a batch waits up to LONG_PATH_HOLD_RTTS round trips for a
+  caught-up tick, so a batch spanning a hold counts every byte the link carried in it.
 """
 
 from __future__ import annotations
@@ -107,6 +117,16 @@ LONG_PATH_RTT_S: Final = 0.25
 LONG_PATH_WARMUP_RTTS: Final = 12
 # A long path's test not yet stable at its duration cap runs on, to this multiple of it at most.
 MAX_DURATION_STRETCH: Final = 2.0
+# A batch of a long path waits this many round trips at most for a caught-up tick: there a
+# loss holds data back for several (2.5-3 s at 600 ms in the lab), and a batch that spans the
+# hold counts every byte the link carried in it.
+LONG_PATH_HOLD_RTTS: Final = 6
+# A long path's link is full when a round trip's rate grew less than GROWTH over the one before
+# while the flows' RTT stands this share above the empty path's: a queue at the bottleneck.
+FULL_QUEUE_SHARE: Final = 0.1
+# A long path's measured phase may stop as stable after this many round trips (if shorter than
+# min_measure_s): as many batches of a round trip each, whose interval must still be narrow.
+LONG_PATH_MEASURE_RTTS: Final = 2
 QUEUE_SHARE: Final = 0.5
 QUEUE_MIN_S: Final = 0.005
 DRIFT_MIN_BATCHES: Final = 4  # a trend needs a few points and two degrees of freedom
@@ -255,8 +275,7 @@ class RateController:
             base = self._base_rtt_s
             self._base_rtt_s = path.min_rtt_s if base is None else min(base, path.min_rtt_s)
         elapsed = at - self._ticks[0].at
-        warming_up = self._warmup_end is None
-        if warming_up and (self._widen_for_a_long_path() or self._ramp(elapsed) == "add-flows"):
+        if self._warmup_end is None and self._warm_up(elapsed) == "add-flows":
             return "add-flows"
         if self._warmup_end is not None:
             self._measure_from = self._caught_up_from(self._settled_start(self._warmup_end))
@@ -265,7 +284,9 @@ class RateController:
             return self._stop("budget")
         if elapsed >= self._settings.max_duration_s and not self._may_run_on(elapsed):
             return self._stop("duration")
-        if self.measured_s >= self._settings.min_measure_s and self._batch_closed():
+        # Half a tick of slack: tick times drift, and 14 ticks may measure 1.3999 s.
+        long_enough = self.measured_s >= self._min_measure_s - self._interval_s / 2
+        if long_enough and self._batch_closed():
             confidence = self.confidence
             narrow = confidence is not None and confidence <= self._settings.confidence_target
             if narrow and not self._drifting():
@@ -357,6 +378,37 @@ class RateController:
         self._stage_starts = [len(self._ticks) - 1]
         return True
 
+    def _round_trip_rates(self) -> tuple[float, float] | None:
+        """The rates of the last round trip and the one before, once the flows span both."""
+        size, last = self._rtt_ticks, len(self._ticks) - 1
+        if last - 2 * size < self._stage_starts[0]:
+            return None
+        before, middle, now = (self._ticks[last - i * size] for i in (2, 1, 0))
+        return _rate(before, middle), _rate(middle, now)
+
+    def _plateau_of_round_trips(self) -> bool:
+        """On a long path, is its link full: the last round trip's rate grew less than GROWTH
+        over the one before, over a queue? The warm-up ends there (see the rules)."""
+        rates = self._round_trip_rates() if self._long_path else None
+        if rates is None or not 0 < rates[1] < rates[0] * (1 + GROWTH):
+            return False
+        assert self._base_rtt_s is not None
+        rtts = [rtt for rtt in self._rtts[-self._rtt_ticks :] if rtt is not None]
+        return bool(rtts) and statistics.median(rtts) > self._base_rtt_s * (1 + FULL_QUEUE_SHARE)
+
+    @property
+    def _min_measure_s(self) -> float:
+        """The shortest measured phase that may stop as stable (see the rules)."""
+        minimum = self._settings.min_measure_s
+        if not self._long_path:
+            return minimum
+        return min(minimum, LONG_PATH_MEASURE_RTTS * self._rtt_ticks * self._interval_s)
+
+    @property
+    def _hold_ticks(self) -> int:
+        """How long a long path's batch may wait for a caught-up tick (0 on a short path)."""
+        return LONG_PATH_HOLD_RTTS * self._rtt_ticks if self._long_path else 0
+
     def _may_run_on(self, elapsed: float) -> bool:
         """Past the duration cap: a long path runs on until it is stable (see the rules)."""
         return self._long_path and elapsed < self._settings.max_duration_s * MAX_DURATION_STRETCH
@@ -399,7 +451,8 @@ class RateController:
         if self._measure_from is None:
             return []
         size = self._batch_ticks()
-        ends, grace = [self._measure_from], max(size, SNAP_TICKS)
+        grace = max(size, SNAP_TICKS, self._hold_ticks)
+        ends = [self._measure_from]
         for index in range(self._measure_from + size, len(self._ticks)):
             length = index - ends[-1]
             if (length >= size and self._caught_up[index]) or length >= size + grace:
@@ -436,6 +489,15 @@ class RateController:
     def _batch_closed(self) -> bool:
         ends = self._batch_ends()
         return len(ends) > 1 and ends[-1] == len(self._ticks) - 1
+
+    def _warm_up(self, elapsed: float) -> Action:
+        if self._widen_for_a_long_path():
+            return "add-flows"
+        if self._plateau_of_round_trips():
+            # Its last round trip is within GROWTH of the one before: steady already.
+            self._warmup_end = len(self._ticks) - 1 - self._rtt_ticks
+            return "continue"
+        return self._ramp(elapsed)
 
     def _ramp(self, elapsed: float) -> Action:
         last = len(self._ticks) - 1

@@ -3,7 +3,9 @@ and the technician's screen says it is not the link's rate."""
 
 from __future__ import annotations
 
+import csv
 import json
+import math
 import random
 from collections.abc import Callable
 from pathlib import Path
@@ -212,3 +214,81 @@ def test_a_short_wait_at_the_end_is_within_growth_and_converged() -> None:
         action = controller.tick(t, int(total), PathRtt(0.1, 0.1), caught_up=not waiting)
     assert controller.stop_reason == "duration"
     assert controller.converged
+
+
+TICKS = Path(__file__).parents[2] / "fixtures" / "ticks"
+
+
+def replay_recorded(name: str) -> RateController:
+    """Feed the controller a recorded lab run (`qos-agent check` through tbf and the delay line,
+    cubic, 8 flows; every tick it saw, 20 s of them) until it says stop."""
+    with (TICKS / name).open(newline="") as recording:
+        rows = list(csv.DictReader(recording))
+    controller = RateController(SpeedSettings(), start=0.0)
+    for row in rows:
+        path = PathRtt(float(row["rtt_s"]), float(row["min_rtt_s"])) if row["rtt_s"] else None
+        at, total = float(row["at_s"]), int(row["total_bytes"])
+        if controller.tick(at, total, path, caught_up=row["caught_up"] == "1") == "stop":
+            return controller
+    raise AssertionError("the recording ended before the controller stopped")
+
+
+def fixed_test_bytes(shaped_mbps: float) -> float:
+    return 10 * 0.956 * shaped_mbps * MB / 8
+
+
+def test_a_long_path_stops_between_its_link_filling_and_slow_starts_loss() -> None:
+    # 17 Mb/s + 600 ms: the link full from 4.3 s at 16.3 Mb/s, slow start's loss at 7.3 s; before
+    # the round-trip rules the test measured after the loss's recovery, or ran to 20 s.
+    controller = replay_recorded("17mbps-600ms-loss-at-7s.csv")
+    assert (controller.stop_reason, controller.converged) == ("stable", True)
+    assert controller.mbps == pytest.approx(0.956 * 17, rel=0.01)
+    assert controller.warmup_s + controller.measured_s < 7.3
+    assert controller.total_bytes <= 0.5 * fixed_test_bytes(17)
+
+
+def test_a_long_paths_batch_spans_a_loss_that_holds_data_back() -> None:
+    # 55 Mb/s + 600 ms: slow start's loss at 6.6 s, a round trip after the link filled, holds
+    # data back until 9.5 s; one batch spans the hold and counts what the link carried.
+    controller = replay_recorded("55mbps-600ms-loss-at-6s.csv")
+    assert (controller.stop_reason, controller.converged) == ("stable", True)
+    assert controller.mbps == pytest.approx(0.956 * 55, rel=0.01)
+    assert controller.warmup_s + controller.measured_s < 10
+    assert controller.total_bytes <= 0.6 * fixed_test_bytes(55)
+
+
+def slow_start_into_a_queue(t: float) -> tuple[float, PathRtt]:
+    """A 55 Mb/s + 600 ms link: the rate doubles each round trip until the link is full at
+    about 5 s, then a queue builds (its RTT grows)."""
+    rate = min(55.0, 0.1 * 2 ** (t / 0.6))
+    full_since = max(0.0, t - 0.6 * math.log2(550))
+    return rate * MB / 8, PathRtt(rtt_s=0.6 + min(0.6, 0.3 * full_since), min_rtt_s=0.6)
+
+
+def test_a_long_paths_warm_up_ends_one_round_trip_into_a_queued_plateau() -> None:
+    controller, total, t = RateController(SpeedSettings(), start=0.0), 0.0, 0.0
+    while True:
+        t = round(t + TICK, 6)
+        rate, path = slow_start_into_a_queue(t)
+        total += rate * TICK
+        if controller.tick(t, int(total), path) == "stop":
+            break
+    full_at = 0.6 * math.log2(550)
+    assert (controller.stop_reason, controller.converged) == ("stable", True)
+    assert controller.mbps == pytest.approx(55, rel=0.01)
+    # Two round trips to see the plateau, two to measure it, a tick or two of alignment.
+    assert controller.warmup_s + controller.measured_s <= full_at + 4 * 0.6 + 0.3
+
+
+def test_a_plateau_without_a_queue_waits_for_the_warm_ups_stages() -> None:
+    # The same link seen by a sender whose buffer, not the link, sets the rate: no queue builds,
+    # so the round-trip rule does not call the link full and the stages of two round trips decide.
+    controller, total, t = RateController(SpeedSettings(), start=0.0), 0.0, 0.0
+    while True:
+        t = round(t + TICK, 6)
+        rate, _path = slow_start_into_a_queue(t)
+        total += rate * TICK
+        if controller.tick(t, int(total), SATELLITE) == "stop":
+            break
+    assert (controller.stop_reason, controller.converged) == ("stable", True)
+    assert controller.warmup_s > 0.6 * math.log2(550) + 2 * 0.6
