@@ -4,26 +4,31 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from grafana_foundation_sdk.builders import statetimeline
 from grafana_foundation_sdk.builders.dashboard import (
     CustomVariable,
     Dashboard,
+    FieldColor,
     Row,
 )
 from grafana_foundation_sdk.builders.prometheus import Dataquery
 from grafana_foundation_sdk.models import dashboard as model
+from grafana_foundation_sdk.models.common import VisibilityMode
 
 from dashboards.panels import (
+    DATASOURCE,
     EARLY_WARNING_TEXT,
     METHOD_TEXT,
     NATIONAL_TARGET_COLOURS,
     NATIONAL_TARGET_TEXT,
     VERDICT_COLOURS,
-    VERDICT_FRESH,
+    VERDICT_RANGE,
     VERDICT_TEXT,
     area_variable,
     base,
     override,
     programme_line,
+    province_variable,
     query,
     stat_panel,
     target_line,
@@ -56,20 +61,20 @@ def dashboard() -> Dashboard:
         .values("village,commune,province,nation")
         .current(model.VariableOption(selected=True, text="village", value="village"))
     )
-    chain: list[str] = []
+    dashboard = dashboard.with_variable(province_variable())
+    chain: list[str] = ['province=~"$province"']
     for name, label in (
-        ("province", "Province"),
         ("commune", "Commune"),
         ("village", "Village"),
         ("technology", "Technology"),
         ("operator", "Operator"),
     ):
-        selector = "qos_download_mbps{" + ", ".join(chain) + "}" if chain else "qos_download_mbps"
+        selector = "qos_download_mbps{" + ", ".join(chain) + "}"
         dashboard = dashboard.with_variable(area_variable(name, label, selector))
         chain.append(f'{name}=~"${name}"')
 
     def fresh(field: str) -> str:
-        return f"last_over_time(qos_compliance_{field}{{{VERDICT}}}[{VERDICT_FRESH}])"
+        return f"last_over_time(qos_compliance_{field}{{{VERDICT}}}[{VERDICT_RANGE}])"
 
     def stats(fields: Sequence[tuple[str, str]], aggregate: str = "max") -> list[Dataquery]:
         """One instant query per (field, name), refs A, B, ... in order."""
@@ -108,7 +113,7 @@ def dashboard() -> Dashboard:
     mean = time_panel(
         "Mean download with 95 % CI",
         [
-            query(f"qos_compliance_mean_download_mbps{{{VERDICT}}}", "A", "mean"),
+            query(f"qos_compliance_mean_download_mbps{{{VERDICT}}}", "A", f"mean {legend}"),
             query(f"qos_compliance_ci_low_mbps{{{VERDICT}}}", "B", "CI low"),
             query(f"qos_compliance_ci_high_mbps{{{VERDICT}}}", "C", "CI high"),
             query(
@@ -396,6 +401,7 @@ def dashboard() -> Dashboard:
                 decimals=0,
             )
         )
+        .with_panel(verdict_history(legend))
         .with_row(Row("Speed"))
         .with_panel(programme_line(target_line(speed, "B"), "C"))
         .with_panel(mean)
@@ -435,4 +441,25 @@ def dashboard() -> Dashboard:
                 unit="Mbits",
             )
         )
+    )
+
+
+def verdict_history(legend: str) -> statetimeline.Panel:
+    """The regulation's verdict over the picked range, one band per area x technology x operator."""
+    return (
+        statetimeline.Panel()
+        .title("Regulation verdict over time")
+        .description(
+            "The regulation's verdict as the engine judged it at each moment of the picked range"
+            " (each judgement covers the rolling window before it). Green: pass, red: fail,"
+            " orange: insufficient data."
+        )
+        .datasource(DATASOURCE)
+        .targets([query(f"qos_compliance_status{{{VERDICT}}}", "A", legend)])
+        .mappings(VERDICT_TEXT)
+        .thresholds(VERDICT_COLOURS)
+        .color_scheme(FieldColor().mode(model.FieldColorModeId.THRESHOLDS))
+        .show_value(VisibilityMode.NEVER)
+        .span(24)
+        .height(6)
     )

@@ -23,7 +23,7 @@ from dashboards.panels import (
     METHOD_TEXT,
     NATIONAL_TARGET_TEXT,
     VERDICT_COLOURS,
-    VERDICT_FRESH,
+    VERDICT_RANGE,
     VERDICT_TEXT,
     area_variable,
     as_tables,
@@ -38,7 +38,7 @@ from dashboards.panels import (
 
 
 def village_status(selector: str) -> str:
-    fresh = f"last_over_time(qos_compliance_status{{{selector}}}[{VERDICT_FRESH}])"
+    fresh = f"last_over_time(qos_compliance_status{{{selector}}}[{VERDICT_RANGE}])"
     return worst_verdict(fresh, "province, commune, village")
 
 
@@ -49,7 +49,7 @@ def dashboard() -> Dashboard:
     by_village = "max by (province, commune, village, technology, operator, profile)"
 
     def count(condition: str, field: str = "status") -> str:
-        fresh = f"last_over_time(qos_compliance_{field}{{{village}}}[{VERDICT_FRESH}])"
+        fresh = f"last_over_time(qos_compliance_{field}{{{village}}}[{VERDICT_RANGE}])"
         return f"count({fresh} {condition}) or vector(0)"
 
     def verdict_table_queries(by: str, selector: str) -> list[Dataquery]:
@@ -66,7 +66,7 @@ def dashboard() -> Dashboard:
         ]
         return [
             query(
-                f"{by} (last_over_time(qos_compliance_{field}{{{selector}}}[{VERDICT_FRESH}]))",
+                f"{by} (last_over_time(qos_compliance_{field}{{{selector}}}[{VERDICT_RANGE}]))",
                 chr(ord("A") + index),
                 instant=True,
             )

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from grafana_foundation_sdk.builders import stat, table, timeseries
-from grafana_foundation_sdk.builders.common import ReduceDataOptions
+from grafana_foundation_sdk.builders.common import ReduceDataOptions, TableSortByFieldState
 from grafana_foundation_sdk.builders.dashboard import (
+    CustomVariable,
     Dashboard,
     DashboardLink,
     QueryVariable,
@@ -25,11 +26,14 @@ from grafana_foundation_sdk.models.common import (
 )
 from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
+from contract.places import provinces
 from dashboards.promql import ALL_VALUE, DATASOURCE_UID
 
 DATASOURCE = model.DataSourceRef(type_val="prometheus", uid=DATASOURCE_UID)
 TAG = "qosfleet"
-VERDICT_FRESH = "10m"  # verdicts are refreshed every minute; older ones mean the engine stopped
+# A verdict panel shows the last verdict within the time picker's range (an instant query runs
+# at the range's end), so picking last week shows last week's verdicts.
+VERDICT_RANGE = "$__range"
 COORDINATES_WINDOW = "30d"  # the default verdict window: a village on the map has recent results
 FLEET_FRESH = "10m"  # the collector rewrites fleet state periodically; older means it stopped
 
@@ -83,6 +87,30 @@ NATIONAL_TARGET_COLOURS = thresholds((None, "blue"), (0, "orange"), (1, "green")
 METHOD_TEXT = value_map({"1": ("QCVN method", "green"), "0": ("monitoring", "blue")})
 EARLY_WARNING_TEXT = value_map({"1": ("early warning", "orange"), "0": ("none", "green")})
 ONLINE = value_map({"1": ("online", "green"), "0": ("offline", "red")})
+
+
+def province_names() -> list[model.ValueMapping]:
+    """Province code -> its name, from the shipped list: tables show "Hà Nội", not "01"."""
+    return [
+        model.ValueMap(
+            options={
+                code: model.ValueMappingResult(text=province.name_vi, index=index)
+                for index, (code, province) in enumerate(provinces().items())
+            }
+        )
+    ]
+
+
+def province_variable(label: str = "Province") -> CustomVariable:
+    """The 34 provinces by name (value: the code the series carry), with All."""
+    return (
+        CustomVariable("province")
+        .label(label)
+        .values(",".join(f"{province.name_vi} : {code}" for code, province in provinces().items()))
+        .include_all(include_all=True)
+        .all_value(ALL_VALUE)
+        .current(model.VariableOption(selected=True, text="All", value="$__all"))
+    )
 
 
 def override(name: str, **properties: object) -> tuple[str, list[model.DynamicConfigValue]]:
@@ -207,6 +235,8 @@ def table_panel(
     height: int = 10,
     mapped_columns: dict[str, list[model.ValueMapping]] | None = None,
     units: dict[str, str] | None = None,
+    links: dict[str, list[dict[str, str]]] | None = None,
+    sort_by: str | None = None,
 ) -> table.Panel:
     panel = (
         table.Panel()
@@ -218,13 +248,32 @@ def table_panel(
         .height(height)
         .transformations(merge_and_rename(renames))
     )
+    panel = panel.override_by_name(*override("province", mappings=province_names()))
     for column, mappings in (mapped_columns or {}).items():
         panel = panel.override_by_name(
             *override(column, mappings=mappings, **{"custom.cellOptions": {"type": "color-text"}})
         )
     for column, unit in (units or {}).items():
         panel = panel.override_by_name(*override(column, unit=unit))
+    for column, column_links in (links or {}).items():
+        panel = panel.override_by_name(*override(column, links=column_links))
+    if sort_by is not None:
+        panel = panel.sort_by([TableSortByFieldState().display_name(sort_by).desc(desc=True)])
     return panel
+
+
+def area_link(level: str, *names: str) -> dict[str, str]:
+    """A data link from a table row to the area drill-down of its area, same time range."""
+    chosen = "&".join(f"var-{name}=${{__data.fields.{name}}}" for name in names)
+    return {
+        "title": "Area drill-down",
+        "url": f"/d/qosfleet-area/?var-level={level}&{chosen}&${{__url_time_range}}",
+    }
+
+
+def probe_link(field: str = "${__data.fields.probe}") -> dict[str, str]:
+    """A data link to the probe dashboard of a row's (or a series') probe."""
+    return {"title": "Probe", "url": f"/d/qosfleet-probe/?var-probe={field}&${{__url_time_range}}"}
 
 
 def area_variable(name: str, label: str, selector: str) -> QueryVariable:

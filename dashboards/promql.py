@@ -118,7 +118,9 @@ def variable_query(variable: Json) -> str:
 
 
 def custom_options(variable: Json) -> list[str]:
-    return [option.strip() for option in variable_query(variable).split(",") if option.strip()]
+    """A custom variable's values; an option written `text : value` shows text, selects value."""
+    options = (option.strip() for option in variable_query(variable).split(","))
+    return [option.rpartition(" : ")[2].strip() for option in options if option]
 
 
 @dataclass(frozen=True)

@@ -105,13 +105,13 @@ def field_config(panel: Json, name: str = "", ref: str = "") -> dict[str, Any]:
     return config
 
 
-def mapped(value: float, config: Mapping[str, Any]) -> tuple[str, str] | None:
-    """(text, colour) from a value mapping, as Grafana shows mapped values."""
-    key = f"{value:g}"
+def mapped(value: float | str, config: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(text, colour) from a value mapping, as Grafana shows mapped values (numbers or text)."""
+    key = value if isinstance(value, str) else f"{value:g}"
     for mapping in config.get("mappings") or []:
         result = mapping.get("options", {}).get(key) if mapping.get("type") == "value" else None
         if result:
-            return str(result.get("text", key)), colour(result.get("color"))
+            return str(result.get("text", key)), colour(result.get("color") or "text")
     return None
 
 
@@ -324,12 +324,12 @@ def merged_rows(
 def cell_text(panel: Json, column: str, value: float | str | None) -> tuple[str, str]:
     if value is None:
         return "", "#333333"
-    if isinstance(value, str):
-        return value, "#333333"
     config = field_config(panel, column)
     shown = mapped(value, config)
     if shown:
         return shown
+    if isinstance(value, str):
+        return value, "#333333"
     unit = str(config.get("unit", "short"))
     return format_value(value, unit, config.get("decimals")), "#333333"
 
@@ -341,6 +341,13 @@ def draw_table(ax: Axes, panel: Json, results: list[Result], _window: Window) ->
         no_data(ax)
         return
     rows.sort(key=lambda row: tuple(str(row.get(column, "")) for column in columns))
+    for sort in panel.get("options", {}).get("sortBy") or []:
+        # Grafana's sort by a column; rows without the value go last either way.
+        name = sort.get("displayName", "")
+        present = [row for row in rows if isinstance(row.get(name), float | int)]
+        absent = [row for row in rows if not isinstance(row.get(name), float | int)]
+        present.sort(key=lambda row: float(row[name]), reverse=bool(sort.get("desc")))
+        rows = present + absent
     cells = [[cell_text(panel, column, row.get(column)) for column in columns] for row in rows]
     table = ax.table(
         cellText=[[text for text, _ in row] for row in cells],
@@ -431,7 +438,39 @@ def draw_geomap(ax: Axes, panel: Json, results: list[Result], _window: Window) -
     ax.legend(fontsize=7, loc="lower left", frameon=False)
 
 
+def draw_state_timeline(ax: Axes, panel: Json, results: list[Result], window: Window) -> None:
+    """One band per series, each stretch coloured by its mapped state, as Grafana draws it."""
+    bands = [
+        (display_name(series, result.target), series)
+        for result in results
+        for series in result.series
+    ]
+    if not bands:
+        no_data(ax)
+        return
+    config = field_config(panel)
+    legend: dict[str, str] = {}
+    for number, (_, series) in enumerate(bands):
+        for time_s, value in series.points:
+            text, state_colour = mapped(value, config) or (
+                f"{value:g}",
+                threshold_colour(value, config),
+            )
+            legend.setdefault(text, state_colour)
+            ax.barh(number, window.step, left=time_s, height=0.7, color=state_colour, linewidth=0)
+    ax.set_yticks(range(len(bands)), [name for name, _ in bands], fontsize=7.5)
+    ax.invert_yaxis()
+    time_ticks(ax, window)
+    ax.tick_params(labelsize=7)
+    for side in ("top", "right", "left"):
+        ax.spines[side].set_visible(False)
+    for text, state_colour in legend.items():
+        ax.barh([], [], color=state_colour, label=text)
+    ax.legend(fontsize=6.5, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+
+
 DRAWERS = {
+    "state-timeline": draw_state_timeline,
     "timeseries": draw_timeseries,
     "stat": draw_stat,
     "table": draw_table,
@@ -467,6 +506,7 @@ def inset(
         "timeseries": (0.75, 0.35, 0.15, 0.4),
         "geomap": (0.5, 0.4, 0.1, 0.4),
         "bargauge": (1.3, 0.1, 0.75, 0.4),
+        "state-timeline": (2.2, 0.35, 1.3, 0.4),
     }.get(kind, (0.1, 0.1, 0.1, 0.4))
     return (
         left + pad_left / FIGURE_WIDTH_IN,
