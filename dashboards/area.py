@@ -4,19 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from grafana_foundation_sdk.builders import statetimeline
 from grafana_foundation_sdk.builders.dashboard import (
     CustomVariable,
     Dashboard,
-    FieldColor,
     Row,
 )
 from grafana_foundation_sdk.builders.prometheus import Dataquery
 from grafana_foundation_sdk.models import dashboard as model
-from grafana_foundation_sdk.models.common import VisibilityMode
 
 from dashboards.panels import (
-    DATASOURCE,
     EARLY_WARNING_TEXT,
     METHOD_TEXT,
     NATIONAL_TARGET_COLOURS,
@@ -26,7 +22,6 @@ from dashboards.panels import (
     VERDICT_TEXT,
     area_variable,
     base,
-    override,
     programme_line,
     province_variable,
     query,
@@ -34,6 +29,7 @@ from dashboards.panels import (
     target_line,
     thresholds,
     time_panel,
+    verdict_timeline,
     worst_verdict,
 )
 
@@ -114,8 +110,8 @@ def dashboard() -> Dashboard:
         "Mean download with 95 % CI",
         [
             query(f"qos_compliance_mean_download_mbps{{{VERDICT}}}", "A", f"mean {legend}"),
-            query(f"qos_compliance_ci_low_mbps{{{VERDICT}}}", "B", "CI low"),
-            query(f"qos_compliance_ci_high_mbps{{{VERDICT}}}", "C", "CI high"),
+            query(f"qos_compliance_ci_low_mbps{{{VERDICT}}}", "B", f"CI low {legend}"),
+            query(f"qos_compliance_ci_high_mbps{{{VERDICT}}}", "C", f"CI high {legend}"),
             query(
                 f"max by (profile) (qos_compliance_target_download_mbps{{{VERDICT}}})",
                 "D",
@@ -129,14 +125,17 @@ def dashboard() -> Dashboard:
         ],
         unit="Mbits",
         description=(
-            "The verdict's statistic over its rolling window. The band is meaningful for one"
-            " area x technology x operator at a time: pick them above."
+            "The verdict's statistic over its rolling window, each area x technology x operator"
+            " with its 95 % interval dotted."
         ),
         from_zero=False,
     )
-    mean = programme_line(target_line(mean, "D"), "E").override_by_name(
-        *override("CI high", **{"custom.fillBelowTo": "CI low", "custom.fillOpacity": 20})
-    )
+    mean = programme_line(target_line(mean, "D"), "E")
+    for bound in ("B", "C"):
+        mean = mean.override_by_query(
+            bound,
+            [model.DynamicConfigValue(id_val="custom.lineStyle", value={"fill": "dot"})],
+        )
     # Fixed lines only: plan_status and the national target exist for them alone.
     fixed_mean = f"max({fresh('mean_download_mbps')} and {fresh('national_target_status')})"
     return (
@@ -401,7 +400,17 @@ def dashboard() -> Dashboard:
                 decimals=0,
             )
         )
-        .with_panel(verdict_history(legend))
+        .with_panel(
+            verdict_timeline(
+                "Regulation verdict over time",
+                [query(f"qos_compliance_status{{{VERDICT}}}", "A", legend)],
+                description=(
+                    "The regulation's verdict as the engine judged it at each moment of the picked"
+                    " range (each judgement covers the rolling window before it), one band per"
+                    " area x technology x operator."
+                ),
+            )
+        )
         .with_row(Row("Speed"))
         .with_panel(programme_line(target_line(speed, "B"), "C"))
         .with_panel(mean)
@@ -441,25 +450,4 @@ def dashboard() -> Dashboard:
                 unit="Mbits",
             )
         )
-    )
-
-
-def verdict_history(legend: str) -> statetimeline.Panel:
-    """The regulation's verdict over the picked range, one band per area x technology x operator."""
-    return (
-        statetimeline.Panel()
-        .title("Regulation verdict over time")
-        .description(
-            "The regulation's verdict as the engine judged it at each moment of the picked range"
-            " (each judgement covers the rolling window before it). Green: pass, red: fail,"
-            " orange: insufficient data."
-        )
-        .datasource(DATASOURCE)
-        .targets([query(f"qos_compliance_status{{{VERDICT}}}", "A", legend)])
-        .mappings(VERDICT_TEXT)
-        .thresholds(VERDICT_COLOURS)
-        .color_scheme(FieldColor().mode(model.FieldColorModeId.THRESHOLDS))
-        .show_value(VisibilityMode.NEVER)
-        .span(24)
-        .height(6)
     )

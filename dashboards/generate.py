@@ -18,6 +18,7 @@ from grafana_foundation_sdk.builders.dashboard import Dashboard
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 
 from dashboards import area, fleet, overview, probe
+from dashboards.gazetteer import GAZETTEER, gazetteer_json
 from dashboards.promql import DATASOURCE_UID
 
 HERE = Path(__file__).resolve().parent
@@ -80,6 +81,7 @@ def generated_files() -> dict[str, str]:
     files = {f"json/{name}.json": render_json(build()) for name, build in DASHBOARDS.items()}
     files["provisioning/datasources/victoriametrics.yaml"] = DATASOURCE_YAML
     files["provisioning/dashboards/qosfleet.yaml"] = DASHBOARDS_YAML
+    files[f"geo/{GAZETTEER}"] = gazetteer_json()
     return files
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from grafana_foundation_sdk.builders import geomap
+from grafana_foundation_sdk.builders import geomap, statetimeline, table
 from grafana_foundation_sdk.builders.common import (
     FrameGeometrySource,
     MapLayerOptions,
@@ -17,6 +17,7 @@ from grafana_foundation_sdk.models import dashboard as model
 from grafana_foundation_sdk.models.common import FrameGeometrySourceMode
 from grafana_foundation_sdk.models.geomap import TooltipMode
 
+from dashboards.gazetteer import BOUNDARIES, GAZETTEER, GEO_URL
 from dashboards.panels import (
     COORDINATES_WINDOW,
     DATASOURCE,
@@ -25,14 +26,20 @@ from dashboards.panels import (
     VERDICT_COLOURS,
     VERDICT_RANGE,
     VERDICT_TEXT,
+    area_link,
     area_variable,
     as_tables,
     base,
     merge_and_rename,
+    named_provinces,
+    override,
+    province_names,
+    province_variable,
     query,
     stat_panel,
     table_panel,
     thresholds,
+    verdict_timeline,
     worst_verdict,
 )
 
@@ -85,6 +92,8 @@ def dashboard() -> Dashboard:
         "Value #I": "national target",
     }
     speed_columns = dict.fromkeys(["mean Mb/s", "CI low", "CI high", "target Mb/s"], "Mbits")
+    province_links = {"province": [area_link("province")]}
+    village_links = {"village": [area_link("village")]}
     verdict_mappings = {
         "verdict": VERDICT_TEXT,
         "method": METHOD_TEXT,
@@ -103,19 +112,23 @@ def dashboard() -> Dashboard:
         "Verdicts per area x technology x operator against the QCVN profiles (rolling window).",
         "now-30d",
     )
-    dashboard = dashboard.with_variable(
-        area_variable("technology", "Technology", 'qos_compliance_status{level="village"}')
-    ).with_variable(
-        area_variable(
-            "operator",
-            "Operator",
-            'qos_compliance_status{level="village", technology=~"$technology"}',
+    dashboard = (
+        dashboard.with_variable(
+            area_variable("technology", "Technology", 'qos_compliance_status{level="village"}')
         )
+        .with_variable(
+            area_variable(
+                "operator",
+                "Operator",
+                'qos_compliance_status{level="village", technology=~"$technology"}',
+            )
+        )
+        .with_variable(province_variable("Province (operator ranking)"))
     )
     verdict_help = (
         "Village x technology x operator verdicts of the regulation (QCVN; fixed lines: QCVN 34"
-        " plan conformity) evaluated in the last 10 minutes. A verdict is pass/fail only with"
-        " n >= the regulation's minimum; otherwise insufficient data."
+        " plan conformity), the last judged in the picked time range. A verdict is pass/fail only"
+        " with n >= the regulation's minimum; otherwise insufficient data."
     )
     return (
         dashboard.with_panel(
@@ -170,7 +183,8 @@ def dashboard() -> Dashboard:
                 width=4,
             )
         )
-        .with_panel(village_map(village))
+        .with_row(Row("Provinces"))
+        .with_panel(province_map(province))
         .with_panel(
             table_panel(
                 "Provinces: verdict per technology x operator",
@@ -181,20 +195,189 @@ def dashboard() -> Dashboard:
                 height=14,
                 mapped_columns=verdict_mappings,
                 units=speed_columns,
+                links=province_links,
             )
         )
+        .with_panel(province_history(province))
+        .with_row(Row("Operators"))
+        .with_panel(operator_ranking())
+        .with_row(Row("Coverage"))
+        .with_panel(short_of_samples())
         .with_row(Row("Villages"))
+        .with_panel(village_map(village))
         .with_panel(
             table_panel(
                 "Villages: verdict per technology x operator",
                 verdict_table_queries(by_village, village),
                 verdict_columns,
                 description=table_help,
-                width=24,
+                width=14,
+                height=14,
                 mapped_columns=verdict_mappings,
                 units=speed_columns,
+                links=village_links,
             )
         )
+    )
+
+
+def latest(field: str, selector: str) -> str:
+    """A verdict series' last value within the picked range."""
+    return f"last_over_time(qos_compliance_{field}{{{selector}}}[{VERDICT_RANGE}])"
+
+
+def operator_ranking() -> table.Panel:
+    """Operators of each province ranked by how far their mean download is above its line."""
+    selector = (
+        'level="province", province=~"$province", technology=~"$technology", operator=~"$operator"'
+    )
+    by = "max by (province, technology, operator)"
+    return table_panel(
+        "Operator ranking: mean download / the regulation's line",
+        [
+            query(
+                f"{by} ({latest('mean_download_mbps', selector)}"
+                f" / {latest('target_download_mbps', selector)})",
+                "A",
+                instant=True,
+            ),
+            query(f"{by} ({latest('mean_download_mbps', selector)})", "B", instant=True),
+            query(f"{by} ({latest('n', selector)})", "C", instant=True),
+            query(f"{by} ({latest('status', selector)})", "D", instant=True),
+        ],
+        {
+            "Value #A": "mean / line",
+            "Value #B": "mean Mb/s",
+            "Value #C": "n",
+            "Value #D": "verdict",
+        },
+        description=(
+            "Each province's operators x technology, best first: the mean of per-sample download"
+            " rates divided by the regulation's line (the profile's mean target; fixed lines:"
+            " 0.8 x the plan). Above 100 % the mean clears the line; the verdict also needs"
+            " n >= the regulation's minimum and the profile's other criteria."
+        ),
+        width=24,
+        height=9,
+        mapped_columns={"verdict": VERDICT_TEXT},
+        units={"mean / line": "percentunit", "mean Mb/s": "Mbits"},
+        links={"province": [area_link("province")]},
+        sort_by="mean / line",
+    )
+
+
+def short_of_samples() -> table.Panel:
+    """Areas whose verdict waits for samples, and how many more the regulation asks for."""
+    selector = 'technology=~"$technology", operator=~"$operator"'
+    by = "max by (level, province, commune, village, technology, operator)"
+    missing = f"({by} ({latest('n_required', selector)} - {latest('n', selector)}) > 0)"
+    return table_panel(
+        "Areas short of samples",
+        [
+            query(missing, "A", instant=True),
+            query(f"{by} ({latest('n', selector)}) and {missing}", "B", instant=True),
+            query(f"{by} ({latest('n_required', selector)}) and {missing}", "C", instant=True),
+        ],
+        {"Value #A": "samples missing", "Value #B": "n", "Value #C": "n required"},
+        description=(
+            "Every area (village, commune, province, nation) x technology x operator with fewer"
+            " counted samples than its profile's minimum, most missing first: its verdict is"
+            " insufficient data until they are taken."
+        ),
+        width=24,
+        height=9,
+        links={"village": [area_link("village")]},
+        sort_by="samples missing",
+    )
+
+
+def province_history(province: str) -> statetimeline.Panel:
+    return named_provinces(
+        verdict_timeline(
+            "Provinces: verdict over time (worst across technology x operator)",
+            [
+                query(
+                    worst_verdict(f"qos_compliance_status{{{province}}}", "province"),
+                    "A",
+                    "{{province}}",
+                )
+            ],
+            description=(
+                "Each province's worst regulation verdict as the engine judged it at each moment"
+                " of the picked range."
+            ),
+        )
+    )
+
+
+def province_map(province: str) -> geomap.Panel:
+    """The 34 provinces, each marked by its worst verdict, over their shipped boundaries.
+
+    Grafana colours GeoJSON features only by static rules, not by query data, so the boundaries
+    are the base layer (served by Grafana itself from the mounted dashboards/geo/) and a marker
+    per province, placed by the gazetteer generated from the same file, carries the verdict.
+    """
+    markers = {
+        "showLegend": True,
+        "style": {
+            "color": {"field": "status", "fixed": "grey"},
+            "opacity": 0.9,
+            "size": {"fixed": 12, "max": 15, "min": 4},
+            "symbol": {"fixed": "img/icons/marker/circle.svg", "mode": "fixed"},
+            "text": {"field": "province", "fixed": "", "mode": "field"},
+            "textConfig": {"fontSize": 10, "offsetX": 10, "offsetY": 0, "textAlign": "left"},
+        },
+    }
+    boundaries = {
+        "src": f"{GEO_URL}/{BOUNDARIES}",
+        "rules": [],
+        "style": {"color": {"fixed": "#eeeeee"}, "opacity": 0.8, "lineWidth": 1},
+    }
+    return (
+        geomap.Panel()
+        .title("Provinces by verdict (worst across technology x operator)")
+        .description(
+            "The regulation's verdict of each province (QCVN; fixed lines: QCVN 34 plan"
+            " conformity). Red: fails. Orange: insufficient data. Green: passes. Grey boundary"
+            " without a marker: no verdict in the picked range."
+        )
+        .datasource(DATASOURCE)
+        .targets(
+            as_tables(
+                [
+                    query(
+                        worst_verdict(latest("status", province), "province"),
+                        "A",
+                        instant=True,
+                    )
+                ]
+            )
+        )
+        .transformations(merge_and_rename({"Value #A": "status"}))
+        .span(10)
+        .height(14)
+        .mappings(VERDICT_TEXT)
+        .thresholds(VERDICT_COLOURS)
+        .color_scheme(FieldColor().mode(model.FieldColorModeId.THRESHOLDS))
+        .override_by_name(*override("province", mappings=province_names()))
+        .view(geomap.MapViewConfig().id("coords").lat(16).lon(106).zoom(5))
+        .basemap(MapLayerOptions().type("geojson").name("Provinces").config(boundaries))
+        .layers(
+            [
+                MapLayerOptions()
+                .type("markers")
+                .name("Verdicts")
+                .config(markers)
+                .location(
+                    FrameGeometrySource()
+                    .mode(FrameGeometrySourceMode.LOOKUP)
+                    .lookup("province")
+                    .gazetteer(f"{GEO_URL}/{GAZETTEER}")
+                )
+                .tooltip(tooltip=True)
+            ]
+        )
+        .tooltip(geomap.TooltipOptions().mode(TooltipMode.DETAILS))
     )
 
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypeVar
 
-from grafana_foundation_sdk.builders import stat, table, timeseries
+from grafana_foundation_sdk.builders import stat, statetimeline, table, timeseries
 from grafana_foundation_sdk.builders.common import ReduceDataOptions, TableSortByFieldState
 from grafana_foundation_sdk.builders.dashboard import (
     CustomVariable,
     Dashboard,
     DashboardLink,
+    FieldColor,
     QueryVariable,
     ThresholdsConfig,
 )
@@ -101,6 +103,16 @@ def province_names() -> list[model.ValueMapping]:
     ]
 
 
+PanelWithOverrides = TypeVar("PanelWithOverrides", timeseries.Panel, statetimeline.Panel)
+
+
+def named_provinces(panel: PanelWithOverrides) -> PanelWithOverrides:
+    """A series whose legend is its province code is shown by the province's name."""
+    for code, province in provinces().items():
+        panel = panel.override_by_name(*override(code, displayName=province.name_vi))
+    return panel
+
+
 def province_variable(label: str = "Province") -> CustomVariable:
     """The 34 provinces by name (value: the code the series carry), with All."""
     return (
@@ -119,7 +131,7 @@ def override(name: str, **properties: object) -> tuple[str, list[model.DynamicCo
 
 # Label columns first, from the widest area to the narrowest, then the link.
 LABEL_ORDER = (
-    *("probe", "province", "commune", "village"),
+    *("level", "probe", "province", "commune", "village"),
     *("interface", "access", "technology", "operator", "setting", "plan", "profile"),
 )
 
@@ -203,6 +215,32 @@ def time_panel(
     return panel.min(0) if from_zero else panel
 
 
+def verdict_timeline(
+    title: str,
+    targets: Sequence[Dataquery],
+    *,
+    description: str,
+    width: int = 24,
+    height: int = 7,
+) -> statetimeline.Panel:
+    """The regulation's verdict over the picked range: one band per series, coloured by verdict."""
+    return (
+        statetimeline.Panel()
+        .title(title)
+        .description(
+            description + " Green: pass, red: fail, orange: insufficient data; blank: no verdict."
+        )
+        .datasource(DATASOURCE)
+        .targets(list(targets))
+        .mappings(VERDICT_TEXT)
+        .thresholds(VERDICT_COLOURS)
+        .color_scheme(FieldColor().mode(model.FieldColorModeId.THRESHOLDS))
+        .show_value(VisibilityMode.NEVER)
+        .span(width)
+        .height(height)
+    )
+
+
 def dashed_line(panel: timeseries.Panel, ref: str, colour: str) -> timeseries.Panel:
     return panel.override_by_query(
         ref,
@@ -262,12 +300,25 @@ def table_panel(
     return panel
 
 
-def area_link(level: str, *names: str) -> dict[str, str]:
-    """A data link from a table row to the area drill-down of its area, same time range."""
-    chosen = "&".join(f"var-{name}=${{__data.fields.{name}}}" for name in names)
+AREA_VARIABLES = ("province", "commune", "village", "technology", "operator")
+
+
+def area_link(level: str) -> dict[str, str]:
+    """A data link from a table row to its area's drill-down, with the same time range.
+
+    The row's own labels choose the area; the narrower ones it lacks are All, as the area
+    dashboard asks for a verdict of that level.
+    """
+    depth = {"province": 1, "commune": 2, "village": 3}[level]
+    chosen = [
+        f"var-{name}=${{__data.fields.{name}}}"
+        if index < depth or name in {"technology", "operator"}
+        else f"var-{name}=$__all"
+        for index, name in enumerate(AREA_VARIABLES)
+    ]
     return {
         "title": "Area drill-down",
-        "url": f"/d/qosfleet-area/?var-level={level}&{chosen}&${{__url_time_range}}",
+        "url": f"/d/qosfleet-area/?var-level={level}&{'&'.join(chosen)}&${{__url_time_range}}",
     }
 
 

@@ -4,8 +4,8 @@
 
 Grafana is not installable here, so this shows what the regulator, the technician and the
 operator would see: one PNG per dashboard, its panels placed on Grafana's 24-column grid. Charts
-are lines (a profile's target dashed red, a CI band filled), stats and tables are text, the map is
-a scatter of villages by longitude and latitude coloured by verdict (no basemap offline).
+are lines (a profile's target dashed red), stats and tables are text, the maps are drawn on the
+shipped province boundaries (dashboards/geo/): villages as markers, provinces filled by verdict.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +29,10 @@ import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 from matplotlib.colors import is_color_like
 from matplotlib.figure import Figure
-from matplotlib.patches import Rectangle
+from matplotlib.patches import Patch, Polygon, Rectangle
 from matplotlib.ticker import FuncFormatter
 
+from dashboards.gazetteer import BOUNDARIES, GEO_DIR, outer_rings
 from dashboards.promql import (
     ALL_VALUE,
     JSON_DIR,
@@ -146,7 +148,13 @@ def scaled(value: float, unit: str) -> tuple[float, str, int]:
     return value * factor, suffix, places
 
 
-def display_name(series: Series, target: Json) -> str:
+def display_name(series: Series, target: Json, panel: Json) -> str:
+    """The series' name from its legend, or the panel's display-name override for that name."""
+    name = legend_name(series, target)
+    return str(field_config(panel, name).get("displayName") or name)
+
+
+def legend_name(series: Series, target: Json) -> str:
     legend = str(target.get("legendFormat") or "")
     if legend and legend != "__auto":
         text = re.sub(r"\{\{\s*(\w+)\s*\}\}", lambda m: series.labels.get(m.group(1), ""), legend)
@@ -223,16 +231,18 @@ def draw_timeseries(ax: Axes, panel: Json, results: list[Result], window: Window
     fills: list[tuple[str, str, str]] = []
     every = [(result.target, series) for result in results for series in result.series]
     for number, (target, series) in enumerate(every):
-        name = display_name(series, target)
+        name = display_name(series, target, panel)
         config = field_config(panel, name, str(target.get("refId", "")))
         fixed = (config.get("color") or {}).get("fixedColor")
         line_colour = colour(fixed) if fixed else PALETTE[number % len(PALETTE)]
-        dashed = (config.get("custom.lineStyle") or {}).get("fill") == "dash"
+        line_style = {"dash": "--", "dot": ":"}.get(
+            str((config.get("custom.lineStyle") or {}).get("fill")), "-"
+        )
         ax.plot(
             [t for t, _ in series.points],
             [value for _, value in series.points],
             color=line_colour,
-            linestyle="--" if dashed else "-",
+            linestyle=line_style,
             linewidth=float(config.get("custom.lineWidth", 1)),
             marker="o" if config.get("custom.showPoints") == "always" else None,
             markersize=2.5,
@@ -270,7 +280,7 @@ def draw_stat(ax: Axes, panel: Json, results: list[Result], _window: Window) -> 
     values: list[tuple[str, float, dict[str, Any]]] = []
     for result in results:
         for series in result.series:
-            name = display_name(series, result.target)
+            name = display_name(series, result.target, panel)
             values.append((name, series.last, field_config(panel, name, result.target["refId"])))
     ax.set_axis_off()
     if not values:
@@ -372,7 +382,7 @@ def draw_table(ax: Axes, panel: Json, results: list[Result], _window: Window) ->
 
 def draw_bargauge(ax: Axes, panel: Json, results: list[Result], _window: Window) -> None:
     bars = [
-        (display_name(series, result.target), series.last)
+        (display_name(series, result.target, panel), series.last)
         for result in results
         for series in result.series
     ]
@@ -398,7 +408,35 @@ def draw_bargauge(ax: Axes, panel: Json, results: list[Result], _window: Window)
         ax.spines[side].set_visible(False)
 
 
+@cache
+def province_shapes() -> dict[str, list[list[tuple[float, float]]]]:
+    """Each province's outer rings from the shipped boundaries, by code."""
+    boundaries = json.loads((GEO_DIR / BOUNDARIES).read_text(encoding="utf-8"))
+    return {
+        feature["properties"]["code"]: outer_rings(feature["geometry"])
+        for feature in boundaries["features"]
+    }
+
+
+def draw_provinces(ax: Axes, fills: Mapping[str, str]) -> None:
+    """The 34 provinces' boundaries; a province in `fills` filled with its colour."""
+    for code, rings in province_shapes().items():
+        for ring in rings:
+            ax.add_patch(
+                Polygon(
+                    ring,
+                    closed=True,
+                    facecolor=fills.get(code, "#f2f2f2"),
+                    edgecolor="#9a9a9a",
+                    linewidth=0.4,
+                    zorder=1,
+                )
+            )
+
+
 def draw_geomap(ax: Axes, panel: Json, results: list[Result], _window: Window) -> None:
+    """Markers at coordinates over the province boundaries, or (a lookup by province code) a
+    choropleth: each province filled by its value, as the Grafana map marks it."""
     _, rows = merged_rows(panel, results)
     layer = (panel.get("options", {}).get("layers") or [{}])[0]
     location = layer.get("location", {})
@@ -409,39 +447,46 @@ def draw_geomap(ax: Axes, panel: Json, results: list[Result], _window: Window) -
     ax.set_xlim(*MAP_LON)
     ax.set_ylim(*MAP_LAT)
     ax.set_aspect("equal")
-    ax.grid(visible=True, color="#e5e5e5", linewidth=0.6)
-    ax.tick_params(labelsize=7)
-    ax.set_xlabel("longitude", fontsize=7)
-    ax.set_ylabel("latitude", fontsize=7)
-    placed = [row for row in rows if isinstance(row.get(latitude), float | int)]
-    if not placed:
-        ax.text(0.5, 0.5, "No data", ha="center", va="center", transform=ax.transAxes)
-        return
+    ax.set_axis_off()
     config = field_config(panel, colour_field)
     legend: dict[str, str] = {}
-    for row in placed:
+
+    def verdict(row: Mapping[str, float | str]) -> str:
         value = row.get(colour_field)
-        text, point_colour = "no verdict", NAMED_COLOURS["grey"]
+        text, fill = "no verdict", NAMED_COLOURS["grey"]
         if isinstance(value, float | int):
-            text, point_colour = mapped(float(value), config) or (
+            text, fill = mapped(float(value), config) or (
                 f"{value:g}",
                 threshold_colour(float(value), config),
             )
-        legend.setdefault(text, point_colour)
-        x, y = float(row[longitude]), float(row[latitude])
-        ax.scatter([x], [y], s=70, color=point_colour, edgecolor="white", linewidth=0.8, zorder=3)
-        ax.annotate(
-            str(row.get(text_field, "")), (x, y), xytext=(7, -3), textcoords="offset points"
-        ).set_fontsize(7.5)
-    for text, point_colour in legend.items():
-        ax.scatter([], [], color=point_colour, label=text, s=40)
+        legend.setdefault(text, fill)
+        return fill
+
+    lookup = location.get("lookup") if location.get("mode") == "lookup" else None
+    if lookup:
+        fills = {str(row[lookup]): verdict(row) for row in rows if lookup in row}
+        draw_provinces(ax, fills)
+    else:
+        draw_provinces(ax, {})
+        placed = [row for row in rows if isinstance(row.get(latitude), float | int)]
+        for row in placed:
+            x, y = float(row[longitude]), float(row[latitude])
+            ax.scatter([x], [y], s=70, color=verdict(row), edgecolor="white", linewidth=0.8)
+            ax.annotate(
+                str(row.get(text_field, "")), (x, y), xytext=(7, -3), textcoords="offset points"
+            ).set_fontsize(7.5)
+    if not legend:
+        ax.text(0.5, 0.5, "No data", ha="center", va="center", transform=ax.transAxes)
+        return
+    for text, fill in legend.items():
+        ax.scatter([], [], color=fill, label=text, s=40)
     ax.legend(fontsize=7, loc="lower left", frameon=False)
 
 
 def draw_state_timeline(ax: Axes, panel: Json, results: list[Result], window: Window) -> None:
     """One band per series, each stretch coloured by its mapped state, as Grafana draws it."""
     bands = [
-        (display_name(series, result.target), series)
+        (display_name(series, result.target, panel), series)
         for result in results
         for series in result.series
     ]
@@ -464,9 +509,13 @@ def draw_state_timeline(ax: Axes, panel: Json, results: list[Result], window: Wi
     ax.tick_params(labelsize=7)
     for side in ("top", "right", "left"):
         ax.spines[side].set_visible(False)
-    for text, state_colour in legend.items():
-        ax.barh([], [], color=state_colour, label=text)
-    ax.legend(fontsize=6.5, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    ax.legend(
+        handles=[Patch(color=fill, label=text) for text, fill in legend.items()],
+        fontsize=6.5,
+        loc="upper left",
+        bbox_to_anchor=(1.0, 1.0),
+        frameon=False,
+    )
 
 
 DRAWERS = {

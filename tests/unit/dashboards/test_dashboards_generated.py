@@ -139,7 +139,7 @@ def test_substitution_leaves_no_placeholder(dashboard: dict[str, Any]) -> None:
 
 def test_overview_map_joins_coordinates_and_verdict_per_village() -> None:
     (overview,) = (d for d in DASHBOARDS if d["uid"] == "qosfleet-overview")
-    (geomap,) = (p for p in panels(overview) if p["type"] == "geomap")
+    (geomap,) = (p for p in panels(overview) if p["title"].startswith("Villages by verdict"))
     assert [t["format"] for t in geomap["targets"]] == ["table"] * 3
     ids = [transformation["id"] for transformation in geomap["transformations"]]
     assert ids == ["merge", "organize"]
