@@ -22,6 +22,7 @@ from dashboards.panels import (
     VERDICT_TEXT,
     area_variable,
     base,
+    probe_link,
     programme_line,
     province_variable,
     query,
@@ -412,7 +413,16 @@ def dashboard() -> Dashboard:
             )
         )
         .with_row(Row("Speed"))
-        .with_panel(programme_line(target_line(speed, "B"), "C"))
+        .with_panel(
+            programme_line(target_line(speed, "B"), "C").override_by_query(
+                "A",
+                [
+                    model.DynamicConfigValue(
+                        id_val="links", value=[probe_link("${__field.labels.probe}")]
+                    )
+                ],
+            )
+        )
         .with_panel(mean)
         .with_panel(
             time_panel(

@@ -9,9 +9,11 @@ from grafana_foundation_sdk.models.common import VizOrientation
 from dashboards.panels import (
     DATASOURCE,
     ONLINE,
+    area_link,
     base,
     fleet_state,
     override,
+    probe_link,
     query,
     stat_panel,
     table_panel,
@@ -193,6 +195,7 @@ def dashboard() -> Dashboard:
                 ],
                 {"Value #A": "status", "Value #B": "last seq"},
                 height=8,
+                links={"probe": [probe_link()], "village": [area_link("village")]},
             ).override_by_name(
                 *override(
                     "status", mappings=ONLINE, **{"custom.cellOptions": {"type": "color-text"}}

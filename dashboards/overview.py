@@ -291,6 +291,23 @@ def short_of_samples() -> table.Panel:
     )
 
 
+def province_boundaries() -> MapLayerOptions:
+    """The maps' base layer: the shipped province boundaries, served by Grafana itself, instead
+    of a tile server on the internet."""
+    return (
+        MapLayerOptions()
+        .type("geojson")
+        .name("Provinces")
+        .config(
+            {
+                "src": f"{GEO_URL}/{BOUNDARIES}",
+                "rules": [],
+                "style": {"color": {"fixed": "#eeeeee"}, "opacity": 0.8, "lineWidth": 1},
+            }
+        )
+    )
+
+
 def province_history(province: str) -> statetimeline.Panel:
     return named_provinces(
         verdict_timeline(
@@ -328,11 +345,6 @@ def province_map(province: str) -> geomap.Panel:
             "textConfig": {"fontSize": 10, "offsetX": 10, "offsetY": 0, "textAlign": "left"},
         },
     }
-    boundaries = {
-        "src": f"{GEO_URL}/{BOUNDARIES}",
-        "rules": [],
-        "style": {"color": {"fixed": "#eeeeee"}, "opacity": 0.8, "lineWidth": 1},
-    }
     return (
         geomap.Panel()
         .title("Provinces by verdict (worst across technology x operator)")
@@ -361,7 +373,7 @@ def province_map(province: str) -> geomap.Panel:
         .color_scheme(FieldColor().mode(model.FieldColorModeId.THRESHOLDS))
         .override_by_name(*override("province", mappings=province_names()))
         .view(geomap.MapViewConfig().id("coords").lat(16).lon(106).zoom(5))
-        .basemap(MapLayerOptions().type("geojson").name("Provinces").config(boundaries))
+        .basemap(province_boundaries())
         .layers(
             [
                 MapLayerOptions()
@@ -427,10 +439,11 @@ def village_map(village: str) -> geomap.Panel:
         .span(10)
         .height(14)
         .mappings(VERDICT_TEXT)
+        .override_by_name(*override("province", mappings=province_names()))
         .thresholds(VERDICT_COLOURS)
         .color_scheme(FieldColor().mode(model.FieldColorModeId.THRESHOLDS))
         .view(geomap.MapViewConfig().id("coords").lat(16).lon(106).zoom(5))
-        .basemap(MapLayerOptions().type("default").name("Basemap"))
+        .basemap(province_boundaries())
         .layers(
             [
                 MapLayerOptions()

@@ -331,6 +331,19 @@ def merged_rows(
     return [renames.get(name, name) for name in columns], renamed
 
 
+def sorted_rows(panel: Json, rows: list[dict[str, float | str]]) -> list[dict[str, float | str]]:
+    """Rows in the order of their labels, then by the panel's sort column as Grafana sorts them
+    (rows without a value in it last either way)."""
+    ordered = sorted(rows, key=lambda row: tuple(str(value) for value in row.values()))
+    for sort in panel.get("options", {}).get("sortBy") or []:
+        name = sort.get("displayName", "")
+        present = [row for row in ordered if isinstance(row.get(name), float | int)]
+        absent = [row for row in ordered if not isinstance(row.get(name), float | int)]
+        present.sort(key=lambda row: float(row[name]), reverse=bool(sort.get("desc")))
+        ordered = present + absent
+    return ordered
+
+
 def cell_text(panel: Json, column: str, value: float | str | None) -> tuple[str, str]:
     if value is None:
         return "", "#333333"
@@ -350,14 +363,7 @@ def draw_table(ax: Axes, panel: Json, results: list[Result], _window: Window) ->
     if not rows:
         no_data(ax)
         return
-    rows.sort(key=lambda row: tuple(str(row.get(column, "")) for column in columns))
-    for sort in panel.get("options", {}).get("sortBy") or []:
-        # Grafana's sort by a column; rows without the value go last either way.
-        name = sort.get("displayName", "")
-        present = [row for row in rows if isinstance(row.get(name), float | int)]
-        absent = [row for row in rows if not isinstance(row.get(name), float | int)]
-        present.sort(key=lambda row: float(row[name]), reverse=bool(sort.get("desc")))
-        rows = present + absent
+    rows = sorted_rows(panel, rows)
     cells = [[cell_text(panel, column, row.get(column)) for column in columns] for row in rows]
     table = ax.table(
         cellText=[[text for text, _ in row] for row in cells],

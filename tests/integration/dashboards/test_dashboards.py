@@ -29,7 +29,7 @@ from dashboards.promql import (
     variables,
 )
 from dashboards.seed import DEMO_LINKS, seed
-from lab.dashboard_png import merged_rows, query_panel, render_all
+from lab.dashboard_png import display_name, merged_rows, query_panel, render_all, sorted_rows
 from lab.services import VictoriaMetrics, victoria_metrics
 
 pytestmark = pytest.mark.integration
@@ -214,3 +214,62 @@ def test_render_writes_one_png_per_dashboard_with_data_in_every_panel(
         assert 600 < height < 3000
         assert channels in {3, 4}
         assert pixels.std() > 0.05, f"{path.name} is blank"
+
+
+@pytest.mark.parametrize("dashboard", DASHBOARDS, ids=lambda d: str(d["uid"]))
+def test_no_chart_names_two_series_alike(dashboard: Json, seeded: Seeded) -> None:
+    """At All (every village, technology, operator) each line has its own name: no legend
+    reads "mean, mean, mean"."""
+    values = resolve_variables(dashboard, seeded.store, seeded.window)
+    for panel in panels(dashboard):
+        if panel["type"] not in {"timeseries", "state-timeline"}:
+            continue
+        names = [
+            display_name(series, result.target, panel)
+            for result in query_panel(seeded.store, panel, values, seeded.window)
+            for series in result.series
+        ]
+        assert len(names) == len(set(names)), (panel["title"], sorted(names))
+
+
+RANKING = "Operator ranking: mean download / the regulation's line"
+
+
+def panel_titled(title: str) -> Json:
+    (overview,) = (d for d in DASHBOARDS if d["uid"] == "qosfleet-overview")
+    (panel,) = (p for p in panels(overview) if p["title"] == title)
+    return panel
+
+
+def table_rows(title: str, seeded: Seeded) -> list[dict[str, Any]]:
+    (overview,) = (d for d in DASHBOARDS if d["uid"] == "qosfleet-overview")
+    panel = panel_titled(title)
+    values = resolve_variables(overview, seeded.store, seeded.window)
+    _, rows = merged_rows(panel, query_panel(seeded.store, panel, values, seeded.window))
+    return rows
+
+
+def test_operators_ranked_by_mean_over_the_line(seeded: Seeded) -> None:
+    rows = table_rows(RANKING, seeded)
+    by_province = {row["province"]: row for row in rows}
+    assert set(by_province) == {link.province for link in DEMO_LINKS}
+    lines = {"4g": 40, "5g": 100}  # the mobile profiles' mean targets (contract/profiles.toml)
+    for row in rows:
+        if row["technology"] in lines:
+            assert row["mean / line"] == pytest.approx(row["mean Mb/s"] / lines[row["technology"]])
+    shown = [row["mean / line"] for row in sorted_rows(panel_titled(RANKING), rows)]
+    assert shown == sorted(shown, reverse=True)
+    # Cao Bang's Viettel 4G (Na Sang) fails below 40 Mb/s: under 100 %, with its verdict.
+    (na_sang,) = (link for link in DEMO_LINKS if link.village == "Na Sang")
+    assert by_province[na_sang.province]["mean / line"] < 1
+    assert by_province[na_sang.province]["verdict"] == 0
+
+
+def test_areas_short_of_samples_say_by_how_many(seeded: Seeded) -> None:
+    rows = table_rows("Areas short of samples", seeded)
+    (plei_op,) = (link for link in DEMO_LINKS if link.village == "Plei Op")
+    assert rows
+    for row in rows:
+        assert row["samples missing"] == row["n required"] - row["n"] > 0
+        assert row["technology"] == plei_op.technology  # the only area short of samples
+    assert {row["level"] for row in rows} == {"village", "commune", "province", "nation"}
