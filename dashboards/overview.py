@@ -30,6 +30,7 @@ from dashboards.panels import (
     area_variable,
     as_tables,
     base,
+    fleet_state,
     merge_and_rename,
     named_provinces,
     override,
@@ -202,6 +203,8 @@ def dashboard() -> Dashboard:
         .with_row(Row("Operators"))
         .with_panel(operator_ranking())
         .with_row(Row("Coverage"))
+        .with_panel(coverage_per_province())
+        .with_panel(communes_without_a_probe())
         .with_panel(short_of_samples())
         .with_row(Row("Villages"))
         .with_panel(village_map(village))
@@ -263,6 +266,40 @@ def operator_ranking() -> table.Panel:
         units={"mean / line": "percentunit", "mean Mb/s": "Mbits"},
         links={"province": [area_link("province")]},
         sort_by="mean / line",
+    )
+
+
+def coverage_per_province() -> table.Panel:
+    """How many of each province's communes no probe measures (the collector's coverage)."""
+    enrolled = fleet_state("qos_coverage_probes_enrolled")
+    return table_panel(
+        "Communes without a probe, per province",
+        [
+            query(f"count by (province) ({enrolled} == 0)", "A", instant=True),
+            query(f"count by (province) ({enrolled})", "B", instant=True),
+            query(f"sum by (province) ({enrolled})", "C", instant=True),
+        ],
+        {"Value #A": "without a probe", "Value #B": "communes", "Value #C": "probes"},
+        description=(
+            "Communes of the 2025 list (contract/places) with no enrolled, unrevoked probe, as the"
+            " collector's registry knows them. A commune without a probe has no verdict at all."
+        ),
+        width=10,
+        height=10,
+        sort_by="without a probe",
+    )
+
+
+def communes_without_a_probe() -> table.Panel:
+    enrolled = fleet_state('qos_coverage_probes_enrolled{province=~"$province"}')
+    return table_panel(
+        "Communes without a probe",
+        [query(f"{enrolled} == 0", "A", instant=True)],
+        {"commune_name": "commune name", "Value #A": "probes"},
+        hide=("Time", "__name__"),
+        description="Pick a province above to list its communes that no probe measures.",
+        width=14,
+        height=10,
     )
 
 

@@ -131,7 +131,7 @@ def override(name: str, **properties: object) -> tuple[str, list[model.DynamicCo
 
 # Label columns first, from the widest area to the narrowest, then the link.
 LABEL_ORDER = (
-    *("level", "probe", "province", "commune", "village"),
+    *("level", "probe", "province", "commune", "commune_name", "village"),
     *("interface", "access", "technology", "operator", "setting", "plan", "profile"),
 )
 
@@ -275,6 +275,7 @@ def table_panel(
     units: dict[str, str] | None = None,
     links: dict[str, list[dict[str, str]]] | None = None,
     sort_by: str | None = None,
+    hide: Sequence[str] = ("Time",),
 ) -> table.Panel:
     panel = (
         table.Panel()
@@ -284,7 +285,7 @@ def table_panel(
         .targets(as_tables(targets))
         .span(width)
         .height(height)
-        .transformations(merge_and_rename(renames))
+        .transformations(merge_and_rename(renames, hide))
     )
     panel = panel.override_by_name(*override("province", mappings=province_names()))
     for column, mappings in (mapped_columns or {}).items():

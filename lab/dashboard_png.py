@@ -363,7 +363,8 @@ def draw_table(ax: Axes, panel: Json, results: list[Result], _window: Window) ->
     if not rows:
         no_data(ax)
         return
-    rows = sorted_rows(panel, rows)
+    # What the panel's height shows; Grafana scrolls for the rest.
+    rows = sorted_rows(panel, rows)[: max(1, int(panel["gridPos"]["h"] * 1.3) - 3)]
     cells = [[cell_text(panel, column, row.get(column)) for column in columns] for row in rows]
     table = ax.table(
         cellText=[[text for text, _ in row] for row in cells],

@@ -16,6 +16,7 @@ from typing import Any
 import matplotlib.image
 import pytest
 
+from contract.places import provinces
 from dashboards.promql import (
     ALL_VALUE,
     Json,
@@ -273,3 +274,18 @@ def test_areas_short_of_samples_say_by_how_many(seeded: Seeded) -> None:
         assert row["samples missing"] == row["n required"] - row["n"] > 0
         assert row["technology"] == plei_op.technology  # the only area short of samples
     assert {row["level"] for row in rows} == {"village", "commune", "province", "nation"}
+
+
+def test_coverage_counts_the_communes_no_probe_measures(seeded: Seeded) -> None:
+    rows = {
+        row["province"]: row for row in table_rows("Communes without a probe, per province", seeded)
+    }
+    assert len(rows) == len(provinces())
+    with_probes = {link.province: set() for link in DEMO_LINKS}
+    for link in DEMO_LINKS:
+        with_probes[link.province].add(link.commune)
+    for code, province in provinces().items():
+        communes = len(province.communes)
+        covered = len(with_probes.get(code, ()))
+        assert rows[code]["communes"] == communes
+        assert rows[code].get("without a probe", 0) == communes - covered
