@@ -281,7 +281,7 @@ def test_coverage_counts_the_communes_no_probe_measures(seeded: Seeded) -> None:
         row["province"]: row for row in table_rows("Communes without a probe, per province", seeded)
     }
     assert len(rows) == len(provinces())
-    with_probes = {link.province: set() for link in DEMO_LINKS}
+    with_probes: dict[str, set[str]] = {link.province: set() for link in DEMO_LINKS}
     for link in DEMO_LINKS:
         with_probes[link.province].add(link.commune)
     for code, province in provinces().items():
