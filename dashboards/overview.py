@@ -17,22 +17,22 @@ from grafana_foundation_sdk.models import dashboard as model
 from grafana_foundation_sdk.models.common import FrameGeometrySourceMode
 from grafana_foundation_sdk.models.geomap import TooltipMode
 
+from contract.i18n import _
 from dashboards.gazetteer import BOUNDARIES, GAZETTEER, GEO_URL
 from dashboards.panels import (
     COORDINATES_WINDOW,
     DATASOURCE,
-    METHOD_TEXT,
-    NATIONAL_TARGET_TEXT,
     VERDICT_COLOURS,
     VERDICT_RANGE,
-    VERDICT_TEXT,
     area_link,
     area_variable,
     as_tables,
     base,
     fleet_state,
     merge_and_rename,
+    method_text,
     named_provinces,
+    national_target_text,
     override,
     province_names,
     province_variable,
@@ -40,6 +40,7 @@ from dashboards.panels import (
     stat_panel,
     table_panel,
     thresholds,
+    verdict_text,
     verdict_timeline,
     worst_verdict,
 )
@@ -82,51 +83,53 @@ def dashboard() -> Dashboard:
         ]
 
     verdict_columns = {
-        "Value #A": "verdict",
-        "Value #B": "method",
-        "Value #C": "n",
-        "Value #D": "n required",
-        "Value #E": "mean Mb/s",
-        "Value #F": "CI low",
-        "Value #G": "CI high",
-        "Value #H": "target Mb/s",
-        "Value #I": "national target",
+        "Value #A": _("verdict"),
+        "Value #B": _("method"),
+        "Value #C": _("n"),
+        "Value #D": _("n required"),
+        "Value #E": _("mean Mb/s"),
+        "Value #F": _("CI low"),
+        "Value #G": _("CI high"),
+        "Value #H": _("target Mb/s"),
+        "Value #I": _("national target"),
     }
-    speed_columns = dict.fromkeys(["mean Mb/s", "CI low", "CI high", "target Mb/s"], "Mbits")
+    speed_columns = dict.fromkeys(
+        [_("mean Mb/s"), _("CI low"), _("CI high"), _("target Mb/s")], "Mbits"
+    )
     province_links = {"province": [area_link("province")]}
     village_links = {"village": [area_link("village")]}
     verdict_mappings = {
-        "verdict": VERDICT_TEXT,
-        "method": METHOD_TEXT,
-        "national target": NATIONAL_TARGET_TEXT,
+        _("verdict"): verdict_text(),
+        _("method"): method_text(),
+        _("national target"): national_target_text(),
     }
-    table_help = (
+    table_help = _(
         "Verdict: the regulation (QCVN; fixed lines: QCVN 34 plan conformity, the target is"
         " 0.8 x the plan). National target: the fixed 1 Gb/s programme indicator, apart from the"
-        " verdict. Mean of per-sample download rates with its 95 % confidence interval. Method:"
-        " 'QCVN method' when the sample mix and the spread over the day are met."
+        " verdict. Mean of per-sample download rates with its 95 % CI. Method: 'QCVN method'"
+        " when the sample mix and the spread over the day are met."
     )
 
     dashboard = base(
-        "qosfleet-overview",
-        "QoS fleet / National overview",
-        "Verdicts per area x technology x operator against the QCVN profiles (rolling window).",
+        "overview",
+        _("National overview"),
+        _("Verdicts per area x technology x operator against the QCVN profiles (rolling window)."),
         "now-30d",
     )
     dashboard = (
         dashboard.with_variable(
-            area_variable("technology", "Technology", 'qos_compliance_status{level="village"}')
+            area_variable("technology", _("Technology"), 'qos_compliance_status{level="village"}')
         )
         .with_variable(
             area_variable(
                 "operator",
-                "Operator",
+                _("Operator"),
                 'qos_compliance_status{level="village", technology=~"$technology"}',
             )
         )
-        .with_variable(province_variable("Province (operator ranking)"))
+        .with_variable(province_variable(_("Province (operator ranking)")))
     )
-    verdict_help = (
+    verdict_help = _(
         "Village x technology x operator verdicts of the regulation (QCVN; fixed lines: QCVN 34"
         " plan conformity), the last judged in the picked time range. A verdict is pass/fail only"
         " with n >= the regulation's minimum; otherwise insufficient data."
@@ -134,7 +137,7 @@ def dashboard() -> Dashboard:
     return (
         dashboard.with_panel(
             stat_panel(
-                "Village verdicts: pass",
+                _("Village verdicts: pass"),
                 [query(count("== 1"), instant=True)],
                 description=verdict_help,
                 colours=thresholds((None, "green")),
@@ -143,7 +146,7 @@ def dashboard() -> Dashboard:
         )
         .with_panel(
             stat_panel(
-                "Village verdicts: fail",
+                _("Village verdicts: fail"),
                 [query(count("== 0"), instant=True)],
                 description=verdict_help,
                 colours=thresholds((None, "green"), (1, "red")),
@@ -152,7 +155,7 @@ def dashboard() -> Dashboard:
         )
         .with_panel(
             stat_panel(
-                "Village verdicts: insufficient data",
+                _("Village verdicts: insufficient data"),
                 [query(count("== -1"), instant=True)],
                 description=verdict_help,
                 colours=thresholds((None, "green"), (1, "orange")),
@@ -161,11 +164,13 @@ def dashboard() -> Dashboard:
         )
         .with_panel(
             stat_panel(
-                "Early warnings",
+                _("Early warnings"),
                 [query(count("== 1", "early_warning"), instant=True)],
                 description=(
-                    "The regulation's verdict has insufficient data, but the whole 95 % CI of a"
-                    " criterion already lies on its failing side."
+                    _(
+                        "The regulation's verdict has insufficient data, but the whole 95 % CI of a"
+                        " criterion already lies on its failing side."
+                    )
                 ),
                 colours=thresholds((None, "green"), (1, "orange")),
                 width=5,
@@ -173,22 +178,24 @@ def dashboard() -> Dashboard:
         )
         .with_panel(
             stat_panel(
-                "Below the national 1 Gb/s target",
+                _("Below the national 1 Gb/s target"),
                 [query(count("== 0", "national_target_status"), instant=True)],
                 description=(
-                    "Fixed-line villages whose mean download is below the national programme's"
-                    " target. A programme indicator, not a QCVN verdict: a line that conforms to"
-                    " its plan (QCVN 34) passes the regulation whatever its speed."
+                    _(
+                        "Fixed-line villages whose mean download is below the national programme's"
+                        " target. A programme indicator, not a QCVN verdict: a line that conforms"
+                        " to its plan (QCVN 34) passes the regulation whatever its speed."
+                    )
                 ),
                 colours=thresholds((None, "green"), (1, "orange")),
                 width=4,
             )
         )
-        .with_row(Row("Provinces"))
+        .with_row(Row(_("Provinces")))
         .with_panel(province_map(province))
         .with_panel(
             table_panel(
-                "Provinces: verdict per technology x operator",
+                _("Provinces: verdict per technology x operator"),
                 verdict_table_queries(by_area, province),
                 verdict_columns,
                 description=table_help,
@@ -200,17 +207,17 @@ def dashboard() -> Dashboard:
             )
         )
         .with_panel(province_history(province))
-        .with_row(Row("Operators"))
+        .with_row(Row(_("Operators")))
         .with_panel(operator_ranking())
-        .with_row(Row("Coverage"))
+        .with_row(Row(_("Coverage")))
         .with_panel(coverage_per_province())
         .with_panel(communes_without_a_probe())
         .with_panel(short_of_samples())
-        .with_row(Row("Villages"))
+        .with_row(Row(_("Villages")))
         .with_panel(village_map(village))
         .with_panel(
             table_panel(
-                "Villages: verdict per technology x operator",
+                _("Villages: verdict per technology x operator"),
                 verdict_table_queries(by_village, village),
                 verdict_columns,
                 description=table_help,
@@ -236,7 +243,7 @@ def operator_ranking() -> table.Panel:
     )
     by = "max by (province, technology, operator)"
     return table_panel(
-        "Operator ranking: mean download / the regulation's line",
+        _("Operator ranking: mean download / the regulation's line"),
         [
             query(
                 f"{by} ({latest('mean_download_mbps', selector)}"
@@ -249,23 +256,25 @@ def operator_ranking() -> table.Panel:
             query(f"{by} ({latest('status', selector)})", "D", instant=True),
         ],
         {
-            "Value #A": "mean / line",
-            "Value #B": "mean Mb/s",
-            "Value #C": "n",
-            "Value #D": "verdict",
+            "Value #A": _("mean / line"),
+            "Value #B": _("mean Mb/s"),
+            "Value #C": _("n"),
+            "Value #D": _("verdict"),
         },
         description=(
-            "Each province's operators x technology, best first: the mean of per-sample download"
-            " rates divided by the regulation's line (the profile's mean target; fixed lines:"
-            " 0.8 x the plan). Above 100 % the mean clears the line; the verdict also needs"
-            " n >= the regulation's minimum and the profile's other criteria."
+            _(
+                "Each province's operators x technology, best first: the mean of per-sample"
+                " download rates divided by the regulation's line (the profile's mean target; fixed"
+                " lines: 0.8 x the plan). Above 100 % the mean clears the line; the verdict also"
+                " needs n >= the regulation's minimum and the profile's other criteria."
+            )
         ),
         width=24,
         height=9,
-        mapped_columns={"verdict": VERDICT_TEXT},
-        units={"mean / line": "percentunit", "mean Mb/s": "Mbits"},
+        mapped_columns={_("verdict"): verdict_text()},
+        units={_("mean / line"): "percentunit", _("mean Mb/s"): "Mbits"},
         links={"province": [area_link("province")]},
-        sort_by="mean / line",
+        sort_by=_("mean / line"),
     )
 
 
@@ -273,31 +282,34 @@ def coverage_per_province() -> table.Panel:
     """How many of each province's communes no probe measures (the collector's coverage)."""
     enrolled = fleet_state("qos_coverage_probes_enrolled")
     return table_panel(
-        "Communes without a probe, per province",
+        _("Communes without a probe, per province"),
         [
             query(f"count by (province) ({enrolled} == 0)", "A", instant=True),
             query(f"count by (province) ({enrolled})", "B", instant=True),
             query(f"sum by (province) ({enrolled})", "C", instant=True),
         ],
-        {"Value #A": "without a probe", "Value #B": "communes", "Value #C": "probes"},
+        {"Value #A": _("without a probe"), "Value #B": _("communes"), "Value #C": _("probes")},
         description=(
-            "Communes of the 2025 list (contract/places) with no enrolled, unrevoked probe, as the"
-            " collector's registry knows them. A commune without a probe has no verdict at all."
+            _(
+                "Communes of the 2025 list (contract/places) with no enrolled, unrevoked probe, as"
+                " the collector's registry knows them. A commune without a"
+                " probe has no verdict at all."
+            )
         ),
         width=10,
         height=10,
-        sort_by="without a probe",
+        sort_by=_("without a probe"),
     )
 
 
 def communes_without_a_probe() -> table.Panel:
     enrolled = fleet_state('qos_coverage_probes_enrolled{province=~"$province"}')
     return table_panel(
-        "Communes without a probe",
+        _("Communes without a probe"),
         [query(f"{enrolled} == 0", "A", instant=True)],
-        {"commune_name": "commune name", "Value #A": "probes"},
+        {"commune_name": _("commune name"), "Value #A": _("probes")},
         hide=("Time", "__name__"),
-        description="Pick a province above to list its communes that no probe measures.",
+        description=_("Pick a province above to list its communes that no probe measures."),
         width=14,
         height=10,
     )
@@ -309,22 +321,24 @@ def short_of_samples() -> table.Panel:
     by = "max by (level, province, commune, village, technology, operator)"
     missing = f"({by} ({latest('n_required', selector)} - {latest('n', selector)}) > 0)"
     return table_panel(
-        "Areas short of samples",
+        _("Areas short of samples"),
         [
             query(missing, "A", instant=True),
             query(f"{by} ({latest('n', selector)}) and {missing}", "B", instant=True),
             query(f"{by} ({latest('n_required', selector)}) and {missing}", "C", instant=True),
         ],
-        {"Value #A": "samples missing", "Value #B": "n", "Value #C": "n required"},
+        {"Value #A": _("samples missing"), "Value #B": _("n"), "Value #C": _("n required")},
         description=(
-            "Every area (village, commune, province, nation) x technology x operator with fewer"
-            " counted samples than its profile's minimum, most missing first: its verdict is"
-            " insufficient data until they are taken."
+            _(
+                "Every area (village, commune, province, nation) x technology x operator with fewer"
+                " counted samples than its profile's minimum, most missing first: its verdict is"
+                " insufficient data until they are taken."
+            )
         ),
         width=24,
         height=9,
         links={"village": [area_link("village")]},
-        sort_by="samples missing",
+        sort_by=_("samples missing"),
     )
 
 
@@ -348,7 +362,7 @@ def province_boundaries() -> MapLayerOptions:
 def province_history(province: str) -> statetimeline.Panel:
     return named_provinces(
         verdict_timeline(
-            "Provinces: verdict over time (worst across technology x operator)",
+            _("Provinces: verdict over time (worst across technology x operator)"),
             [
                 query(
                     worst_verdict(f"qos_compliance_status{{{province}}}", "province"),
@@ -357,8 +371,10 @@ def province_history(province: str) -> statetimeline.Panel:
                 )
             ],
             description=(
-                "Each province's worst regulation verdict as the engine judged it at each moment"
-                " of the picked range."
+                _(
+                    "Each province's worst regulation verdict as the engine judged it at each"
+                    " moment of the picked range."
+                )
             ),
         )
     )
@@ -374,7 +390,7 @@ def province_map(province: str) -> geomap.Panel:
     markers = {
         "showLegend": True,
         "style": {
-            "color": {"field": "status", "fixed": "grey"},
+            "color": {"field": _("status"), "fixed": "grey"},
             "opacity": 0.9,
             "size": {"fixed": 12, "max": 15, "min": 4},
             "symbol": {"fixed": "img/icons/marker/circle.svg", "mode": "fixed"},
@@ -384,11 +400,13 @@ def province_map(province: str) -> geomap.Panel:
     }
     return (
         geomap.Panel()
-        .title("Provinces by verdict (worst across technology x operator)")
+        .title(_("Provinces by verdict (worst across technology x operator)"))
         .description(
-            "The regulation's verdict of each province (QCVN; fixed lines: QCVN 34 plan"
-            " conformity). Red: fails. Orange: insufficient data. Green: passes. Grey boundary"
-            " without a marker: no verdict in the picked range."
+            _(
+                "The regulation's verdict of each province (QCVN; fixed lines: QCVN 34 plan"
+                " conformity). Red: fails. Orange: insufficient data. Green: passes. Grey boundary"
+                " without a marker: no verdict in the picked range."
+            )
         )
         .datasource(DATASOURCE)
         .targets(
@@ -402,10 +420,10 @@ def province_map(province: str) -> geomap.Panel:
                 ]
             )
         )
-        .transformations(merge_and_rename({"Value #A": "status"}))
+        .transformations(merge_and_rename({"Value #A": _("status")}))
         .span(10)
         .height(14)
-        .mappings(VERDICT_TEXT)
+        .mappings(verdict_text())
         .thresholds(VERDICT_COLOURS)
         .color_scheme(FieldColor().mode(model.FieldColorModeId.THRESHOLDS))
         .override_by_name(*override("province", mappings=province_names()))
@@ -440,7 +458,7 @@ def village_map(village: str) -> geomap.Panel:
     markers = {
         "showLegend": True,
         "style": {
-            "color": {"field": "status", "fixed": "grey"},
+            "color": {"field": _("status"), "fixed": "grey"},
             "opacity": 0.9,
             "size": {"fixed": 9, "max": 15, "min": 4},
             "symbol": {"fixed": "img/icons/marker/circle.svg", "mode": "fixed"},
@@ -450,11 +468,13 @@ def village_map(village: str) -> geomap.Panel:
     }
     return (
         geomap.Panel()
-        .title("Villages by verdict (worst across technology x operator)")
+        .title(_("Villages by verdict (worst across technology x operator)"))
         .description(
-            "The regulation's verdict (QCVN; fixed lines: QCVN 34 plan conformity). Red: fails."
-            " Orange: insufficient data. Green: passes. The national 1 Gb/s target is apart, in"
-            " the tables."
+            _(
+                "The regulation's verdict (QCVN; fixed lines: QCVN 34 plan conformity). Red: fails."
+                " Orange: insufficient data. Green: passes. The national 1 Gb/s target is apart, in"
+                " the tables."
+            )
         )
         .datasource(DATASOURCE)
         .targets(
@@ -471,11 +491,11 @@ def village_map(village: str) -> geomap.Panel:
             )
         )
         .transformations(
-            merge_and_rename({"Value #A": "lat", "Value #B": "lon", "Value #C": "status"})
+            merge_and_rename({"Value #A": "lat", "Value #B": "lon", "Value #C": _("status")})
         )
         .span(10)
         .height(14)
-        .mappings(VERDICT_TEXT)
+        .mappings(verdict_text())
         .override_by_name(*override("province", mappings=province_names()))
         .thresholds(VERDICT_COLOURS)
         .color_scheme(FieldColor().mode(model.FieldColorModeId.THRESHOLDS))

@@ -28,7 +28,8 @@ from grafana_foundation_sdk.models.common import (
 )
 from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
-from contract.places import provinces
+from contract.i18n import _, current
+from contract.places import Province, provinces
 from dashboards.promql import ALL_VALUE, DATASOURCE_UID
 
 DATASOURCE = model.DataSourceRef(type_val="prometheus", uid=DATASOURCE_UID)
@@ -75,20 +76,50 @@ def value_map(texts: dict[str, tuple[str, str]]) -> list[model.ValueMapping]:
 
 
 # qos_compliance_status (the regulation): 1 pass, 0 fail, -1 insufficient data (SERIES.md).
-VERDICT_TEXT = value_map(
-    {"1": ("pass", "green"), "0": ("fail", "red"), "-1": ("insufficient data", "orange")}
-)
+def verdict_text() -> list[model.ValueMapping]:
+    return value_map(
+        {
+            "1": (_("pass"), "green"),
+            "0": (_("fail"), "red"),
+            "-1": (_("insufficient data"), "orange"),
+        }
+    )
+
+
 VERDICT_COLOURS = thresholds((None, "orange"), (0, "red"), (1, "green"))
+
+
 # qos_compliance_national_target_status: a programme indicator beside the regulation, so a line
 # below it is "below target" in a warning colour, never a red "fail".
-NATIONAL_TARGET_TEXT = value_map(
-    {"1": ("met", "green"), "0": ("below target", "orange"), "-1": ("insufficient data", "blue")}
-)
+def national_target_text() -> list[model.ValueMapping]:
+    return value_map(
+        {
+            "1": (_("met"), "green"),
+            "0": (_("below target"), "orange"),
+            "-1": (_("insufficient data"), "blue"),
+        }
+    )
+
+
 NATIONAL_TARGET_COLOURS = thresholds((None, "blue"), (0, "orange"), (1, "green"))
+
+
 # qos_compliance_formal: whether the verdict followed the QCVN method (sample mix, day spread).
-METHOD_TEXT = value_map({"1": ("QCVN method", "green"), "0": ("monitoring", "blue")})
-EARLY_WARNING_TEXT = value_map({"1": ("early warning", "orange"), "0": ("none", "green")})
-ONLINE = value_map({"1": ("online", "green"), "0": ("offline", "red")})
+def method_text() -> list[model.ValueMapping]:
+    return value_map({"1": (_("QCVN method"), "green"), "0": (_("monitoring"), "blue")})
+
+
+def early_warning_text() -> list[model.ValueMapping]:
+    return value_map({"1": (_("early warning"), "orange"), "0": (_("none"), "green")})
+
+
+def online_text() -> list[model.ValueMapping]:
+    return value_map({"1": (_("online"), "green"), "0": (_("offline"), "red")})
+
+
+def name(province: Province) -> str:
+    """A province as the reader's language writes it: "Hà Nội", or "Hanoi" in English."""
+    return province.name_vi if current() == "vi" else province.name_en
 
 
 def province_names() -> list[model.ValueMapping]:
@@ -96,7 +127,7 @@ def province_names() -> list[model.ValueMapping]:
     return [
         model.ValueMap(
             options={
-                code: model.ValueMappingResult(text=province.name_vi, index=index)
+                code: model.ValueMappingResult(text=name(province), index=index)
                 for index, (code, province) in enumerate(provinces().items())
             }
         )
@@ -109,19 +140,19 @@ PanelWithOverrides = TypeVar("PanelWithOverrides", timeseries.Panel, statetimeli
 def named_provinces(panel: PanelWithOverrides) -> PanelWithOverrides:
     """A series whose legend is its province code is shown by the province's name."""
     for code, province in provinces().items():
-        panel = panel.override_by_name(*override(code, displayName=province.name_vi))
+        panel = panel.override_by_name(*override(code, displayName=name(province)))
     return panel
 
 
-def province_variable(label: str = "Province") -> CustomVariable:
+def province_variable(label: str) -> CustomVariable:
     """The 34 provinces by name (value: the code the series carry), with All."""
     return (
         CustomVariable("province")
         .label(label)
-        .values(",".join(f"{province.name_vi} : {code}" for code, province in provinces().items()))
+        .values(",".join(f"{name(province)} : {code}" for code, province in provinces().items()))
         .include_all(include_all=True)
         .all_value(ALL_VALUE)
-        .current(model.VariableOption(selected=True, text="All", value="$__all"))
+        .current(model.VariableOption(selected=True, text=_("All"), value="$__all"))
     )
 
 
@@ -228,11 +259,13 @@ def verdict_timeline(
         statetimeline.Panel()
         .title(title)
         .description(
-            description + " Green: pass, red: fail, orange: insufficient data; blank: no verdict."
+            description
+            + " "
+            + _("Green: pass, red: fail, orange: insufficient data; blank: no verdict.")
         )
         .datasource(DATASOURCE)
         .targets(list(targets))
-        .mappings(VERDICT_TEXT)
+        .mappings(verdict_text())
         .thresholds(VERDICT_COLOURS)
         .color_scheme(FieldColor().mode(model.FieldColorModeId.THRESHOLDS))
         .show_value(VisibilityMode.NEVER)
@@ -317,15 +350,19 @@ def area_link(level: str) -> dict[str, str]:
         else f"var-{name}=$__all"
         for index, name in enumerate(AREA_VARIABLES)
     ]
+    path = f"/d/{dashboard_uid('area')}/"
     return {
-        "title": "Area drill-down",
-        "url": f"/d/qosfleet-area/?var-level={level}&{'&'.join(chosen)}&${{__url_time_range}}",
+        "title": _("Area drill-down"),
+        "url": f"{path}?var-level={level}&{'&'.join(chosen)}&${{__url_time_range}}",
     }
 
 
 def probe_link(field: str = "${__data.fields.probe}") -> dict[str, str]:
     """A data link to the probe dashboard of a row's (or a series') probe."""
-    return {"title": "Probe", "url": f"/d/qosfleet-probe/?var-probe={field}&${{__url_time_range}}"}
+    return {
+        "title": _("Probe"),
+        "url": f"/d/{dashboard_uid('probe')}/?var-probe={field}&${{__url_time_range}}",
+    }
 
 
 def area_variable(name: str, label: str, selector: str) -> QueryVariable:
@@ -339,16 +376,22 @@ def area_variable(name: str, label: str, selector: str) -> QueryVariable:
         .sort(model.VariableSort.ALPHABETICAL_ASC)
         .include_all(include_all=True)
         .all_value(ALL_VALUE)
-        .current(model.VariableOption(selected=True, text="All", value="$__all"))
+        .current(model.VariableOption(selected=True, text=_("All"), value="$__all"))
     )
 
 
-def base(uid: str, title: str, description: str, time_from: str) -> Dashboard:
+def dashboard_uid(name: str) -> str:
+    """Vietnamese dashboards keep the plain uids; the English ones are beside them, `-en`."""
+    return f"{TAG}-{name}" if current() == "vi" else f"{TAG}-{name}-{current()}"
+
+
+def base(name: str, title: str, description: str, time_from: str) -> Dashboard:
+    """A dashboard of the language in use, titled "QoS fleet / <title>"."""
     return (
-        Dashboard(title)
-        .uid(uid)
+        Dashboard(f"QoS fleet / {title}")
+        .uid(dashboard_uid(name))
         .description(description)
-        .tags([TAG])
+        .tags([TAG, f"{TAG}-{current()}"])
         .time(time_from, "now")
         .timezone("browser")
         .refresh("1m")
@@ -356,7 +399,7 @@ def base(uid: str, title: str, description: str, time_from: str) -> Dashboard:
         .link(
             DashboardLink("QoS fleet")
             .type(model.DashboardLinkType.DASHBOARDS)
-            .tags([TAG])
+            .tags([f"{TAG}-{current()}"])
             .as_dropdown(as_dropdown=True)
             .include_vars(include_vars=False)
             .keep_time(keep_time=True)

@@ -32,6 +32,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Polygon, Rectangle
 from matplotlib.ticker import FuncFormatter
 
+from contract.i18n import _
 from dashboards.gazetteer import BOUNDARIES, GEO_DIR, outer_rings
 from dashboards.promql import (
     ALL_VALUE,
@@ -204,7 +205,7 @@ def query_panel(
 
 def no_data(ax: Axes) -> None:
     ax.set_axis_off()
-    ax.text(0.5, 0.5, "No data", ha="center", va="center", color="#888888", fontsize=11)
+    ax.text(0.5, 0.5, _("No data"), ha="center", va="center", color="#888888", fontsize=11)
 
 
 def time_ticks(ax: Axes, window: Window) -> None:
@@ -377,13 +378,13 @@ def draw_table(ax: Axes, panel: Json, results: list[Result], _window: Window) ->
     table.set_fontsize(7.5)
     table.auto_set_column_width(list(range(len(columns))))
     table.scale(1, 1.25)
-    for (row_number, _), cell in table.get_celld().items():
+    for (row_number, _column), cell in table.get_celld().items():
         cell.set_edgecolor("#dddddd")
         if row_number == 0:
             cell.set_facecolor("#f0f0f0")
             cell.get_text().set_fontweight("bold")
     for row_number, row_cells in enumerate(cells, start=1):
-        for column_number, (_, text_colour) in enumerate(row_cells):
+        for column_number, (_text, text_colour) in enumerate(row_cells):
             table[row_number, column_number].get_text().set_color(text_colour)
 
 
@@ -444,7 +445,7 @@ def draw_provinces(ax: Axes, fills: Mapping[str, str]) -> None:
 def draw_geomap(ax: Axes, panel: Json, results: list[Result], _window: Window) -> None:
     """Markers at coordinates over the province boundaries, or (a lookup by province code) a
     choropleth: each province filled by its value, as the Grafana map marks it."""
-    _, rows = merged_rows(panel, results)
+    _columns, rows = merged_rows(panel, results)
     layer = (panel.get("options", {}).get("layers") or [{}])[0]
     location = layer.get("location", {})
     latitude, longitude = location.get("latitude", "lat"), location.get("longitude", "lon")
@@ -460,7 +461,7 @@ def draw_geomap(ax: Axes, panel: Json, results: list[Result], _window: Window) -
 
     def verdict(row: Mapping[str, float | str]) -> str:
         value = row.get(colour_field)
-        text, fill = "no verdict", NAMED_COLOURS["grey"]
+        text, fill = _("no verdict"), NAMED_COLOURS["grey"]
         if isinstance(value, float | int):
             text, fill = mapped(float(value), config) or (
                 f"{value:g}",
@@ -483,7 +484,7 @@ def draw_geomap(ax: Axes, panel: Json, results: list[Result], _window: Window) -
                 str(row.get(text_field, "")), (x, y), xytext=(7, -3), textcoords="offset points"
             ).set_fontsize(7.5)
     if not legend:
-        ax.text(0.5, 0.5, "No data", ha="center", va="center", transform=ax.transAxes)
+        ax.text(0.5, 0.5, _("No data"), ha="center", va="center", transform=ax.transAxes)
         return
     for text, fill in legend.items():
         ax.scatter([], [], color=fill, label=text, s=40)
@@ -502,7 +503,7 @@ def draw_state_timeline(ax: Axes, panel: Json, results: list[Result], window: Wi
         return
     config = field_config(panel)
     legend: dict[str, str] = {}
-    for number, (_, series) in enumerate(bands):
+    for number, (_name, series) in enumerate(bands):
         for time_s, value in series.points:
             text, state_colour = mapped(value, config) or (
                 f"{value:g}",
@@ -573,7 +574,8 @@ def inset(
 
 
 def describe(values: Mapping[str, str]) -> str:
-    shown = [f"{name}={'All' if value == ALL_VALUE else value}" for name, value in values.items()]
+    every = _("All")
+    shown = [f"{name}={every if value == ALL_VALUE else value}" for name, value in values.items()]
     return "  ".join(shown)
 
 
@@ -594,7 +596,7 @@ def render_dashboard(
         figure.text(
             0.005,
             1 - 0.6 / figure_height_in,
-            f"{start} to {end}    {describe(values)}",
+            _("{start} to {end}").format(start=start, end=end) + f"    {describe(values)}",
             fontsize=8.5,
             color="#555555",
         )
@@ -665,7 +667,7 @@ def render_all(
     *,
     hours: float = 6.0,
     chosen: Mapping[str, str] | None = None,
-    source: Path = JSON_DIR,
+    source: Path = JSON_DIR / "vi",
     now: float | None = None,
 ) -> list[RenderedDashboard]:
     store = Store(store_url)

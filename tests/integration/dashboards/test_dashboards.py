@@ -19,6 +19,7 @@ import pytest
 from contract.places import provinces
 from dashboards.promql import (
     ALL_VALUE,
+    JSON_DIR,
     Json,
     Store,
     Window,
@@ -37,7 +38,9 @@ pytestmark = pytest.mark.integration
 
 SEED_HOURS = 7.0  # an hour more than the window, so hourly windows are full from its start
 WINDOW_HOURS = 6.0
-DASHBOARDS = load_dashboards()
+# The English dashboards, so the tests name panels as the code does; the Vietnamese ones run the
+# same queries (tests/unit/dashboards/test_languages.py) and are what the PNGs show.
+DASHBOARDS = load_dashboards(JSON_DIR / "en")
 # The engine's verdicts on the seeded results: A is under 40 Mb/s with enough samples, B and C
 # pass, D conforms to its 1 Gb/s plan (QCVN 34) though below the 1 Gb/s national target, E has
 # about 200 of the 1,500 samples its profile needs.
@@ -105,12 +108,12 @@ def test_every_panel_query_returns_series(dashboard: Json, seeded: Seeded) -> No
 
 
 def test_variables_resolve_to_seeded_values(seeded: Seeded) -> None:
-    (area,) = (d for d in DASHBOARDS if d["uid"] == "qosfleet-area")
+    (area,) = (d for d in DASHBOARDS if d["uid"] == "qosfleet-area-en")
     values = resolve_variables(area, seeded.store, seeded.window, saved_defaults=False)
     villages = sorted(link.village for link in DEMO_LINKS)
     assert values["level"] == "village"
     assert values["village"].replace("\\\\", "") in villages
-    (probe,) = (d for d in DASHBOARDS if d["uid"] == "qosfleet-probe")
+    (probe,) = (d for d in DASHBOARDS if d["uid"] == "qosfleet-probe-en")
     offered = options(variables(probe)[0], seeded.store, seeded.window, {})
     assert offered == sorted(link.probe for link in DEMO_LINKS)
 
@@ -127,12 +130,12 @@ def stat_values(
 
 
 def test_overview_counts_the_seeded_verdicts(seeded: Seeded) -> None:
-    assert stat_values("qosfleet-overview", "Village verdicts: pass", seeded) == [3]
-    assert stat_values("qosfleet-overview", "Village verdicts: fail", seeded) == [1]
-    assert stat_values("qosfleet-overview", "Village verdicts: insufficient data", seeded) == [1]
-    assert stat_values("qosfleet-overview", "Early warnings", seeded) == [1]
-    assert stat_values("qosfleet-overview", "Below the national 1 Gb/s target", seeded) == [1]
-    assert stat_values("qosfleet-fleet", "Probes offline", seeded) == [1]
+    assert stat_values("qosfleet-overview-en", "Village verdicts: pass", seeded) == [3]
+    assert stat_values("qosfleet-overview-en", "Village verdicts: fail", seeded) == [1]
+    assert stat_values("qosfleet-overview-en", "Village verdicts: insufficient data", seeded) == [1]
+    assert stat_values("qosfleet-overview-en", "Early warnings", seeded) == [1]
+    assert stat_values("qosfleet-overview-en", "Below the national 1 Gb/s target", seeded) == [1]
+    assert stat_values("qosfleet-fleet-en", "Probes offline", seeded) == [1]
 
 
 def test_area_shows_a_fixed_line_in_two_parts(seeded: Seeded) -> None:
@@ -141,7 +144,7 @@ def test_area_shows_a_fixed_line_in_two_parts(seeded: Seeded) -> None:
     fixed = {"village": "Phuc Xa"}
 
     def area(title: str) -> list[float]:
-        return stat_values("qosfleet-area", title, seeded, fixed)
+        return stat_values("qosfleet-area-en", title, seeded, fixed)
 
     (link,) = (link for link in DEMO_LINKS if link.village == "Phuc Xa")
     assert link.plan is not None
@@ -158,7 +161,8 @@ def test_area_shows_a_fixed_line_in_two_parts(seeded: Seeded) -> None:
     assert area("Method") == [1]
     # A mobile village has no fixed-line parts at all, rather than a misleading one.
     assert (
-        stat_values("qosfleet-area", "National 1 Gb/s target", seeded, {"village": "Na Sang"}) == []
+        stat_values("qosfleet-area-en", "National 1 Gb/s target", seeded, {"village": "Na Sang"})
+        == []
     )
 
 
@@ -169,7 +173,10 @@ def test_area_counts_every_sample_rule(seeded: Seeded) -> None:
     def counts(village: str) -> dict[str, float]:
         names = ("attempts", "failed", "probe-limited", "unconverged", "implausible", "too close")
         found = stat_values(
-            "qosfleet-area", "Attempts, and samples not in the mean", seeded, {"village": village}
+            "qosfleet-area-en",
+            "Attempts, and samples not in the mean",
+            seeded,
+            {"village": village},
         )
         return dict(zip(names, found, strict=True))
 
@@ -185,7 +192,7 @@ def test_area_counts_every_sample_rule(seeded: Seeded) -> None:
 
 
 def test_map_places_every_village_with_its_verdict(seeded: Seeded) -> None:
-    (overview,) = (d for d in DASHBOARDS if d["uid"] == "qosfleet-overview")
+    (overview,) = (d for d in DASHBOARDS if d["uid"] == "qosfleet-overview-en")
     (geomap,) = (p for p in panels(overview) if p["title"].startswith("Villages by verdict"))
     values = resolve_variables(overview, seeded.store, seeded.window)
     _, rows = merged_rows(geomap, query_panel(seeded.store, geomap, values, seeded.window))
@@ -237,13 +244,13 @@ RANKING = "Operator ranking: mean download / the regulation's line"
 
 
 def panel_titled(title: str) -> Json:
-    (overview,) = (d for d in DASHBOARDS if d["uid"] == "qosfleet-overview")
+    (overview,) = (d for d in DASHBOARDS if d["uid"] == "qosfleet-overview-en")
     (panel,) = (p for p in panels(overview) if p["title"] == title)
     return panel
 
 
 def table_rows(title: str, seeded: Seeded) -> list[dict[str, Any]]:
-    (overview,) = (d for d in DASHBOARDS if d["uid"] == "qosfleet-overview")
+    (overview,) = (d for d in DASHBOARDS if d["uid"] == "qosfleet-overview-en")
     panel = panel_titled(title)
     values = resolve_variables(overview, seeded.store, seeded.window)
     _, rows = merged_rows(panel, query_panel(seeded.store, panel, values, seeded.window))

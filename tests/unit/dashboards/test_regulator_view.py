@@ -14,9 +14,10 @@ from shapely.geometry import Point, shape
 
 from contract.places import provinces
 from dashboards.gazetteer import BOUNDARIES, GAZETTEER, GEO_DIR, GEO_URL, gazetteer
-from dashboards.promql import custom_options, load_dashboards, panels, variables
+from dashboards.promql import JSON_DIR, custom_options, load_dashboards, panels, variables
 
 DASHBOARDS = {str(d["uid"]): d for d in load_dashboards()}
+ENGLISH = {str(d["uid"]): d for d in load_dashboards(JSON_DIR / "en")}
 COMPOSE = Path(__file__).resolve().parents[3] / "deploy" / "compose.yaml"
 GRAFANA_STATIC = PurePosixPath("/usr/share/grafana")
 
@@ -83,12 +84,12 @@ def test_the_area_and_the_overview_show_verdicts_over_time() -> None:
             assert not target.get("instant"), "a range query: one verdict per step"
             assert "qos_compliance_status" in target["expr"]
             texts = panel["fieldConfig"]["defaults"]["mappings"][0]["options"]
-            assert texts["0"]["text"] == "fail"
+            assert (texts["0"]["text"], texts["0"]["color"]) == ("KHÔNG ĐẠT", "red")
 
 
 def test_operators_are_ranked_best_first_with_n_and_verdict() -> None:
     (ranking,) = (
-        p for p in panels(DASHBOARDS["qosfleet-overview"]) if p["title"].startswith("Operator rank")
+        p for p in panels(ENGLISH["qosfleet-overview-en"]) if p["title"].startswith("Operator rank")
     )
     assert ranking["options"]["sortBy"] == [{"desc": True, "displayName": "mean / line"}]
     renames = ranking["transformations"][1]["options"]["renameByName"]
