@@ -307,7 +307,7 @@ def communes_without_a_probe() -> table.Panel:
     return table_panel(
         _("Communes without a probe"),
         [query(f"{enrolled} == 0", "A", instant=True)],
-        {"commune_name": _("commune name"), "Value #A": _("probes")},
+        {"Value #A": _("probes")},
         hide=("Time", "__name__"),
         description=_("Pick a province above to list its communes that no probe measures."),
         width=14,

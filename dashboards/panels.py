@@ -28,7 +28,7 @@ from grafana_foundation_sdk.models.common import (
 )
 from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
-from contract.i18n import _, current
+from contract.i18n import N_, _, current
 from contract.places import Province, provinces
 from dashboards.promql import ALL_VALUE, DATASOURCE_UID
 
@@ -165,6 +165,23 @@ LABEL_ORDER = (
     *("level", "probe", "province", "commune", "commune_name", "village"),
     *("interface", "access", "technology", "operator", "setting", "plan", "profile"),
 )
+# A label column's header in the reader's language. The column keeps the label's name, so data
+# links (`${__data.fields.province}`) and the name-matched overrides still find it.
+LABEL_HEADERS = {
+    "level": N_("level"),
+    "probe": N_("probe"),
+    "province": N_("province"),
+    "commune": N_("commune"),
+    "commune_name": N_("commune name"),
+    "village": N_("village"),
+    "interface": N_("interface"),
+    "access": N_("access"),
+    "technology": N_("technology"),
+    "operator": N_("operator"),
+    "setting": N_("setting"),
+    "plan": N_("plan"),
+    "profile": N_("profile"),
+}
 
 
 def merge_and_rename(
@@ -320,7 +337,9 @@ def table_panel(
         .height(height)
         .transformations(merge_and_rename(renames, hide))
     )
-    panel = panel.override_by_name(*override("province", mappings=province_names()))
+    for label, header in LABEL_HEADERS.items():
+        shown = {"mappings": province_names()} if label == "province" else {}
+        panel = panel.override_by_name(*override(label, displayName=_(header), **shown))
     for column, mappings in (mapped_columns or {}).items():
         panel = panel.override_by_name(
             *override(column, mappings=mappings, **{"custom.cellOptions": {"type": "color-text"}})

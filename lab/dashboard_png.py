@@ -369,7 +369,7 @@ def draw_table(ax: Axes, panel: Json, results: list[Result], _window: Window) ->
     cells = [[cell_text(panel, column, row.get(column)) for column in columns] for row in rows]
     table = ax.table(
         cellText=[[text for text, _ in row] for row in cells],
-        colLabels=columns,
+        colLabels=[field_config(panel, column).get("displayName") or column for column in columns],
         loc="upper center",
         cellLoc="left",
         colLoc="left",

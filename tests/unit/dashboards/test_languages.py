@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from contract.places import provinces
+from dashboards.panels import LABEL_HEADERS
 from dashboards.promql import JSON_DIR, load_dashboards, panels
 
 VI = load_dashboards(JSON_DIR / "vi")
@@ -100,7 +101,7 @@ def test_each_language_is_provisioned_in_its_own_folder() -> None:
 def test_table_columns_named_by_overrides_exist_in_each_language() -> None:
     """A column's unit, value texts or links apply by its shown name, which is translated: the
     override must name the column as that language shows it."""
-    labels = {"province", "commune", "village", "probe", "technology", "operator", "interface"}
+    labels = set(LABEL_HEADERS)
     for dashboard in [*VI, *EN]:
         for panel in panels(dashboard):
             if panel["type"] != "table":
