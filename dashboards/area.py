@@ -230,7 +230,7 @@ def dashboard() -> Dashboard:
                         ("mean_download_mbps", _("mean")),
                         ("ci_low_mbps", _("CI low")),
                         ("ci_high_mbps", _("CI high")),
-                        ("target_download_mbps", _("target")),
+                        ("target_download_mbps", _("target line")),
                     ]
                 ),
                 unit="Mbits",
@@ -441,7 +441,7 @@ def dashboard() -> Dashboard:
                     query(
                         f"max({fresh('national_target_download_mbps')})",
                         "B",
-                        _("target"),
+                        _("national target"),
                         instant=True,
                     ),
                 ],
