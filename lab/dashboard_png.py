@@ -1,6 +1,7 @@
 """Render the committed dashboards to PNG with matplotlib, from the queries Grafana would run.
 
     .venv/bin/python -m lab.dashboard_png --store URL --out DIR [--hours 6] [--var NAME=VALUE]
+        [--lang vi|en]
 
 Grafana is not installable here, so this shows what the regulator, the technician and the
 operator would see: one PNG per dashboard, its panels placed on Grafana's 24-column grid. Charts
@@ -32,7 +33,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Polygon, Rectangle
 from matplotlib.ticker import FuncFormatter
 
-from contract.i18n import _
+from contract import i18n
+from contract.i18n import LANGUAGES, _
 from dashboards.gazetteer import BOUNDARIES, GEO_DIR, outer_rings
 from dashboards.promql import (
     ALL_VALUE,
@@ -699,8 +701,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=[],
         help="a template variable's value, e.g. village='Na Sang' (.* for All); repeatable",
     )
+    parser.add_argument(
+        "--lang",
+        choices=LANGUAGES,
+        help="the dashboards' language (default: the locale's, Vietnamese without one)",
+    )
     args = parser.parse_args(argv)
-    for rendered in render_all(args.store, args.out, hours=args.hours, chosen=dict(args.var)):
+    language = i18n.use(args.lang)
+    written = render_all(
+        args.store,
+        args.out,
+        hours=args.hours,
+        chosen=dict(args.var),
+        source=JSON_DIR / language,
+    )
+    for rendered in written:
         empty = rendered.empty_panels
         print(rendered.path, f"(no data: {', '.join(empty)})" if empty else "")
     return 0
