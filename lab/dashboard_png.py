@@ -444,6 +444,35 @@ def draw_provinces(ax: Axes, fills: Mapping[str, str]) -> None:
             )
 
 
+LABEL_HEIGHT_PT = 9.0
+LABEL_CHAR_PT = 4.6  # an average character at the labels' 7.5 pt
+
+
+def label_offsets(
+    points_px: Sequence[tuple[float, float]], names: Sequence[str], *, point_px: float
+) -> list[tuple[float, float]]:
+    """Where each marker's name goes (in points from its marker): right of it, moved down a line
+    at a time while it would cover a name already placed, so close villages stay readable."""
+    boxes: list[tuple[float, float, float, float]] = []
+    offsets = []
+    for (x_px, y_px), name in zip(points_px, names, strict=True):
+        width = len(name) * LABEL_CHAR_PT * point_px
+        height = LABEL_HEIGHT_PT * point_px
+        offset_y = -3.0
+        while True:
+            left, bottom = x_px + 7 * point_px, y_px + offset_y * point_px
+            box = (left, bottom, left + width, bottom + height)
+            if not any(
+                box[0] < other[2] and other[0] < box[2] and box[1] < other[3] and other[1] < box[3]
+                for other in boxes
+            ):
+                break
+            offset_y -= LABEL_HEIGHT_PT
+        boxes.append(box)
+        offsets.append((7.0, offset_y))
+    return offsets
+
+
 def draw_geomap(ax: Axes, panel: Json, results: list[Result], _window: Window) -> None:
     """Markers at coordinates over the province boundaries, or (a lookup by province code) a
     choropleth: each province filled by its value, as the Grafana map marks it."""
@@ -479,12 +508,13 @@ def draw_geomap(ax: Axes, panel: Json, results: list[Result], _window: Window) -
     else:
         draw_provinces(ax, {})
         placed = [row for row in rows if isinstance(row.get(latitude), float | int)]
-        for row in placed:
-            x, y = float(row[longitude]), float(row[latitude])
+        points = [(float(row[longitude]), float(row[latitude])) for row in placed]
+        names = [str(row.get(text_field, "")) for row in placed]
+        on_screen = [tuple(ax.transData.transform(point)) for point in points]
+        offsets = label_offsets(on_screen, names, point_px=ax.figure.dpi / 72)
+        for row, (x, y), name, offset in zip(placed, points, names, offsets, strict=True):
             ax.scatter([x], [y], s=70, color=verdict(row), edgecolor="white", linewidth=0.8)
-            ax.annotate(
-                str(row.get(text_field, "")), (x, y), xytext=(7, -3), textcoords="offset points"
-            ).set_fontsize(7.5)
+            ax.annotate(name, (x, y), xytext=offset, textcoords="offset points").set_fontsize(7.5)
     if not legend:
         ax.text(0.5, 0.5, _("No data"), ha="center", va="center", transform=ax.transAxes)
         return
