@@ -6,12 +6,15 @@ from grafana_foundation_sdk.builders import bargauge
 from grafana_foundation_sdk.builders.dashboard import Dashboard
 from grafana_foundation_sdk.models.common import VizOrientation
 
+from contract.i18n import _
 from dashboards.panels import (
     DATASOURCE,
-    ONLINE,
+    area_link,
     base,
     fleet_state,
+    online_text,
     override,
+    probe_link,
     query,
     stat_panel,
     table_panel,
@@ -27,15 +30,15 @@ def dashboard() -> Dashboard:
     )
     lag = "sum by (le) (rate(qos_collector_ingest_lag_seconds_bucket[$__rate_interval]))"
     dashboard = base(
-        "qosfleet-fleet",
-        "QoS fleet / Fleet health",
-        "Probes, collectors and the store: is every result arriving?",
+        "fleet",
+        _("Fleet health"),
+        _("Probes, collectors and the store: is every result arriving?"),
         "now-6h",
     )
     return (
         dashboard.with_panel(
             stat_panel(
-                "Probes online",
+                _("Probes online"),
                 [query(f"sum({fleet_state('qos_probe_online')})", instant=True)],
                 colours=thresholds((None, "green")),
                 width=4,
@@ -43,7 +46,7 @@ def dashboard() -> Dashboard:
         )
         .with_panel(
             stat_panel(
-                "Probes offline",
+                _("Probes offline"),
                 [
                     query(
                         f"count({fleet_state('qos_probe_online')} == 0) or vector(0)", instant=True
@@ -55,7 +58,7 @@ def dashboard() -> Dashboard:
         )
         .with_panel(
             stat_panel(
-                "Collectors connected to the broker",
+                _("Collectors connected to the broker"),
                 [query("sum(qos_collector_broker_connected)", instant=True)],
                 colours=thresholds((None, "red"), (1, "green")),
                 width=4,
@@ -63,7 +66,7 @@ def dashboard() -> Dashboard:
         )
         .with_panel(
             stat_panel(
-                "Store write errors in range",
+                _("Store write errors in range"),
                 [
                     query(
                         "sum(increase(qos_collector_store_write_errors_total[$__range]))",
@@ -77,10 +80,10 @@ def dashboard() -> Dashboard:
         )
         .with_panel(
             stat_panel(
-                "Probe-limited share",
+                _("Probe-limited share"),
                 [query(share, instant=True)],
                 unit="percentunit",
-                description="Results where the probe, not the link, was the bottleneck.",
+                description=_("Results where the probe, not the link, was the bottleneck."),
                 colours=thresholds((None, "green"), (0.05, "orange"), (0.2, "red")),
                 width=4,
                 decimals=1,
@@ -88,7 +91,7 @@ def dashboard() -> Dashboard:
         )
         .with_panel(
             stat_panel(
-                "Lowest budget left",
+                _("Lowest budget left"),
                 [query(f"min({fleet_state('qos_probe_budget_remaining_ratio')})", instant=True)],
                 unit="percentunit",
                 colours=thresholds((None, "red"), (0.1, "orange"), (0.25, "green")),
@@ -98,38 +101,38 @@ def dashboard() -> Dashboard:
         )
         .with_panel(
             time_panel(
-                "Results accepted and rejected",
+                _("Results accepted and rejected"),
                 [
                     query(
                         "sum(rate(qos_collector_results_accepted_total[$__rate_interval]))",
                         "A",
-                        "accepted",
+                        _("accepted"),
                     ),
                     query(
                         "sum by (reason) "
                         "(rate(qos_collector_results_rejected_total[$__rate_interval]))",
                         "B",
-                        "rejected: {{reason}}",
+                        _("rejected: {{reason}}"),
                     ),
                 ],
                 unit="reqps",
-                description="Per second, summed over collectors.",
+                description=_("Per second, summed over collectors."),
             )
         )
         .with_panel(
             time_panel(
-                "Ingest lag (measurement end to durable write)",
+                _("Ingest lag (measurement end to durable write)"),
                 [
-                    query(f"histogram_quantile(0.5, {lag})", "A", "p50"),
-                    query(f"histogram_quantile(0.95, {lag})", "B", "p95"),
-                    query(f"histogram_quantile(0.99, {lag})", "C", "p99"),
+                    query(f"histogram_quantile(0.5, {lag})", "A", _("p50")),
+                    query(f"histogram_quantile(0.95, {lag})", "B", _("p95")),
+                    query(f"histogram_quantile(0.99, {lag})", "C", _("p99")),
                 ],
                 unit="s",
             )
         )
         .with_panel(
             time_panel(
-                "Probe-limited share by technology",
+                _("Probe-limited share by technology"),
                 [
                     query(
                         "sum by (technology) (sum_over_time(qos_probe_limited[1h]))"
@@ -143,7 +146,7 @@ def dashboard() -> Dashboard:
         )
         .with_panel(
             time_panel(
-                "Results stored per hour",
+                _("Results stored per hour"),
                 [
                     query(
                         "sum by (technology) (count_over_time(qos_seq[1h]))",
@@ -156,7 +159,7 @@ def dashboard() -> Dashboard:
         )
         .with_panel(
             bargauge.Panel()
-            .title("Budget left per probe and link")
+            .title(_("Budget left per probe and link"))
             .datasource(DATASOURCE)
             .with_target(
                 query(
@@ -176,7 +179,7 @@ def dashboard() -> Dashboard:
         )
         .with_panel(
             table_panel(
-                "Probes",
+                _("Probes"),
                 [
                     query(
                         "max by (probe, province, commune, village)"
@@ -191,11 +194,14 @@ def dashboard() -> Dashboard:
                         instant=True,
                     ),
                 ],
-                {"Value #A": "status", "Value #B": "last seq"},
+                {"Value #A": _("status"), "Value #B": _("last seq")},
                 height=8,
+                links={"probe": [probe_link()], "village": [area_link("village")]},
             ).override_by_name(
                 *override(
-                    "status", mappings=ONLINE, **{"custom.cellOptions": {"type": "color-text"}}
+                    _("status"),
+                    mappings=online_text(),
+                    **{"custom.cellOptions": {"type": "color-text"}},
                 )
             )
         )

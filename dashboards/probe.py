@@ -10,12 +10,13 @@ from grafana_foundation_sdk.builders.dashboard import (
 from grafana_foundation_sdk.models import dashboard as model
 from grafana_foundation_sdk.models.common import VizOrientation
 
-from contract.sampling import CLASS_CODES
+from contract.i18n import N_, _
+from contract.sampling import CLASS_CODES, SampleClass
 from dashboards.panels import (
     DATASOURCE,
-    ONLINE,
     base,
     fleet_state,
+    online_text,
     query,
     stat_panel,
     table_panel,
@@ -28,7 +29,21 @@ PROBE = 'probe="$probe"'
 # A probe without an NTP service to ask (timedatectl) sends no clock state: its results say
 # "unknown" rather than the panel showing no data.
 CLOCK_UNKNOWN = f"(max(last_over_time(qos_seq{{{PROBE}}}[$__range])) * 0 - 1)"
-CLOCK_SYNCED = value_map({"1": ("yes", "green"), "0": ("no", "red"), "-1": ("unknown", "orange")})
+# The method's classes of a speed attempt (contract/sampling.py), as a column says them.
+CLASS_NAMES: dict[SampleClass, str] = {
+    "counted": N_("counted"),
+    "failed": N_("failed"),
+    "probe_limited": N_("probe limited"),
+    "implausible": N_("implausible"),
+    "too_close": N_("too close"),
+    "unconverged": N_("unconverged"),
+}
+
+
+def clock_synced_text() -> list[model.ValueMapping]:
+    return value_map(
+        {"1": (_("yes"), "green"), "0": (_("no"), "red"), "-1": (_("unknown"), "orange")}
+    )
 
 
 def dashboard() -> Dashboard:
@@ -42,13 +57,13 @@ def dashboard() -> Dashboard:
         )
 
     dashboard = base(
-        "qosfleet-probe",
-        "QoS fleet / Probe",
-        "One probe: its links, last results, clock, errors and data spent.",
+        "probe",
+        _("Probe"),
+        _("One probe: its links, last results, clock, errors and data spent."),
         "now-24h",
     ).with_variable(
         QueryVariable("probe")
-        .label("Probe")
+        .label(_("Probe"))
         .query("label_values(qos_seq, probe)")
         .datasource(DATASOURCE)
         .refresh(model.VariableRefresh.ON_TIME_RANGE_CHANGED)
@@ -57,17 +72,17 @@ def dashboard() -> Dashboard:
     return (
         dashboard.with_panel(
             stat_panel(
-                "Status",
+                _("Status"),
                 [query(f"max({fleet_state(f'qos_probe_online{{{PROBE}}}')})", instant=True)],
-                description="From the probe's retained birth message / last will.",
+                description=_("From the probe's retained birth message / last will."),
                 colours=thresholds((None, "red"), (1, "green")),
-                mappings=ONLINE,
+                mappings=online_text(),
                 width=4,
             )
         )
         .with_panel(
             stat_panel(
-                "Clock synced",
+                _("Clock synced"),
                 [
                     query(
                         f"min(last_over_time(qos_clock_synced{{{PROBE}}}[$__range]))"
@@ -75,38 +90,40 @@ def dashboard() -> Dashboard:
                         instant=True,
                     )
                 ],
-                description="As the results in range reported it; unsynced clocks skew time "
-                "series. Unknown: the probe could not ask its NTP service.",
+                description=_(
+                    "As the results in range reported it; unsynced clocks skew time "
+                    "series. Unknown: the probe could not ask its NTP service."
+                ),
                 colours=thresholds((None, "orange"), (0, "red"), (1, "green")),
-                mappings=CLOCK_SYNCED,
+                mappings=clock_synced_text(),
                 width=4,
             )
         )
         .with_panel(
             stat_panel(
-                "Errors and failed attempts",
+                _("Errors and failed attempts"),
                 [
                     query(
                         f"sum(sum_over_time(qos_errors{{{PROBE}}}[$__range]))",
                         "A",
-                        "errors",
+                        _("errors"),
                         instant=True,
                     ),
                     query(
                         f"sum(sum_over_time(qos_attempt_failed{{{PROBE}}}[$__range]))",
                         "B",
-                        "failed attempts",
+                        _("failed attempts"),
                         instant=True,
                     ),
                 ],
-                description="Errors carried by results, and tests that could not run.",
+                description=_("Errors carried by results, and tests that could not run."),
                 colours=thresholds((None, "green"), (1, "orange")),
                 width=5,
             )
         )
         .with_panel(
             stat_panel(
-                "Data used in range",
+                _("Data used in range"),
                 [
                     query(
                         f"sum by (interface) (sum_over_time(qos_bytes_used{{{PROBE}}}[$__range]))",
@@ -122,8 +139,8 @@ def dashboard() -> Dashboard:
         )
         .with_panel(
             bargauge.Panel()
-            .title("Budget left")
-            .description("Share of the monthly byte budget left, per link.")
+            .title(_("Budget left"))
+            .description(_("Share of the monthly byte budget left, per link."))
             .datasource(DATASOURCE)
             .with_target(
                 query(
@@ -143,7 +160,7 @@ def dashboard() -> Dashboard:
         )
         .with_panel(
             table_panel(
-                "Links",
+                _("Links"),
                 [
                     query(
                         f"sum by ({by_link}) (count_over_time(qos_seq{{{PROBE}}}[$__range]))",
@@ -179,44 +196,49 @@ def dashboard() -> Dashboard:
                     ),
                 ],
                 {
-                    "Value #A": "results",
-                    "Value #B": "last download",
-                    "Value #C": "last upload",
-                    "Value #D": "last idle latency",
-                    "Value #E": "probe-limited",
-                    "Value #F": "unconverged",
+                    "Value #A": _("results"),
+                    "Value #B": _("last download"),
+                    "Value #C": _("last upload"),
+                    "Value #D": _("last idle latency"),
+                    "Value #E": _("probe-limited"),
+                    "Value #F": _("unconverged"),
                 },
                 description=(
-                    "Each link the probe measured in the range, with its last results. Unconverged:"
-                    " results whose rate was still climbing when the test ended (a long path,"
-                    " e.g. satellite backhaul); such a rate is a lower bound, not the link's."
+                    _(
+                        "Each link the probe measured in the range, with its last results."
+                        " Unconverged: results whose rate was still climbing when the test ended (a"
+                        " long path, e.g. satellite backhaul); such a rate is a lower"
+                        " bound, not the link's."
+                    )
                 ),
                 width=24,
                 height=6,
                 units={
-                    "last download": "Mbits",
-                    "last upload": "Mbits",
-                    "last idle latency": "ms",
+                    _("last download"): "Mbits",
+                    _("last upload"): "Mbits",
+                    _("last idle latency"): "ms",
                 },
             )
         )
         .with_panel(
             table_panel(
-                "Samples by the method's rules",
+                _("Samples by the method's rules"),
                 [
                     query(classes(code), chr(ord("A") + code - 1), instant=True)
                     for code in sorted(CLASS_CODES.values())
                 ],
                 {
-                    f"Value #{chr(ord('A') + code - 1)}": name.replace("_", " ")
+                    f"Value #{chr(ord('A') + code - 1)}": _(CLASS_NAMES[name])
                     for name, code in CLASS_CODES.items()
                 },
                 description=(
-                    "Each speed attempt in the range by its class (contract/sampling.py):"
-                    " counted in the verdict, failed (an access failure), probe-limited,"
-                    " implausible (above the technology's ceiling), too close to the previous"
-                    " counted sample of the link, or unconverged (the rate still climbing when"
-                    " the test ended)."
+                    _(
+                        "Each speed attempt in the range by its class (contract/sampling.py):"
+                        " counted in the verdict, failed (an access failure), probe-limited,"
+                        " implausible (above the technology's ceiling), too close to the previous"
+                        " counted sample of the link, or unconverged (the rate still climbing when"
+                        " the test ended)."
+                    )
                 ),
                 width=24,
                 height=5,
@@ -224,14 +246,14 @@ def dashboard() -> Dashboard:
         )
         .with_panel(
             time_panel(
-                "Download and upload per sample",
+                _("Download and upload per sample"),
                 [
-                    query(f"qos_download_mbps{{{PROBE}}}", "A", "down {{interface}} {{target}}"),
-                    query(f"qos_upload_mbps{{{PROBE}}}", "B", "up {{interface}} {{target}}"),
+                    query(f"qos_download_mbps{{{PROBE}}}", "A", _("down {{interface}} {{target}}")),
+                    query(f"qos_upload_mbps{{{PROBE}}}", "B", _("up {{interface}} {{target}}")),
                     query(
                         f"max by (interface) (qos_plan_download_mbps{{{PROBE}}})",
                         "C",
-                        "plan down {{interface}}",
+                        _("plan down {{interface}}"),
                     ),
                 ],
                 unit="Mbits",
@@ -239,22 +261,24 @@ def dashboard() -> Dashboard:
         )
         .with_panel(
             time_panel(
-                "Latency (median)",
+                _("Latency (median)"),
                 [
-                    query(f"qos_latency_idle_median_ms{{{PROBE}}}", "A", "idle {{interface}}"),
-                    query(f"qos_latency_loaded_median_ms{{{PROBE}}}", "B", "loaded {{interface}}"),
+                    query(f"qos_latency_idle_median_ms{{{PROBE}}}", "A", _("idle {{interface}}")),
+                    query(
+                        f"qos_latency_loaded_median_ms{{{PROBE}}}", "B", _("loaded {{interface}}")
+                    ),
                 ],
                 unit="ms",
             )
         )
         .with_panel(
             time_panel(
-                "Errors per hour",
+                _("Errors per hour"),
                 [
                     query(
                         f"sum by (interface) (sum_over_time(qos_errors{{{PROBE}}}[1h]))",
                         "A",
-                        "errors {{interface}}",
+                        _("errors {{interface}}"),
                     )
                 ],
                 unit="short",
@@ -262,7 +286,7 @@ def dashboard() -> Dashboard:
         )
         .with_panel(
             time_panel(
-                "Data used per hour",
+                _("Data used per hour"),
                 [
                     query(
                         f"sum by (interface) (sum_over_time(qos_bytes_used{{{PROBE}}}[1h]))",

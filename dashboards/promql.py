@@ -22,7 +22,7 @@ from typing import Any
 from contract.errors import QosfleetError, ServiceError
 
 DATASOURCE_UID = "victoriametrics"
-JSON_DIR = Path(__file__).parent / "json"
+JSON_DIR = Path(__file__).parent / "json"  # one folder per language: vi/, en/
 
 Json = dict[str, Any]
 
@@ -40,7 +40,7 @@ class DashboardError(QosfleetError):
     """A dashboard whose queries or variables cannot be resolved."""
 
 
-def load_dashboards(directory: Path = JSON_DIR) -> list[Json]:
+def load_dashboards(directory: Path = JSON_DIR / "vi") -> list[Json]:
     return [
         json.loads(path.read_text(encoding="utf-8")) for path in sorted(directory.glob("*.json"))
     ]
@@ -118,7 +118,9 @@ def variable_query(variable: Json) -> str:
 
 
 def custom_options(variable: Json) -> list[str]:
-    return [option.strip() for option in variable_query(variable).split(",") if option.strip()]
+    """A custom variable's values; an option written `text : value` shows text, selects value."""
+    options = (option.strip() for option in variable_query(variable).split(","))
+    return [option.rpartition(" : ")[2].strip() for option in options if option]
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from datetime import UTC, datetime, timedelta
 import aiohttp
 from uuid6 import uuid7
 
+from collector.coverage import coverage_lines
 from collector.store import StoreWriter
 from collector.verdicts import refresh_verdicts
 from contract.errors import ServiceError
@@ -160,7 +161,7 @@ DEMO_LINKS = (
     DemoLink(
         probe="probe-c",
         province="12",
-        commune="03406",
+        commune="03503",  # Xã Pa Tần
         village="Pa Tan",
         lat=22.398,
         lon=103.470,
@@ -512,6 +513,10 @@ def seed(store_url: str, *, hours: float = 6.0, now: float | None = None) -> flo
         for result in demo_results(index, link, start, end, rng)
     ]
     post(f"{store_url}/api/v1/import/prometheus", "\n".join(fleet_samples(start, end, rng)) + "\n")
+    # The collector's coverage, as its last two full rounds wrote it (read 10 minutes back).
+    places = [(link.province, link.commune) for link in DEMO_LINKS]
+    for at in (end - 60, end):
+        post(f"{store_url}/write", "\n".join(coverage_lines(places, round(at * 1000))) + "\n")
     asyncio.run(store_and_judge(store_url, results, start, end))
     return end
 

@@ -1,11 +1,12 @@
 """Render the committed dashboards to PNG with matplotlib, from the queries Grafana would run.
 
     .venv/bin/python -m lab.dashboard_png --store URL --out DIR [--hours 6] [--var NAME=VALUE]
+        [--lang vi|en]
 
 Grafana is not installable here, so this shows what the regulator, the technician and the
 operator would see: one PNG per dashboard, its panels placed on Grafana's 24-column grid. Charts
-are lines (a profile's target dashed red, a CI band filled), stats and tables are text, the map is
-a scatter of villages by longitude and latitude coloured by verdict (no basemap offline).
+are lines (a profile's target dashed red), stats and tables are text, the maps are drawn on the
+shipped province boundaries (dashboards/geo/): villages as markers, provinces filled by verdict.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +30,12 @@ import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 from matplotlib.colors import is_color_like
 from matplotlib.figure import Figure
-from matplotlib.patches import Rectangle
+from matplotlib.patches import Patch, Polygon, Rectangle
 from matplotlib.ticker import FuncFormatter
 
+from contract import i18n
+from contract.i18n import LANGUAGES, _
+from dashboards.gazetteer import BOUNDARIES, GEO_DIR, outer_rings
 from dashboards.promql import (
     ALL_VALUE,
     JSON_DIR,
@@ -105,13 +110,13 @@ def field_config(panel: Json, name: str = "", ref: str = "") -> dict[str, Any]:
     return config
 
 
-def mapped(value: float, config: Mapping[str, Any]) -> tuple[str, str] | None:
-    """(text, colour) from a value mapping, as Grafana shows mapped values."""
-    key = f"{value:g}"
+def mapped(value: float | str, config: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(text, colour) from a value mapping, as Grafana shows mapped values (numbers or text)."""
+    key = value if isinstance(value, str) else f"{value:g}"
     for mapping in config.get("mappings") or []:
         result = mapping.get("options", {}).get(key) if mapping.get("type") == "value" else None
         if result:
-            return str(result.get("text", key)), colour(result.get("color"))
+            return str(result.get("text", key)), colour(result.get("color") or "text")
     return None
 
 
@@ -146,7 +151,13 @@ def scaled(value: float, unit: str) -> tuple[float, str, int]:
     return value * factor, suffix, places
 
 
-def display_name(series: Series, target: Json) -> str:
+def display_name(series: Series, target: Json, panel: Json) -> str:
+    """The series' name from its legend, or the panel's display-name override for that name."""
+    name = legend_name(series, target)
+    return str(field_config(panel, name).get("displayName") or name)
+
+
+def legend_name(series: Series, target: Json) -> str:
     legend = str(target.get("legendFormat") or "")
     if legend and legend != "__auto":
         text = re.sub(r"\{\{\s*(\w+)\s*\}\}", lambda m: series.labels.get(m.group(1), ""), legend)
@@ -196,7 +207,7 @@ def query_panel(
 
 def no_data(ax: Axes) -> None:
     ax.set_axis_off()
-    ax.text(0.5, 0.5, "No data", ha="center", va="center", color="#888888", fontsize=11)
+    ax.text(0.5, 0.5, _("No data"), ha="center", va="center", color="#888888", fontsize=11)
 
 
 def time_ticks(ax: Axes, window: Window) -> None:
@@ -223,16 +234,18 @@ def draw_timeseries(ax: Axes, panel: Json, results: list[Result], window: Window
     fills: list[tuple[str, str, str]] = []
     every = [(result.target, series) for result in results for series in result.series]
     for number, (target, series) in enumerate(every):
-        name = display_name(series, target)
+        name = display_name(series, target, panel)
         config = field_config(panel, name, str(target.get("refId", "")))
         fixed = (config.get("color") or {}).get("fixedColor")
         line_colour = colour(fixed) if fixed else PALETTE[number % len(PALETTE)]
-        dashed = (config.get("custom.lineStyle") or {}).get("fill") == "dash"
+        line_style = {"dash": "--", "dot": ":"}.get(
+            str((config.get("custom.lineStyle") or {}).get("fill")), "-"
+        )
         ax.plot(
             [t for t, _ in series.points],
             [value for _, value in series.points],
             color=line_colour,
-            linestyle="--" if dashed else "-",
+            linestyle=line_style,
             linewidth=float(config.get("custom.lineWidth", 1)),
             marker="o" if config.get("custom.showPoints") == "always" else None,
             markersize=2.5,
@@ -270,7 +283,7 @@ def draw_stat(ax: Axes, panel: Json, results: list[Result], _window: Window) -> 
     values: list[tuple[str, float, dict[str, Any]]] = []
     for result in results:
         for series in result.series:
-            name = display_name(series, result.target)
+            name = display_name(series, result.target, panel)
             values.append((name, series.last, field_config(panel, name, result.target["refId"])))
     ax.set_axis_off()
     if not values:
@@ -321,15 +334,28 @@ def merged_rows(
     return [renames.get(name, name) for name in columns], renamed
 
 
+def sorted_rows(panel: Json, rows: list[dict[str, float | str]]) -> list[dict[str, float | str]]:
+    """Rows in the order of their labels, then by the panel's sort column as Grafana sorts them
+    (rows without a value in it last either way)."""
+    ordered = sorted(rows, key=lambda row: tuple(str(value) for value in row.values()))
+    for sort in panel.get("options", {}).get("sortBy") or []:
+        name = sort.get("displayName", "")
+        present = [row for row in ordered if isinstance(row.get(name), float | int)]
+        absent = [row for row in ordered if not isinstance(row.get(name), float | int)]
+        present.sort(key=lambda row: float(row[name]), reverse=bool(sort.get("desc")))
+        ordered = present + absent
+    return ordered
+
+
 def cell_text(panel: Json, column: str, value: float | str | None) -> tuple[str, str]:
     if value is None:
         return "", "#333333"
-    if isinstance(value, str):
-        return value, "#333333"
     config = field_config(panel, column)
     shown = mapped(value, config)
     if shown:
         return shown
+    if isinstance(value, str):
+        return value, "#333333"
     unit = str(config.get("unit", "short"))
     return format_value(value, unit, config.get("decimals")), "#333333"
 
@@ -340,11 +366,12 @@ def draw_table(ax: Axes, panel: Json, results: list[Result], _window: Window) ->
     if not rows:
         no_data(ax)
         return
-    rows.sort(key=lambda row: tuple(str(row.get(column, "")) for column in columns))
+    # What the panel's height shows; Grafana scrolls for the rest.
+    rows = sorted_rows(panel, rows)[: max(1, int(panel["gridPos"]["h"] * 1.3) - 3)]
     cells = [[cell_text(panel, column, row.get(column)) for column in columns] for row in rows]
     table = ax.table(
         cellText=[[text for text, _ in row] for row in cells],
-        colLabels=columns,
+        colLabels=[field_config(panel, column).get("displayName") or column for column in columns],
         loc="upper center",
         cellLoc="left",
         colLoc="left",
@@ -353,19 +380,19 @@ def draw_table(ax: Axes, panel: Json, results: list[Result], _window: Window) ->
     table.set_fontsize(7.5)
     table.auto_set_column_width(list(range(len(columns))))
     table.scale(1, 1.25)
-    for (row_number, _), cell in table.get_celld().items():
+    for (row_number, _column), cell in table.get_celld().items():
         cell.set_edgecolor("#dddddd")
         if row_number == 0:
             cell.set_facecolor("#f0f0f0")
             cell.get_text().set_fontweight("bold")
     for row_number, row_cells in enumerate(cells, start=1):
-        for column_number, (_, text_colour) in enumerate(row_cells):
+        for column_number, (_text, text_colour) in enumerate(row_cells):
             table[row_number, column_number].get_text().set_color(text_colour)
 
 
 def draw_bargauge(ax: Axes, panel: Json, results: list[Result], _window: Window) -> None:
     bars = [
-        (display_name(series, result.target), series.last)
+        (display_name(series, result.target, panel), series.last)
         for result in results
         for series in result.series
     ]
@@ -391,8 +418,65 @@ def draw_bargauge(ax: Axes, panel: Json, results: list[Result], _window: Window)
         ax.spines[side].set_visible(False)
 
 
+@cache
+def province_shapes() -> dict[str, list[list[tuple[float, float]]]]:
+    """Each province's outer rings from the shipped boundaries, by code."""
+    boundaries = json.loads((GEO_DIR / BOUNDARIES).read_text(encoding="utf-8"))
+    return {
+        feature["properties"]["code"]: outer_rings(feature["geometry"])
+        for feature in boundaries["features"]
+    }
+
+
+def draw_provinces(ax: Axes, fills: Mapping[str, str]) -> None:
+    """The 34 provinces' boundaries; a province in `fills` filled with its colour."""
+    for code, rings in province_shapes().items():
+        for ring in rings:
+            ax.add_patch(
+                Polygon(
+                    ring,
+                    closed=True,
+                    facecolor=fills.get(code, "#f2f2f2"),
+                    edgecolor="#9a9a9a",
+                    linewidth=0.4,
+                    zorder=1,
+                )
+            )
+
+
+LABEL_HEIGHT_PT = 9.0
+LABEL_CHAR_PT = 4.6  # an average character at the labels' 7.5 pt
+
+
+def label_offsets(
+    points_px: Sequence[tuple[float, float]], names: Sequence[str], *, point_px: float
+) -> list[tuple[float, float]]:
+    """Where each marker's name goes (in points from its marker): right of it, moved down a line
+    at a time while it would cover a name already placed, so close villages stay readable."""
+    boxes: list[tuple[float, float, float, float]] = []
+    offsets = []
+    for (x_px, y_px), name in zip(points_px, names, strict=True):
+        width = len(name) * LABEL_CHAR_PT * point_px
+        height = LABEL_HEIGHT_PT * point_px
+        offset_y = -3.0
+        while True:
+            left, bottom = x_px + 7 * point_px, y_px + offset_y * point_px
+            box = (left, bottom, left + width, bottom + height)
+            if not any(
+                box[0] < other[2] and other[0] < box[2] and box[1] < other[3] and other[1] < box[3]
+                for other in boxes
+            ):
+                break
+            offset_y -= LABEL_HEIGHT_PT
+        boxes.append(box)
+        offsets.append((7.0, offset_y))
+    return offsets
+
+
 def draw_geomap(ax: Axes, panel: Json, results: list[Result], _window: Window) -> None:
-    _, rows = merged_rows(panel, results)
+    """Markers at coordinates over the province boundaries, or (a lookup by province code) a
+    choropleth: each province filled by its value, as the Grafana map marks it."""
+    _columns, rows = merged_rows(panel, results)
     layer = (panel.get("options", {}).get("layers") or [{}])[0]
     location = layer.get("location", {})
     latitude, longitude = location.get("latitude", "lat"), location.get("longitude", "lon")
@@ -402,36 +486,80 @@ def draw_geomap(ax: Axes, panel: Json, results: list[Result], _window: Window) -
     ax.set_xlim(*MAP_LON)
     ax.set_ylim(*MAP_LAT)
     ax.set_aspect("equal")
-    ax.grid(visible=True, color="#e5e5e5", linewidth=0.6)
-    ax.tick_params(labelsize=7)
-    ax.set_xlabel("longitude", fontsize=7)
-    ax.set_ylabel("latitude", fontsize=7)
-    placed = [row for row in rows if isinstance(row.get(latitude), float | int)]
-    if not placed:
-        ax.text(0.5, 0.5, "No data", ha="center", va="center", transform=ax.transAxes)
-        return
+    ax.set_axis_off()
     config = field_config(panel, colour_field)
     legend: dict[str, str] = {}
-    for row in placed:
+
+    def verdict(row: Mapping[str, float | str]) -> str:
         value = row.get(colour_field)
-        text, point_colour = "no verdict", NAMED_COLOURS["grey"]
+        text, fill = _("no verdict"), NAMED_COLOURS["grey"]
         if isinstance(value, float | int):
-            text, point_colour = mapped(float(value), config) or (
+            text, fill = mapped(float(value), config) or (
                 f"{value:g}",
                 threshold_colour(float(value), config),
             )
-        legend.setdefault(text, point_colour)
-        x, y = float(row[longitude]), float(row[latitude])
-        ax.scatter([x], [y], s=70, color=point_colour, edgecolor="white", linewidth=0.8, zorder=3)
-        ax.annotate(
-            str(row.get(text_field, "")), (x, y), xytext=(7, -3), textcoords="offset points"
-        ).set_fontsize(7.5)
-    for text, point_colour in legend.items():
-        ax.scatter([], [], color=point_colour, label=text, s=40)
+        legend.setdefault(text, fill)
+        return fill
+
+    lookup = location.get("lookup") if location.get("mode") == "lookup" else None
+    if lookup:
+        fills = {str(row[lookup]): verdict(row) for row in rows if lookup in row}
+        draw_provinces(ax, fills)
+    else:
+        draw_provinces(ax, {})
+        placed = [row for row in rows if isinstance(row.get(latitude), float | int)]
+        points = [(float(row[longitude]), float(row[latitude])) for row in placed]
+        names = [str(row.get(text_field, "")) for row in placed]
+        on_screen = [tuple(ax.transData.transform(point)) for point in points]
+        offsets = label_offsets(on_screen, names, point_px=ax.figure.dpi / 72)
+        for row, (x, y), name, offset in zip(placed, points, names, offsets, strict=True):
+            ax.scatter([x], [y], s=70, color=verdict(row), edgecolor="white", linewidth=0.8)
+            ax.annotate(name, (x, y), xytext=offset, textcoords="offset points").set_fontsize(7.5)
+    if not legend:
+        ax.text(0.5, 0.5, _("No data"), ha="center", va="center", transform=ax.transAxes)
+        return
+    for text, fill in legend.items():
+        ax.scatter([], [], color=fill, label=text, s=40)
     ax.legend(fontsize=7, loc="lower left", frameon=False)
 
 
+def draw_state_timeline(ax: Axes, panel: Json, results: list[Result], window: Window) -> None:
+    """One band per series, each stretch coloured by its mapped state, as Grafana draws it."""
+    bands = [
+        (display_name(series, result.target, panel), series)
+        for result in results
+        for series in result.series
+    ]
+    if not bands:
+        no_data(ax)
+        return
+    config = field_config(panel)
+    legend: dict[str, str] = {}
+    for number, (_name, series) in enumerate(bands):
+        for time_s, value in series.points:
+            text, state_colour = mapped(value, config) or (
+                f"{value:g}",
+                threshold_colour(value, config),
+            )
+            legend.setdefault(text, state_colour)
+            ax.barh(number, window.step, left=time_s, height=0.7, color=state_colour, linewidth=0)
+    ax.set_yticks(range(len(bands)), [name for name, _ in bands], fontsize=7.5)
+    ax.invert_yaxis()
+    time_ticks(ax, window)
+    ax.tick_params(labelsize=7)
+    for side in ("top", "right", "left"):
+        ax.spines[side].set_visible(False)
+    ax.legend(
+        handles=[Patch(color=fill, label=text) for text, fill in legend.items()],
+        fontsize=6.5,
+        loc="upper left",
+        bbox_to_anchor=(1.0, 1.0),
+        frameon=False,
+    )
+
+
 DRAWERS = {
+    "state-timeline": draw_state_timeline,
     "timeseries": draw_timeseries,
     "stat": draw_stat,
     "table": draw_table,
@@ -467,6 +595,7 @@ def inset(
         "timeseries": (0.75, 0.35, 0.15, 0.4),
         "geomap": (0.5, 0.4, 0.1, 0.4),
         "bargauge": (1.3, 0.1, 0.75, 0.4),
+        "state-timeline": (2.2, 0.35, 1.3, 0.4),
     }.get(kind, (0.1, 0.1, 0.1, 0.4))
     return (
         left + pad_left / FIGURE_WIDTH_IN,
@@ -477,7 +606,8 @@ def inset(
 
 
 def describe(values: Mapping[str, str]) -> str:
-    shown = [f"{name}={'All' if value == ALL_VALUE else value}" for name, value in values.items()]
+    every = _("All")
+    shown = [f"{name}={every if value == ALL_VALUE else value}" for name, value in values.items()]
     return "  ".join(shown)
 
 
@@ -498,7 +628,7 @@ def render_dashboard(
         figure.text(
             0.005,
             1 - 0.6 / figure_height_in,
-            f"{start} to {end}    {describe(values)}",
+            _("{start} to {end}").format(start=start, end=end) + f"    {describe(values)}",
             fontsize=8.5,
             color="#555555",
         )
@@ -569,7 +699,7 @@ def render_all(
     *,
     hours: float = 6.0,
     chosen: Mapping[str, str] | None = None,
-    source: Path = JSON_DIR,
+    source: Path = JSON_DIR / "vi",
     now: float | None = None,
 ) -> list[RenderedDashboard]:
     store = Store(store_url)
@@ -601,8 +731,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=[],
         help="a template variable's value, e.g. village='Na Sang' (.* for All); repeatable",
     )
+    parser.add_argument(
+        "--lang",
+        choices=LANGUAGES,
+        help="the dashboards' language (default: the locale's, Vietnamese without one)",
+    )
     args = parser.parse_args(argv)
-    for rendered in render_all(args.store, args.out, hours=args.hours, chosen=dict(args.var)):
+    language = i18n.use(args.lang)
+    written = render_all(
+        args.store,
+        args.out,
+        hours=args.hours,
+        chosen=dict(args.var),
+        source=JSON_DIR / language,
+    )
+    for rendered in written:
         empty = rendered.empty_panels
         print(rendered.path, f"(no data: {', '.join(empty)})" if empty else "")
     return 0

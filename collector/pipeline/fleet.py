@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from contextlib import suppress
 
+from collector.coverage import coverage_lines, enrolled_places
 from collector.ingest import probe_id_of
 from collector.journal import Journal
 from collector.metrics import CollectorMetrics
@@ -85,9 +86,10 @@ class Fleet:
             if full:
                 next_full = time.monotonic() + self.interval_s
                 self._housekeeping()
-            lines = self.probes.fleet_lines(
-                round(time.time() * 1000), only=None if full else changed
-            )
+            at_ms = round(time.time() * 1000)
+            lines = self.probes.fleet_lines(at_ms, only=None if full else changed)
+            if full:
+                lines += coverage_lines(enrolled_places(self.probes.records()), at_ms)
             if lines:
                 try:
                     await self.store.write_lines(lines)

@@ -53,7 +53,7 @@ def documented_series() -> set[str]:
 def test_committed_files_are_what_the_generator_makes(tmp_path: Path) -> None:
     generate.write(tmp_path)
     fresh = {path.relative_to(tmp_path) for path in tmp_path.rglob("*") if path.is_file()}
-    committed_json = {path.relative_to(FOLDER) for path in JSON_DIR.glob("*.json")}
+    committed_json = {path.relative_to(FOLDER) for path in JSON_DIR.rglob("*.json")}
     assert committed_json == {path for path in fresh if path.parts[0] == "json"}
     for relative in sorted(fresh):
         assert (FOLDER / relative).read_bytes() == (tmp_path / relative).read_bytes(), (
@@ -139,7 +139,11 @@ def test_substitution_leaves_no_placeholder(dashboard: dict[str, Any]) -> None:
 
 def test_overview_map_joins_coordinates_and_verdict_per_village() -> None:
     (overview,) = (d for d in DASHBOARDS if d["uid"] == "qosfleet-overview")
-    (geomap,) = (p for p in panels(overview) if p["type"] == "geomap")
+    (geomap,) = (
+        p
+        for p in panels(overview)
+        if p["type"] == "geomap" and p["options"]["layers"][0]["location"]["mode"] == "coords"
+    )
     assert [t["format"] for t in geomap["targets"]] == ["table"] * 3
     ids = [transformation["id"] for transformation in geomap["transformations"]]
     assert ids == ["merge", "organize"]
