@@ -10,6 +10,7 @@ from typing import Annotated
 import msgspec
 
 from contract.errors import ConfigError
+from contract.i18n import current
 from contract.quantities import REINSTALL_HINT, Quantity, declared, declared_quantities
 from contract.result import MAX_MBPS, Access, Technology
 from contract.typed import Strict, convert, read_toml
@@ -40,6 +41,8 @@ class Profile(Strict, frozen=True, kw_only=True):
     """One QCVN profile. Every field is read by the verdict (contract.criteria, collector)."""
 
     title: str
+    # Shown instead of `title` to a reader of Vietnamese (`shown_title`).
+    title_vi: str = ""
     source: str
     verify: bool = False
     access: Access
@@ -66,6 +69,11 @@ class Profile(Strict, frozen=True, kw_only=True):
     upload: DirectionTarget | None = None
     # Filled from the table's key when loaded; not written in the file.
     name: str = ""
+
+
+def shown_title(profile: Profile) -> str:
+    """The profile's title in the reader's language (English where the file gives no other)."""
+    return profile.title_vi if current() == "vi" and profile.title_vi else profile.title
 
 
 def load_profiles(path: Path = BUNDLED) -> dict[str, Profile]:
