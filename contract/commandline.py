@@ -82,6 +82,7 @@ class Parser(argparse.ArgumentParser):
         return parsed
 
     def error(self, message: str) -> NoReturn:
+        # Beside the refusal, as argparse does: a script's stdout stays what the command outputs.
         self.print_usage(sys.stderr)
         self.exit(2, _("{prog}: error: {message}").format(prog=self.prog, message=message) + "\n")
 

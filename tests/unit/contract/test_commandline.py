@@ -40,7 +40,10 @@ def test_a_missing_option_is_refused_in_vietnamese(capsys: pytest.CaptureFixture
     i18n.use("vi")
     with pytest.raises(SystemExit):
         _parser().parse_args([])
-    assert "thiếu các tham số bắt buộc sau: --runner" in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("cách dùng: qos-demo")
+    assert "qos-demo: lỗi: thiếu các tham số bắt buộc sau: --runner" in captured.err
 
 
 def test_a_typo_gets_a_suggestion_in_english(capsys: pytest.CaptureFixture[str]) -> None:
