@@ -156,7 +156,7 @@ def _check_mean_limits(file: str, name: str, profile: Profile) -> set[str]:
             choices = (
                 _("use one of {names}").format(names=", ".join(sorted(fields)))
                 if fields
-                else REINSTALL_HINT
+                else _(REINSTALL_HINT)
             )
             raise ConfigError(
                 f"{file}: profiles.{name}.mean_limits.{key}",
