@@ -1,15 +1,8 @@
-"""What every qosfleet command line shares: `--lang`, argparse's own words in the chosen language,
-and a typo answered with what was meant.
+"""What every qosfleet command line shares: `--lang`, and a typo answered with what was meant.
 
 argparse (before Python 3.14's suggest_on_error) lists the choices of a mistyped value and says
 nothing of a mistyped option; a technician typing `--jsn` or `--runner iperf` on a ladder is better
 served by "did you mean --json?". difflib ranks the command's own words.
-
-argparse writes its frame ("usage:", "options:", "show this help message and exit", its refusals)
-through the module-level `_` it takes from gettext, which reads the locale and not `--lang`:
-pointing that name at `contract.i18n._` makes every parser of every command speak the language
-chosen, from the catalog the rest of the command uses. The messages are listed below so that Babel
-extracts them (argparse's sources are not ours to scan).
 """
 
 from __future__ import annotations
@@ -18,23 +11,19 @@ import argparse
 import difflib
 import sys
 from collections.abc import Iterable, Sequence
-from typing import Any, Final, NoReturn
+from typing import Any, NoReturn
 
 from contract.i18n import LANGUAGES, N_, Language, _, use
 
-argparse._ = _  # type: ignore[attr-defined]  # the module docstring says why
-
-# argparse's messages a person can meet (its errors about a parser's own definition are the
-# programmer's, and stay English). Python 3.11's wording; 3.12+ adds none a command of ours meets.
-ARGPARSE_MESSAGES: Final = (
+# argparse's own messages a person can meet (its help frame, its refusals), as Python 3.11-3.13
+# write them: argparse looks them up through gettext's global domain, which contract.i18n points
+# at this project's catalog; marked here so that Babel extracts them into it.
+ARGPARSE_MESSAGES = (
     N_("usage: "),
     N_("positional arguments"),
     N_("options"),
-    N_("subcommands"),
     N_("show this help message and exit"),
     N_("argument %(argument_name)s: %(message)s"),
-    N_("%(prog)s: error: %(message)s\n"),
-    N_("unrecognized arguments: %s"),
     N_("the following arguments are required: %s"),
     N_("one of the arguments %s is required"),
     N_("not allowed with argument %s"),
@@ -45,7 +34,6 @@ ARGPARSE_MESSAGES: Final = (
     N_("ambiguous option: %(option)s could match %(matches)s"),
     N_("unexpected option string: %s"),
     N_("invalid %(type)s value: %(value)r"),
-    N_("invalid choice: %(value)r (choose from %(choices)s)"),
     N_("unknown parser %(parser_name)r (choices: %(choices)s)"),
     N_("can't open '%(filename)s': %(error)s"),
 )
@@ -82,7 +70,6 @@ class Parser(argparse.ArgumentParser):
         return parsed
 
     def error(self, message: str) -> NoReturn:
-        # Beside the refusal, as argparse does: a script's stdout stays what the command outputs.
         self.print_usage(sys.stderr)
         self.exit(2, _("{prog}: error: {message}").format(prog=self.prog, message=message) + "\n")
 
