@@ -35,7 +35,7 @@ from collector.compliance import (
 from contract.commandline import Parser, add_language_option, choose_language
 from contract.criteria import criteria, criterion_name
 from contract.errors import QosfleetError
-from contract.i18n import N_, _, figure, moment, ngettext, number, percent
+from contract.i18n import N_, _, figure, ngettext, number, percent, utc_time
 from contract.profiles import (
     Profile,
     bundled_profiles,
@@ -576,8 +576,8 @@ def summary(verdict: Verdict, profile: Profile, bad_rows: int, plan: Plan | None
             implausible=number(verdict.n_implausible, 0),
             close=number(verdict.n_too_close, 0),
             duplicates=number(verdict.n_duplicates, 0),
-            start=moment(verdict.window_start),
-            end=moment(verdict.window_end),
+            start=utc_time(verdict.window_start),
+            end=utc_time(verdict.window_end),
         )
     )
     mean = _("download mean {mean}").format(mean=_value(verdict.mean_download_mbps, "Mb/s"))

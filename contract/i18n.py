@@ -105,9 +105,10 @@ def figure(value: float) -> str:
     return format_decimal(value, format="#,##0.###", locale=current())
 
 
-def moment(value: datetime) -> str:
-    """A time in UTC as the language writes it: 08/02/2025 08:13 UTC in Vietnamese (day first, as
-    the regulator's forms and spreadsheets do), 2025-02-08 08:13 UTC in English."""
+def utc_time(value: datetime) -> str:
+    """A time in UTC, whatever the machine's clock, with the year in full, as a verdict's window
+    is filed: 08/02/2025 08:13 UTC in Vietnamese (day first, as the regulator's forms and
+    spreadsheets write it), 2025-02-08 08:13 UTC in English."""
     pattern = "dd/MM/yyyy HH:mm" if current() == "vi" else "yyyy-MM-dd HH:mm"
     return format_datetime(value, pattern, tzinfo=UTC, locale=current()) + " UTC"
 
