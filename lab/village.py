@@ -26,7 +26,7 @@ from rich.console import Console
 
 from agent.keys import create_key
 from contract.errors import QosfleetError
-from contract.i18n import _, current, ngettext, number
+from contract.i18n import N_, _, current, ngettext, number
 from contract.result import Setting
 from lab.alerting import Alertmanager, alertmanager, rules_with_short_for, vmalert
 from lab.netns import Lab, LinkSpec, ProbeSpec
@@ -80,33 +80,34 @@ class LabVillage:
     lon: float
     links: tuple[LabLink, ...]
     ipv6: bool = True
-    expect: str = ""  # what the demo should show, for the reader of the summary
+    # What the demo should show, for the reader of the summary (marked; shown with `_`).
+    expect: str = ""
 
 
 VILLAGES = (
     LabVillage("a", "Bản Nà Hin", "11", "03211", 21.39, 103.02,
                (LabLink("wwan0", "mobile", "4g", "Viettel", 30, 10, "outdoor_fixed", rtt_ms=40),),
-               expect="4G at 30 Mb/s, 40 ms: below the 40 Mb/s target, fails"),
+               expect=N_("4G at 30 Mb/s, 40 ms: below the 40 Mb/s target, fails")),
     LabVillage("b", "Bản Mường", "14", "04030", 21.33, 103.91,
                (LabLink("wwan0", "mobile", "4g", "VinaPhone", 60, 20, "indoor", rtt_ms=40),),
-               expect="4G at 60 Mb/s, 40 ms: passes"),
+               expect=N_("4G at 60 Mb/s, 40 ms: passes")),
     LabVillage("c", "Thôn Phú Lộc", "46", "19918", 16.46, 107.59,
                (LabLink("wwan0", "mobile", "5g", "Viettel", 150, 50, "outdoor_fixed", rtt_ms=20),),
-               expect="5G at 150 Mb/s, 20 ms: passes the 100 Mb/s target"),
+               expect=N_("5G at 150 Mb/s, 20 ms: passes the 100 Mb/s target")),
     # TCP goodput is 0.956 x the shaped rate: 1100 carries ~1050 Mb/s, above the 1 Gb/s target.
     LabVillage("d", "Thị trấn Phong Thổ", "12", "03406", 22.52, 103.34,
                (LabLink("eth0", "fixed", "ftth", "VNPT", 1100, 1100, "indoor", plan_mbps=1000),),
-               expect="fibre, 1 Gb/s plan delivering ~1.05 Gb/s: conforms to its plan (QCVN 34)"
-                      " and meets the 1 Gb/s national target"),
+               expect=N_("fibre, 1 Gb/s plan delivering ~1.05 Gb/s: conforms to its plan"
+                         " (QCVN 34) and meets the 1 Gb/s national target")),
     LabVillage("e", "Bản Khe", "15", "05125", 21.70, 104.87,
                (LabLink("wwan0", "mobile", "4g", "MobiFone", 60, 20, "indoor", rtt_ms=50),),
-               ipv6=False, expect="IPv4-only 4G at 60 Mb/s, 50 ms: passes"),
+               ipv6=False, expect=N_("IPv4-only 4G at 60 Mb/s, 50 ms: passes")),
     LabVillage("f", "Trường Lũng Cú", "08", "00715", 23.36, 105.32,
                (LabLink("eth0", "fixed", "ftth", "VNPT", 300, 300, "indoor", plan_mbps=300),
                 LabLink("wwan0", "mobile", "4g", "Viettel", 45, 15, "indoor", rtt_ms=40)),
-               expect="school: fibre on a 300 Mb/s plan conforms to it (QCVN 34 passes) but is"
-                      " below the 1 Gb/s national target (a programme warning, not a failure);"
-                      " 4G at 45 passes"),
+               expect=N_("school: fibre on a 300 Mb/s plan conforms to it (QCVN 34 passes) but"
+                         " is below the 1 Gb/s national target (a programme warning, not a"
+                         " failure); 4G at 45 passes")),
 )  # fmt: skip
 
 
@@ -348,7 +349,7 @@ def run_village_lab(
             alerts = _settled_alerts(store, manager)
         console.print("[bold]" + _("What each village should show:") + "[/]")
         for village in villages:
-            console.print(f"  {village.village}: {village.expect}")
+            console.print(f"  {village.village}: " + _(village.expect))
         console.print(verdict_table(_verdict_rows(villages), store_reader(store.query)))
         if limited:
             console.print(_probe_limited_note(limited))
