@@ -152,7 +152,7 @@ def verdict_table(rows: Sequence[VerdictRow], read: Callable[[VerdictRow], Reade
         table.add_row(
             row.village,
             f"{row.technology} {row.operator}, {row.link}",
-            f"{row.plan_mbps:g}" if row.plan_mbps else "-",
+            number(row.plan_mbps, 0) if row.plan_mbps else "-",
             count_cell(values),
             mean_cell(values),
             regulation_cell(values),
