@@ -170,22 +170,24 @@ def _serve_parser() -> argparse.ArgumentParser:
         type=_bounded(0.001, 3650.0),
         default=30.0,
         help=_(
-            "refuse results older than this (keep below the store's retention); default %(default)s"
-        ),
+            "refuse results older than this (keep below the store's retention); default {default}"
+        ).format(default=figure(30.0)),
     )
     parser.add_argument(
         "--fleet-interval",
         type=_bounded(1.0, 86_400.0),
         default=60.0,
         help=_(
-            "seconds between writes of qos_probe_online for the whole fleet; default %(default)s"
-        ),
+            "seconds between writes of qos_probe_online for the whole fleet; default {default}"
+        ).format(default=figure(60.0)),
     )
     parser.add_argument(
         "--verdict-interval",
         type=_bounded(1.0, 86_400.0, zero=True),
         default=60.0,
-        help=_("seconds between per-area verdict refreshes (0: off); default %(default)s"),
+        help=_("seconds between per-area verdict refreshes (0: off); default {default}").format(
+            default=figure(60.0)
+        ),
     )
     parser.add_argument("--profiles", help=_("QCVN profiles TOML (default: the bundled one)"))
     parser.add_argument(
@@ -202,7 +204,9 @@ def _serve_parser() -> argparse.ArgumentParser:
         "--certificate-interval",
         type=_bounded(1.0, 86_400.0),
         default=3600.0,
-        help=_("seconds between reads of the watched certificates; default %(default)s"),
+        help=_("seconds between reads of the watched certificates; default {default}").format(
+            default=figure(3600.0)
+        ),
     )
     parser.add_argument(
         "--log-level",
