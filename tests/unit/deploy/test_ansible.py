@@ -561,7 +561,7 @@ def test_every_message_the_play_shows_reads_vietnamese_then_english() -> None:
         for _name, arguments in [module(entry)]
         if isinstance(arguments, dict) and ("msg" in arguments or "fail_msg" in arguments)
     }
-    assert len(messages) == 4
+    assert len(messages) >= 4
     for name, message in messages.items():
         vietnamese, _sep, english = message.partition(" / EN: ")
         assert VIETNAMESE.search(vietnamese), name
