@@ -23,6 +23,7 @@ HELPS: list[tuple[str, Main, tuple[str, ...]]] = [
     ("qos-collector", collector_main, ("--help",)),
     ("qos-collector serve", collector_main, ("serve", "--help")),
     ("qos-collector evaluate", collector_main, ("evaluate", "--help")),
+    ("qos-collector report", collector_main, ("report", "--help")),
     ("qos-collector probes", collector_main, ("probes", "--help")),
     ("qos-collector probes list", collector_main, ("probes", "list", "--help")),
     ("qos-collector probes approve", collector_main, ("probes", "approve", "--help")),
