@@ -34,6 +34,7 @@ from collector.series import FIELD_NAMES, LABEL_NAMES, MEASUREMENT
 from collector.verdicts import Area, Level, areas_of, judge_window
 from collector.verdicts import query as query_store
 from contract.errors import ConfigError, QosfleetError, ServiceError
+from contract.i18n import _
 from contract.profiles import Profile
 from contract.result import MAX_NAME_LENGTH, PROBE_ID_RE, Technology
 
@@ -401,12 +402,14 @@ def _digest(token: str) -> bytes:
 def read_api_tokens(path: Path) -> ApiTokens:
     """Tokens from a file: one a line; blank lines and lines starting with # are skipped."""
     option = "--api-token-file"
-    hint = "one token a line, e.g. `openssl rand -base64 32 >> FILE` (mode 0600)"
+    hint = _("one token a line, e.g. `openssl rand -base64 32 >> FILE` (mode 0600)")
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "it is not UTF-8 text"
-        raise ConfigError(option, f"cannot read {path}: {reason}", hint) from exc
+        reason = exc.strerror if isinstance(exc, OSError) else _("it is not UTF-8 text")
+        raise ConfigError(
+            option, _("cannot read {path}: {reason}").format(path=path, reason=reason), hint
+        ) from exc
     tokens = []
     for number, line in enumerate(text.splitlines(), start=1):
         token = line.strip()
@@ -415,13 +418,15 @@ def read_api_tokens(path: Path) -> ApiTokens:
         if not TOKEN_PATTERN.fullmatch(token):
             raise ConfigError(
                 option,
-                f"{path} line {number} is not a token of 32 or more characters "
-                "(letters, digits and - . _ ~ + / =)",
+                _(
+                    "{path} line {line} is not a token of 32 or more characters "
+                    "(letters, digits and - . _ ~ + / =)"
+                ).format(path=path, line=number),
                 hint,
             )
         tokens.append(token)
     if not tokens:
-        raise ConfigError(option, f"{path} holds no token", hint)
+        raise ConfigError(option, _("{path} holds no token").format(path=path), hint)
     return ApiTokens(tokens)
 
 

@@ -36,7 +36,7 @@ from contract.addresses import parse_host_port, parse_url
 from contract.commandline import Parser, add_language_option, choose_language
 from contract.errors import ConfigError, QosfleetError, ServiceError, WireError
 from contract.fleet import decode_meta
-from contract.i18n import N_, _, ngettext
+from contract.i18n import N_, _, figure, ngettext
 from contract.mqtt import BrokerConfig, broker_endpoint, mqtt_client
 from contract.result import Location
 
@@ -46,16 +46,24 @@ APPROVAL_TIMEOUT_S = 10.0
 
 
 def _add_broker_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--broker", default="mqtt://127.0.0.1:1883", help="default %(default)s")
-    parser.add_argument("--broker-username")
+    parser.add_argument(
+        "--broker",
+        default="mqtt://127.0.0.1:1883",
+        help=_("the MQTT broker's URL; default %(default)s"),
+    )
+    parser.add_argument("--broker-username", help=_("the account on the broker"))
     password = parser.add_mutually_exclusive_group()
     password.add_argument(
         "--broker-password-file",
-        help="file whose first line is the broker password (e.g. a compose secret); "
-        "keeps it out of the process list",
+        help=_(
+            "file whose first line is the broker password (e.g. a compose secret); "
+            "keeps it out of the process list"
+        ),
     )
-    password.add_argument("--broker-password", help="the broker password itself (visible in ps)")
-    parser.add_argument("--broker-ca", help="CA file that signed the broker's certificate (mqtts)")
+    password.add_argument("--broker-password", help=_("the broker password itself (visible in ps)"))
+    parser.add_argument(
+        "--broker-ca", help=_("CA file that signed the broker's certificate (mqtts)")
+    )
 
 
 def _broker_config(args: argparse.Namespace) -> BrokerConfig:
@@ -76,92 +84,137 @@ def _bounded(low: float, high: float, *, zero: bool = False) -> Callable[[str], 
         try:
             value = float(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+            raise argparse.ArgumentTypeError(
+                _("{text!r} is not a number").format(text=text)
+            ) from None
         if (zero and value == 0) or (math.isfinite(value) and low <= value <= high):
             return value
-        allowed = f"{low:g} to {high:g}" + (", or 0 for off" if zero else "")
-        raise argparse.ArgumentTypeError(f"{text!r} is out of range (allowed: {allowed})")
+        allowed = (
+            _("{text!r} is out of range (allowed: {low} to {high}, or 0 for off)")
+            if zero
+            else _("{text!r} is out of range (allowed: {low} to {high})")
+        )
+        raise argparse.ArgumentTypeError(
+            allowed.format(text=text, low=figure(low), high=figure(high))
+        )
 
     return parse
 
 
 def _serve_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="qos-collector serve", description="ingest results")
+    parser = Parser(
+        prog="qos-collector serve",
+        description=_(
+            "receive the probes' results from the broker, check them and store them; judge "
+            "each area against its QCVN profile"
+        ),
+    )
     _add_broker_options(parser)
     parser.add_argument(
-        "--store", default="http://127.0.0.1:8428", help="VictoriaMetrics URL, default %(default)s"
+        "--store",
+        default="http://127.0.0.1:8428",
+        help=_("VictoriaMetrics URL; default %(default)s"),
     )
     parser.add_argument(
         "--store-metrics",
         action="append",
         default=[],
         metavar="URL",
-        help="/metrics of a store process that holds acknowledged rows in memory, to see it "
-        "restart (repeat for each vminsert and vmstorage of a cluster); default STORE/metrics",
+        help=_(
+            "/metrics of a store process that holds acknowledged rows in memory, to see it "
+            "restart (repeat for each vminsert and vmstorage of a cluster); default STORE/metrics"
+        ),
     )
-    parser.add_argument("--group", default="collectors", help="shared-subscription group")
-    parser.add_argument("--metrics-listen", default="127.0.0.1:9108", help="default %(default)s")
+    parser.add_argument(
+        "--group",
+        default="collectors",
+        help=_(
+            "the shared subscription's group (collectors sharing the load); default %(default)s"
+        ),
+    )
+    parser.add_argument(
+        "--metrics-listen",
+        default="127.0.0.1:9108",
+        help=_("HOST:PORT of the collector's own /metrics; default %(default)s"),
+    )
     parser.add_argument(
         "--api-listen",
-        help="serve the export API on PORT (on 127.0.0.1) or HOST:PORT; default off",
+        help=_("serve the export API on PORT (on 127.0.0.1) or HOST:PORT; default off"),
     )
     parser.add_argument(
         "--api-token-file",
-        help="bearer tokens that may read raw results from the export API, one a line "
-        "(without it only aggregates are served)",
+        help=_(
+            "bearer tokens that may read raw results from the export API, one a line "
+            "(without it only aggregates are served)"
+        ),
     )
     parser.add_argument(
         "--state-dir",
         default=DEFAULT_STATE_DIR,
-        help="journal and probe registry, one per process; default %(default)s",
+        help=_("journal and probe registry, one per process; default %(default)s"),
     )
     parser.add_argument(
         "--signatures",
         choices=["required", "optional"],
         default="required",
-        help="refuse unsigned results (required) or store them (optional); default %(default)s",
+        help=_("refuse unsigned results (required) or store them (optional); default %(default)s"),
     )
     parser.add_argument(
         "--enrollment",
         choices=["required", "optional"],
         default="required",
-        help="refuse results of probes without retained meta; default %(default)s",
+        help=_("refuse results of probes without retained meta; default %(default)s"),
     )
     parser.add_argument(
         "--max-age-days",
         type=_bounded(0.001, 3650.0),
         default=30.0,
-        help="refuse results older than this (keep below the store's retention); "
-        "default %(default)s",
+        help=_(
+            "refuse results older than this (keep below the store's retention); default {default}"
+        ).format(default=figure(30.0)),
     )
     parser.add_argument(
         "--fleet-interval",
         type=_bounded(1.0, 86_400.0),
         default=60.0,
-        help="seconds between writes of qos_probe_online for the whole fleet; default %(default)s",
+        help=_(
+            "seconds between writes of qos_probe_online for the whole fleet; default {default}"
+        ).format(default=figure(60.0)),
     )
     parser.add_argument(
         "--verdict-interval",
         type=_bounded(1.0, 86_400.0, zero=True),
         default=60.0,
-        help="seconds between per-area verdict refreshes (0: off), default %(default)s",
+        help=_("seconds between per-area verdict refreshes (0: off); default {default}").format(
+            default=figure(60.0)
+        ),
     )
-    parser.add_argument("--profiles", help="QCVN profiles TOML (default: the bundled one)")
+    parser.add_argument("--profiles", help=_("QCVN profiles TOML (default: the bundled one)"))
     parser.add_argument(
         "--certificate",
         action="append",
         default=[],
         metavar="FILE",
-        help="another PEM certificate whose expiry to export (repeat); --broker-ca and the "
-        "broker's own certificate (mqtts) are watched without it",
+        help=_(
+            "another PEM certificate whose expiry to export (repeat); --broker-ca and the "
+            "broker's own certificate (mqtts) are watched without it"
+        ),
     )
     parser.add_argument(
         "--certificate-interval",
         type=_bounded(1.0, 86_400.0),
         default=3600.0,
-        help="seconds between reads of the watched certificates; default %(default)s",
+        help=_("seconds between reads of the watched certificates; default {default}").format(
+            default=figure(3600.0)
+        ),
     )
-    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING"])
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING"],
+        help=_("least severity logged (the log stays in English: docs/operate-central.md)"),
+    )
+    add_language_option(parser)
     return parser
 
 
@@ -172,17 +225,17 @@ def _broker_password(given: str | None, path: str | None) -> str | None:
     try:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "it is not UTF-8 text"
+        reason = exc.strerror if isinstance(exc, OSError) else _("it is not UTF-8 text")
         raise ConfigError(
             "--broker-password-file",
-            f"cannot read {path}: {reason}",
-            "give a file this user can read, holding the password on its first line",
+            _("cannot read {path}: {reason}").format(path=path, reason=reason),
+            _("give a file this user can read, holding the password on its first line"),
         ) from exc
     if not lines or not lines[0]:
         raise ConfigError(
             "--broker-password-file",
-            f"{path} is empty or its first line is",
-            "write the collector's broker password on the file's first line",
+            _("{path} is empty or its first line is").format(path=path),
+            _("write the collector's broker password on the file's first line"),
         )
     return lines[0]
 
@@ -210,7 +263,7 @@ def run_serve(argv: Sequence[str]) -> int:
         metrics_host, metrics_port = parse_host_port(args.metrics_listen, option="--metrics-listen")
         api_host, api_port = _api_listen(args.api_listen) if args.api_listen else (None, 0)
         if args.api_token_file and not args.api_listen:
-            raise ConfigError("--api-token-file", "needs --api-listen (the API is off)")
+            raise ConfigError("--api-token-file", _("needs --api-listen (the API is off)"))
         for url in args.store_metrics:
             parse_url(url, option="--store-metrics", schemes=("http", "https"))
         settings = CollectorSettings(
@@ -272,7 +325,7 @@ def _probes_parser() -> argparse.ArgumentParser:
         "approve",
         help=_("pin a probe's key and place for every collector (retained on the broker)"),
     )
-    approve.add_argument("probe_id")
+    approve.add_argument("probe_id", help=_("the probe's id, as `probes list` shows it"))
     which = approve.add_mutually_exclusive_group(required=True)
     which.add_argument(
         "--key",
@@ -292,7 +345,11 @@ def _probes_parser() -> argparse.ArgumentParser:
         action="store_true",
         help=_("with --key: approve the pinned enrollment again, refusing the change"),
     )
-    approve.add_argument("--state-dir", default=DEFAULT_STATE_DIR, help="default %(default)s")
+    approve.add_argument(
+        "--state-dir",
+        default=DEFAULT_STATE_DIR,
+        help=_("the collector's --state-dir; default %(default)s"),
+    )
     approve.add_argument(
         "--note", default="", help=_("who decides and why, kept with the decision")
     )
@@ -301,7 +358,7 @@ def _probes_parser() -> argparse.ArgumentParser:
         "revoke",
         help=_("refuse every result of a probe on every collector (retained on the broker)"),
     )
-    revoke.add_argument("probe_id")
+    revoke.add_argument("probe_id", help=_("the probe's id, as `probes list` shows it"))
     revoke.add_argument("--note", default="", help=_("who decides and why, kept with the decision"))
     _add_broker_options(revoke)
     return parser
@@ -417,7 +474,9 @@ def _registry(state_dir: Path) -> ProbeRegistry:
     path = state_dir / DATABASE_NAME
     if not path.exists():
         raise ConfigError(
-            "--state-dir", f"{path} does not exist", "give the --state-dir a collector runs with"
+            "--state-dir",
+            _("{path} does not exist").format(path=path),
+            _("give the --state-dir a collector runs with"),
         )
     try:
         # Read-only: the collector keeps writing it meanwhile.
@@ -425,7 +484,9 @@ def _registry(state_dir: Path) -> ProbeRegistry:
         return ProbeRegistry(connection)
     except sqlite3.Error as exc:
         raise ConfigError(
-            "--state-dir", f"cannot read {path}: {exc}", "run as a user who may read it"
+            "--state-dir",
+            _("cannot read {path}: {reason}").format(path=path, reason=exc),
+            _("run as a user who may read it"),
         ) from exc
 
 
@@ -434,13 +495,24 @@ def _pin_to_approve(args: argparse.Namespace) -> Pin:
         try:
             meta = decode_meta(Path(args.meta).read_bytes())
         except OSError as exc:
-            raise ConfigError("--meta", f"cannot read {args.meta}: {exc.strerror}") from exc
+            raise ConfigError(
+                "--meta",
+                _("cannot read {path}: {reason}").format(path=args.meta, reason=exc.strerror),
+            ) from exc
         except WireError as exc:
             raise ConfigError(
-                "--meta", f"{args.meta} is no enrollment: {exc}", "save `qos-agent enroll --json`"
+                "--meta",
+                _("{path} is no enrollment: {error}").format(path=args.meta, error=exc),
+                _("save what `qos-agent enroll --json` prints"),
             ) from exc
         if meta.probe_id != args.probe_id:
-            raise ConfigError("--meta", f"{args.meta} enrolls {meta.probe_id}, not {args.probe_id}")
+            raise ConfigError(
+                "--meta",
+                _("{path} enrolls {enrolled}, not {probe}").format(
+                    path=args.meta, enrolled=meta.probe_id, probe=args.probe_id
+                ),
+                _("give the enrollment of this probe, or the id of that one"),
+            )
         return pin_of(meta)
     record = next(
         (r for r in _registry(Path(args.state_dir)).records() if r.probe_id == args.probe_id), None
@@ -448,8 +520,10 @@ def _pin_to_approve(args: argparse.Namespace) -> Pin:
     if record is None:
         raise ConfigError(
             "probe_id",
-            f"{args.probe_id} is not in the registry of {args.state_dir}",
-            "check the id with `qos-collector probes list`, or approve with --meta",
+            _("{probe} is not in the registry of {path}").format(
+                probe=args.probe_id, path=args.state_dir
+            ),
+            _("check the id with `qos-collector probes list`, or approve with --meta"),
         )
     if args.pinned:
         pin = record.pin
@@ -460,13 +534,21 @@ def _pin_to_approve(args: argparse.Namespace) -> Pin:
             else Pin(public_key=record.pending.public_key, location=record.pending.location)
         )
     if pin is None:
-        what = "no pinned enrollment" if args.pinned else "no enrollment change waiting"
-        raise ConfigError("--key", f"{args.probe_id} has {what}", "see `qos-collector probes list`")
+        what = (
+            _("{probe} has no pinned enrollment")
+            if args.pinned
+            else _("{probe} has no enrollment change waiting")
+        )
+        raise ConfigError(
+            "--key", what.format(probe=args.probe_id), _("see `qos-collector probes list`")
+        )
     if args.key.lower() not in {key_fingerprint(pin.public_key), pin.public_key.lower()}:
         raise ConfigError(
             "--key",
-            f"{args.key} is not the key {key_fingerprint(pin.public_key)} of that enrollment",
-            "copy the key from `qos-collector probes list` after checking it with the site",
+            _("{given} is not the key {key} of that enrollment").format(
+                given=args.key, key=key_fingerprint(pin.public_key)
+            ),
+            _("copy the key from `qos-collector probes list` after checking it with the site"),
         )
     return pin
 
@@ -484,13 +566,14 @@ async def _publish_approval(broker: BrokerConfig, approval: Approval) -> None:
                         return
     except aiomqtt.MqttError as exc:
         raise ServiceError(
-            f"broker {broker.url}: {exc}", "check --broker and the operator account's password"
+            _("broker {url}: {error}").format(url=broker.url, error=exc),
+            _("check --broker and the operator account's password"),
         ) from exc
     except TimeoutError:
         pass
     raise ServiceError(
-        f"the broker did not keep the decision on {topic}",
-        "use the operator's broker account (--broker-username), which the ACL lets write it",
+        _("the broker did not keep the decision on {topic}").format(topic=topic),
+        _("use the operator's broker account (--broker-username), which the ACL lets write it"),
     )
 
 

@@ -1,15 +1,5 @@
-"""`qos-collector evaluate`: judge a campaign CSV against a QCVN profile, offline.
-
-The CSV has a header line; `timestamp` and `download_mbps` are required; `upload_mbps`, `rtt_ms`,
-`status` (ok | failed | probe_limited | unconverged), `setting` (indoor | outdoor_fixed |
-outdoor_moving), `probe` (the device: the minimum gap between samples is per device; without it the
-file is one device) and a column `<name>_<unit>` per quantity a measurement kind declares
-(access_delay_ms) are optional. Times are ISO 8601 or dd/mm/yyyy [HH:MM[:SS]] (day first, as
-written in Vietnam); a time without zone is UTC unless --timezone names another (+07:00 for Vietnam
-time). Commas or semicolons separate fields; with semicolons a decimal comma is read too (41,5). A
-bad row is reported by line number and skipped; a rate above its technology's physical ceiling is
-reported by line and counted as implausible. The verdict is the one the live collector gives on the
-same samples (docs/qcvn-method.md).
+"""`qos-collector evaluate`: judge a campaign CSV against a QCVN profile, offline (the file's
+format: DESCRIPTION, which --help shows in the reader's language).
 """
 
 from __future__ import annotations
@@ -45,13 +35,14 @@ from collector.compliance import (
 from contract.commandline import Parser, add_language_option, choose_language
 from contract.criteria import criteria, criterion_name
 from contract.errors import QosfleetError
-from contract.i18n import N_, _, number, percent
+from contract.i18n import N_, _, figure, ngettext, number, percent, utc_time
 from contract.profiles import (
     Profile,
     bundled_profiles,
     ceiling_mbps,
     default_technology,
     load_profiles,
+    shown_title,
 )
 from contract.quantities import declared_quantities
 from contract.result import MAX_MBPS, Plan, Setting
@@ -74,6 +65,21 @@ MAX_RTT_MS = 600_000.0
 STATUSES: Final[tuple[str, ...]] = get_args(SampleStatus)
 SETTINGS: Final[tuple[str, ...]] = get_args(Setting)
 _MARK = {True: "✓", False: "✗", None: "?"}
+DESCRIPTION: Final = N_(
+    """`qos-collector evaluate`: judge a campaign CSV against a QCVN profile, offline.
+
+The CSV has a header line; `timestamp` and `download_mbps` are required; `upload_mbps`, `rtt_ms`,
+`status` (ok | failed | probe_limited | unconverged), `setting` (indoor | outdoor_fixed |
+outdoor_moving), `probe` (the device: the minimum gap between samples is per device; without it the
+file is one device) and a column `<name>_<unit>` per quantity a measurement kind declares
+(access_delay_ms) are optional. Times are ISO 8601 or dd/mm/yyyy [HH:MM[:SS]] (day first, as
+written in Vietnam); a time without zone is UTC unless --timezone names another (+07:00 for Vietnam
+time). Commas or semicolons separate fields; with semicolons a decimal comma is read too (41,5). A
+bad row is reported by line number and skipped; a rate above its technology's physical ceiling is
+reported by line and counted as implausible. The verdict is the one the live collector gives on the
+same samples (docs/qcvn-method.md).
+"""
+)
 
 
 class BadRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -117,26 +123,37 @@ def _number(row: _Row, column: str, ceiling: float, *, decimal_comma: bool = Fal
         # 1234 or 1.234 Mb/s, so a number written with both, or grouped in thousands, is refused.
         if "." in text and ("," in text or _THOUSANDS.fullmatch(text)):
             raise _RowError(
-                f"{column} {text!r} has a thousands separator; write the number without it (1234,5)"
+                _(
+                    "{column} {text!r} has a thousands separator; write the number without it "
+                    "(1234,5)"
+                ).format(column=column, text=text)
             )
         text = text.replace(",", ".")
     try:
         value = float(text)
     except ValueError:
-        hint = " (a decimal comma needs ; between fields)" if "," in text else ""
-        raise _RowError(f"{column} {text!r} is not a number{hint}") from None
+        said = _("{column} {text!r} is not a number").format(column=column, text=text)
+        if "," in text:
+            said += " " + _("(a decimal comma needs ; between fields)")
+        raise _RowError(said) from None
     if not math.isfinite(value):
-        raise _RowError(f"{column} {text!r} is not a finite number")
+        raise _RowError(
+            _("{column} {text!r} is not a finite number").format(column=column, text=text)
+        )
     if value < 0:
-        raise _RowError(f"{column} {text!r} is negative")
+        raise _RowError(_("{column} {text!r} is negative").format(column=column, text=text))
     if value > ceiling:
-        raise _RowError(f"{column} {text!r} is above {ceiling:g}, not believable")
+        raise _RowError(
+            _("{column} {text!r} is above {ceiling}, not believable").format(
+                column=column, text=text, ceiling=figure(ceiling)
+            )
+        )
     return value
 
 
 # The store keeps no time before the epoch, and a window must fit before the time it ends.
 EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-BEFORE_EPOCH: Final = "no measurement is that old; check the year"
+BEFORE_EPOCH: Final = N_("no measurement is that old; check the year")
 _DAY_FIRST = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?")
 
 
@@ -167,38 +184,44 @@ def parse_zone(text: str) -> tzinfo:
         return ZoneInfo(text)
     except (ZoneInfoNotFoundError, ValueError):
         raise argparse.ArgumentTypeError(
-            f"{text!r} is not a time zone (UTC, +07:00 or Asia/Ho_Chi_Minh)"
+            _("{text!r} is not a time zone (UTC, +07:00 or Asia/Ho_Chi_Minh)").format(text=text)
         ) from None
 
 
 def _choice(row: _Row, column: str, allowed: tuple[str, ...]) -> str | None:
     text = _text(row, column)
     if text is not None and text not in allowed:
-        raise _RowError(f"{column} {text!r} is not one of {', '.join(allowed)}")
+        raise _RowError(
+            _("{column} {text!r} is not one of {allowed}").format(
+                column=column, text=text, allowed=", ".join(allowed)
+            )
+        )
     return text
 
 
 def _sample(row: _Row, *, decimal_comma: bool, zone: tzinfo) -> Sample:
     # Surplus fields are most likely an unquoted comma inside a value.
     if None in row:
-        raise _RowError("has more fields than the header")
+        raise _RowError(_("has more fields than the header"))
     stamp = _text(row, "timestamp")
     if stamp is None:
-        raise _RowError("timestamp is missing")
+        raise _RowError(_("timestamp is missing"))
     try:
         timestamp = parse_time(stamp, zone)
     except ValueError:
         raise _RowError(
-            f"timestamp {stamp!r} is not a time (ISO 8601, or dd/mm/yyyy HH:MM)"
+            _("timestamp {text!r} is not a time (ISO 8601, or dd/mm/yyyy HH:MM)").format(text=stamp)
         ) from None
     if timestamp < EPOCH:
-        raise _RowError(f"timestamp {stamp!r} is before 1970: {BEFORE_EPOCH}")
+        raise _RowError(
+            _("timestamp {text!r} is before 1970: {why}").format(text=stamp, why=_(BEFORE_EPOCH))
+        )
     status = _choice(row, "status", STATUSES) or "ok"
     setting = _choice(row, "setting", SETTINGS)
     probe = _text(row, "probe") or ""
     download = _number(row, "download_mbps", MAX_MBPS, decimal_comma=decimal_comma)
     if download is None and status != "failed":
-        raise _RowError("download_mbps is missing; only a failed row may leave it empty")
+        raise _RowError(_("download_mbps is missing; only a failed row may leave it empty"))
     values = {
         quantity.name: _number(row, quantity.field, MAX_QUANTITY, decimal_comma=decimal_comma)
         for quantity in QUANTITIES
@@ -240,30 +263,35 @@ class _NumberedLines:
         return line
 
 
+def _empty_file() -> QosfleetError:
+    return QosfleetError(
+        _("the file is empty"),
+        _("start it with a header line: {columns}").format(
+            columns=",".join(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)
+        ),
+    )
+
+
 def parse_campaign(lines: Iterable[str], zone: tzinfo = UTC) -> Campaign:
     """Rows of a campaign CSV to samples; bad rows are kept aside with their line numbers."""
     rows = _NumberedLines(lines)
     header = next(rows, None)
     if header is None or not header.strip():
-        raise QosfleetError(
-            "the file is empty",
-            f"start it with a header line: {','.join(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)}",
-        )
+        raise _empty_file()
     # A spreadsheet set to Vietnamese (or most of Europe) writes ; between fields and a decimal
     # comma; the header line tells which separator the file uses.
     delimiter = ";" if header.count(";") > header.count(",") else ","
     reader = csv.DictReader(itertools.chain([header], rows), delimiter=delimiter)
     if reader.fieldnames is None:
-        raise QosfleetError(
-            "the file is empty",
-            f"start it with a header line: {','.join(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)}",
-        )
+        raise _empty_file()
     reader.fieldnames = [name.strip() for name in reader.fieldnames]
     missing = [column for column in REQUIRED_COLUMNS if column not in reader.fieldnames]
     if missing:
         raise QosfleetError(
-            f"the header has no {', '.join(missing)} column",
-            f"the header line must name at least {','.join(REQUIRED_COLUMNS)}",
+            _("the header has no {columns} column").format(columns=", ".join(missing)),
+            _("the header line must name at least {columns}").format(
+                columns=",".join(REQUIRED_COLUMNS)
+            ),
         )
     samples: list[Sample] = []
     sample_lines: list[int] = []
@@ -281,7 +309,8 @@ def parse_campaign(lines: Iterable[str], zone: tzinfo = UTC) -> Campaign:
                 bad_rows.append(BadRow(line=line, reason=str(exc)))
     except csv.Error as exc:
         raise QosfleetError(
-            f"line {rows.number}: not valid CSV ({exc})", "fix the quoting on that line"
+            _("line {line}: not valid CSV ({error})").format(line=rows.number, error=exc),
+            _("fix the quoting on that line"),
         ) from exc
     return Campaign(
         samples=tuple(samples),
@@ -296,11 +325,18 @@ def read_campaign(path: Path, zone: tzinfo = UTC) -> Campaign:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             return parse_campaign(handle, zone)
     except FileNotFoundError:
-        raise QosfleetError(f"{path}: no such file", "check the --input path") from None
+        raise QosfleetError(
+            _("{path}: no such file").format(path=path), _("check the --input path")
+        ) from None
     except UnicodeDecodeError:
-        raise QosfleetError(f"{path}: not UTF-8 text", "save the CSV as UTF-8") from None
+        raise QosfleetError(
+            _("{path}: not UTF-8 text").format(path=path), _("save the CSV as UTF-8")
+        ) from None
     except OSError as exc:
-        raise QosfleetError(f"{path}: cannot read ({exc.strerror})", "check the path") from exc
+        raise QosfleetError(
+            _("{path}: cannot read ({error})").format(path=path, error=exc.strerror),
+            _("check the path"),
+        ) from exc
     except QosfleetError as exc:
         raise QosfleetError(f"{path}: {exc.message}", exc.hint) from exc
 
@@ -309,9 +345,13 @@ def _positive(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        raise argparse.ArgumentTypeError(_("{text!r} is not a number").format(text=text)) from None
     if not (math.isfinite(value) and 0 < value <= MAX_MBPS):
-        raise argparse.ArgumentTypeError(f"{text!r} must be above 0 and at most {MAX_MBPS:g}")
+        raise argparse.ArgumentTypeError(
+            _("{text!r} must be above 0 and at most {most}").format(
+                text=text, most=figure(MAX_MBPS)
+            )
+        )
     return value
 
 
@@ -319,9 +359,11 @@ def _window_days(text: str) -> int:
     try:
         days = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of days") from None
+        raise argparse.ArgumentTypeError(
+            _("{text!r} is not a whole number of days").format(text=text)
+        ) from None
     if days < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+        raise argparse.ArgumentTypeError(_("{text!r} must be at least 1").format(text=text))
     return days
 
 
@@ -329,15 +371,19 @@ def _now(text: str) -> datetime:
     try:
         moment = parse_time(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time") from None
+        raise argparse.ArgumentTypeError(
+            _("{text!r} is not an ISO 8601 time").format(text=text)
+        ) from None
     if moment < EPOCH:
-        raise argparse.ArgumentTypeError(f"{text!r} is before 1970: {BEFORE_EPOCH}")
+        raise argparse.ArgumentTypeError(
+            _("{text!r} is before 1970: {why}").format(text=text, why=_(BEFORE_EPOCH))
+        )
     return moment
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
-        prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog=PROG, description=_(DESCRIPTION), formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--profile", required=True, help=_("profile name, e.g. 4g, 5g, fixed"))
     parser.add_argument(
@@ -437,8 +483,31 @@ def _criterion_line(judged: Judgement, names: Mapping[str, str]) -> str:
     line = f"  {mark} {name}: {_value(judged.statistic, judged.unit)}"
     line += _interval(judged.ci_low, judged.ci_high, judged.unit)
     if judged.note:
-        line += f" ({judged.note})"
+        line += f" ({_note(judged.note)})"
     return line
+
+
+# A criterion's note (collector.compliance, contract.criteria: stored in English with the
+# verdict), as people read it.
+NOTES: Final[dict[str, str]] = {
+    "not judged: no sample in the window measured it": N_(
+        "not judged: no sample in the window measured it"
+    ),
+    "no samples to compute it from": N_("no samples to compute it from"),
+    "not judged: no single subscribed plan, so QCVN 34 plan conformity cannot be": N_(
+        "not judged: no single subscribed plan, so QCVN 34 plan conformity cannot be"
+    ),
+}
+_TOO_FEW = re.compile(r"not judged: n (\d+) < (\d+) required")
+
+
+def _note(note: str) -> str:
+    too_few = _TOO_FEW.fullmatch(note)
+    if too_few:
+        return _("not judged: n {n} < {required} required").format(
+            n=number(int(too_few.group(1)), 0), required=number(int(too_few.group(2)), 0)
+        )
+    return _(NOTES[note]) if note in NOTES else note
 
 
 def _status(status: str | None) -> str:
@@ -470,7 +539,7 @@ def headline(verdict: Verdict, profile: Profile) -> str:
 
 def summary(verdict: Verdict, profile: Profile, bad_rows: int, plan: Plan | None = None) -> str:
     """A few plain lines: the verdict, n, the mean with its interval, each check, the method."""
-    lines = [headline(verdict, profile), profile.title]
+    lines = [headline(verdict, profile), shown_title(profile)]
     if verdict.national_target is not None:
         if not verdict.plan_conformity:
             lines.append(_("give the plan with --plan-download-mbps and --plan-upload-mbps"))
@@ -501,14 +570,14 @@ def summary(verdict: Verdict, profile: Profile, bad_rows: int, plan: Plan | None
         ).format(
             n=number(verdict.n, 0),
             required=number(verdict.n_required, 0),
-            failed=verdict.n_failed,
-            limited=verdict.n_probe_limited,
-            unconverged=verdict.n_unconverged,
-            implausible=verdict.n_implausible,
-            close=verdict.n_too_close,
-            duplicates=verdict.n_duplicates,
-            start=verdict.window_start.isoformat(),
-            end=verdict.window_end.isoformat(),
+            failed=number(verdict.n_failed, 0),
+            limited=number(verdict.n_probe_limited, 0),
+            unconverged=number(verdict.n_unconverged, 0),
+            implausible=number(verdict.n_implausible, 0),
+            close=number(verdict.n_too_close, 0),
+            duplicates=number(verdict.n_duplicates, 0),
+            start=utc_time(verdict.window_start),
+            end=utc_time(verdict.window_end),
         )
     )
     mean = _("download mean {mean}").format(mean=_value(verdict.mean_download_mbps, "Mb/s"))
@@ -522,21 +591,25 @@ def summary(verdict: Verdict, profile: Profile, bad_rows: int, plan: Plan | None
         _("moving"): (mix.outdoor_moving, required.outdoor_moving if required else None),
     }
     mix_text = ", ".join(
-        f"{name} {count}" + (f"/{need}" if need is not None else "")
+        f"{name} {number(count, 0)}" + (f"/{number(need, 0)}" if need is not None else "")
         for name, (count, need) in counts.items()
     )
     if verdict.day_part_min_share is not None:
         mix_text += _(
             "; samples per part of the day 00-06/06-12/12-18/18-24: {counts}, each needs {share}"
         ).format(
-            counts="/".join(str(c) for c in verdict.day_parts),
+            counts="/".join(number(c, 0) for c in verdict.day_parts),
             share=percent(verdict.day_part_min_share),
         )
     method = _(METHODS.get(verdict.method, verdict.method))
     lines.append(_("method: {method} (sample mix: {mix})").format(method=method, mix=mix_text))
     if bad_rows:
         lines.append(
-            _("{count} row(s) skipped or excluded, listed on stderr").format(count=bad_rows)
+            ngettext(
+                "{count} row skipped or excluded, listed on stderr",
+                "{count} rows skipped or excluded, listed on stderr",
+                bad_rows,
+            ).format(count=number(bad_rows, 0))
         )
     return "\n".join(lines)
 
@@ -569,8 +642,10 @@ def _implausible_rows(campaign: Campaign, profile: Profile) -> list[BadRow]:
     return [
         BadRow(
             line=line,
-            reason=f"a rate above the {technology or 'profile'} ceiling of {ceiling:g} Mb/s:"
-            " not believable, excluded and counted as implausible",
+            reason=_(
+                "a rate above the {technology} ceiling of {ceiling} Mb/s: not believable, "
+                "excluded and counted as implausible"
+            ).format(technology=technology or _("profile"), ceiling=figure(ceiling)),
         )
         for line, sample_class in zip(campaign.lines, classes, strict=True)
         if sample_class == "implausible"

@@ -26,6 +26,7 @@ from collector.state import open_database
 from collector.store import StoreWriter
 from collector.verdicts import keep_verdicts_fresh
 from contract.errors import ServiceError
+from contract.i18n import _
 from contract.profiles import bundled_profiles, load_profiles
 
 log = logging.getLogger("qosfleet.collector")
@@ -47,7 +48,10 @@ async def _start_site(runner: web.AppRunner, host: str, port: int, option: str) 
         await web.TCPSite(runner, host, port).start()
     except OSError as exc:
         raise ServiceError(
-            f"cannot listen on {host}:{port}: {exc.strerror}", f"choose a free port with {option}"
+            _("cannot listen on {host}:{port}: {reason}").format(
+                host=host, port=port, reason=exc.strerror
+            ),
+            _("choose a free port with {option}").format(option=option),
         ) from exc
 
 

@@ -8,6 +8,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from contract.errors import ServiceError
+from contract.i18n import _
 
 DATABASE_NAME = "collector.sqlite3"
 
@@ -22,8 +23,10 @@ def open_database(state_dir: Path) -> sqlite3.Connection:
         connection.execute("PRAGMA synchronous=NORMAL")
     except (OSError, sqlite3.Error) as exc:
         raise ServiceError(
-            f"cannot open the collector state database {path}: {exc}",
-            "give --state-dir a writable directory on a local disk (one per collector process)",
+            _("cannot open the collector state database {path}: {error}").format(
+                path=path, error=exc
+            ),
+            _("give --state-dir a writable directory on a local disk (one per collector process)"),
         ) from exc
     return connection
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import gettext
 import os
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Final, Literal, get_args
 
@@ -98,6 +98,19 @@ def number(value: float, digits: int = 1) -> str:
     """A figure as the language writes it: 1.234,5 in Vietnamese, 1,234.5 in English."""
     pattern = "#,##0" + ("." + "0" * digits if digits > 0 else "")
     return format_decimal(value, format=pattern, locale=current())
+
+
+def figure(value: float) -> str:
+    """A limit or a bound with only the decimals it has (up to three): 2.000, 2,5 in Vietnamese."""
+    return format_decimal(value, format="#,##0.###", locale=current())
+
+
+def utc_time(value: datetime) -> str:
+    """A time in UTC, whatever the machine's clock, with the year in full, as a verdict's window
+    is filed: 08/02/2025 08:13 UTC in Vietnamese (day first, as the regulator's forms and
+    spreadsheets write it), 2025-02-08 08:13 UTC in English."""
+    pattern = "dd/MM/yyyy HH:mm" if current() == "vi" else "yyyy-MM-dd HH:mm"
+    return format_datetime(value, pattern, tzinfo=UTC, locale=current()) + " UTC"
 
 
 def significant(value: float) -> str:

@@ -10,6 +10,7 @@ from typing import Annotated
 import msgspec
 
 from contract.errors import ConfigError
+from contract.i18n import _, current
 from contract.quantities import REINSTALL_HINT, Quantity, declared, declared_quantities
 from contract.result import MAX_MBPS, Access, Technology
 from contract.typed import Strict, convert, read_toml
@@ -40,6 +41,8 @@ class Profile(Strict, frozen=True, kw_only=True):
     """One QCVN profile. Every field is read by the verdict (contract.criteria, collector)."""
 
     title: str
+    # Shown instead of `title` to a reader of Vietnamese (`shown_title`).
+    title_vi: str = ""
     source: str
     verify: bool = False
     access: Access
@@ -68,12 +71,17 @@ class Profile(Strict, frozen=True, kw_only=True):
     name: str = ""
 
 
+def shown_title(profile: Profile) -> str:
+    """The profile's title in the reader's language (English where the file gives no other)."""
+    return profile.title_vi if current() == "vi" and profile.title_vi else profile.title
+
+
 def load_profiles(path: Path = BUNDLED) -> dict[str, Profile]:
     """Load a profiles file; a bad key or value raises ConfigError naming it."""
-    hint = "see the comment at the top of contract/profiles.toml"
+    hint = _("see the comment at the top of contract/profiles.toml")
     tables = read_toml(path, hint=hint).get("profiles")
     if not isinstance(tables, dict) or not tables:
-        raise ConfigError(f"{path}: profiles", "no [profiles.NAME] tables", hint)
+        raise ConfigError(f"{path}: profiles", _("no [profiles.NAME] tables"), hint)
     profiles: dict[str, Profile] = {}
     for name, table in tables.items():
         profile = convert(table, Profile, where=f"{path.name}: profiles.{name}.", hint=hint)
@@ -104,16 +112,18 @@ def _check_profile(file: str, name: str, profile: Profile) -> None:
         if access != profile.access:
             raise ConfigError(
                 f"{file}: profiles.{name}.default_for",
-                f"{technology} is {access} access, but the profile judges {profile.access} links",
-                "list only technologies of the profile's access",
+                _("{technology} is {access} access, but the profile judges {judged} links").format(
+                    technology=technology, access=access, judged=profile.access
+                ),
+                _("list only technologies of the profile's access"),
             )
     known = CRITERION_IDS | _check_mean_limits(file, name, profile)
     for criterion in profile.programme:
         if criterion not in known:
             raise ConfigError(
                 f"{file}: profiles.{name}.programme",
-                f"{criterion!r} is not a criterion",
-                f"use one of {', '.join(sorted(known))}",
+                _("{criterion!r} is not a criterion").format(criterion=criterion),
+                _("use one of {names}").format(names=", ".join(sorted(known))),
             )
     _check_method(file, name, profile)
     for direction in ("download", "upload"):
@@ -123,14 +133,14 @@ def _check_profile(file: str, name: str, profile: Profile) -> None:
         if (target.share_min_mbps is None) != (target.share_required is None):
             raise ConfigError(
                 f"{file}: profiles.{name}.{direction}",
-                "share_min_mbps and share_required go together",
-                "set both, or neither",
+                _("share_min_mbps and share_required go together"),
+                _("set both, or neither"),
             )
         if not any((target.mean_min_mbps, target.share_min_mbps, target.plan_ratio)):
             raise ConfigError(
                 f"{file}: profiles.{name}.{direction}",
-                "names no target",
-                "set mean_min_mbps, share_min_mbps + share_required, or plan_ratio",
+                _("names no target"),
+                _("set mean_min_mbps, share_min_mbps + share_required, or plan_ratio"),
             )
 
 
@@ -140,11 +150,17 @@ def _check_mean_limits(file: str, name: str, profile: Profile) -> set[str]:
     fields = {quantity.field: quantity for quantity in found.quantities.values()}
     for key in profile.mean_limits:
         if key not in fields:
-            unusable = "".join(f"; not usable: {reason}" for reason in found.unusable)
-            choices = f"use one of {', '.join(sorted(fields))}" if fields else REINSTALL_HINT
+            unusable = "".join(
+                "; " + _("not usable: {reason}").format(reason=reason) for reason in found.unusable
+            )
+            choices = (
+                _("use one of {names}").format(names=", ".join(sorted(fields)))
+                if fields
+                else _(REINSTALL_HINT)
+            )
             raise ConfigError(
                 f"{file}: profiles.{name}.mean_limits.{key}",
-                "names no quantity a measurement kind declares",
+                _("names no quantity a measurement kind declares"),
                 f"{choices}{unusable}",
             )
     return {fields[key].criterion_id for key in profile.mean_limits}
@@ -158,15 +174,17 @@ def _check_method(file: str, name: str, profile: Profile) -> None:
             # regulation status that the verdict's status ignores.
             raise ConfigError(
                 f"{file}: profiles.{name}.programme",
-                f"{criterion!r} is QCVN 34 plan conformity, the regulation",
-                "list only national programme indicators, such as download.mean",
+                _("{criterion!r} is QCVN 34 plan conformity, the regulation").format(
+                    criterion=criterion
+                ),
+                _("list only national programme indicators, such as download.mean"),
             )
     if profile.upload is not None and profile.upload.share_min_mbps is not None:
         # Neither engine counts upload samples at a rate: the criterion could never be judged.
         raise ConfigError(
             f"{file}: profiles.{name}.upload",
-            "a share of upload samples is not a criterion the verdict computes",
-            "remove share_min_mbps and share_required from upload",
+            _("a share of upload samples is not a criterion the verdict computes"),
+            _("remove share_min_mbps and share_required from upload"),
         )
 
 

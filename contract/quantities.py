@@ -17,6 +17,7 @@ from importlib.metadata import EntryPoint, entry_points
 from typing import Literal, NamedTuple
 
 from contract.errors import ConfigError
+from contract.i18n import N_, _
 from contract.result import Measurements
 
 ENTRY_POINT_GROUP = "qosfleet.measurements"
@@ -24,7 +25,8 @@ Comparison = Literal[">=", "<="]
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 _UNIT = re.compile(r"^[a-z0-9]{1,8}$")
 MAX_UNITS_PER = 1_000_000
-REINSTALL_HINT = (
+# Marked only: shown translated with `_(REINSTALL_HINT)`.
+REINSTALL_HINT = N_(
     "reinstall the package so its entry points are current (pip install -e . in the checkout, "
     "or scripts/setup)"
 )
@@ -97,7 +99,7 @@ def _declared_by(entry: EntryPoint) -> tuple[Quantity, ...]:
     try:
         kind = entry.load()
     except Exception as exc:
-        raise ConfigError(where, f"cannot be loaded: {exc!r}", REINSTALL_HINT) from exc
+        raise ConfigError(where, f"cannot be loaded: {exc!r}", _(REINSTALL_HINT)) from exc
     return tuple(check_quantity(quantity, where) for quantity in getattr(kind, "quantities", ()))
 
 

@@ -11,12 +11,29 @@ import msgspec
 import msgspec.inspect
 
 from contract.errors import ConfigError, WireError, WireLimitError
-from contract.i18n import _
+from contract.i18n import N_, _
 
 T = TypeVar("T")
 _AT = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
 _OUT_OF_BOUNDS = re.compile(r"^Expected `(?:int|float)` [<>]=? ")
 _PATH_STEP = re.compile(r"[^.\[\]]+|\[\d+\]")
+# msgspec's refusals a person meets in a file they wrote, in their language; any other is shown as
+# msgspec words it.
+_READABLE: tuple[tuple[re.Pattern[str], str], ...] = (
+    (
+        re.compile(r"^Expected `(?P<expected>[^`]+)`, got `(?P<got>[^`]+)`$"),
+        N_("expected a value of type `{expected}`, got `{got}`"),
+    ),
+    (
+        re.compile(r"^Object contains unknown field `(?P<field>[^`]+)`$"),
+        N_("unknown key `{field}` (a typo?)"),
+    ),
+    (
+        re.compile(r"^Object missing required field `(?P<field>[^`]+)`$"),
+        N_("the required key `{field}` is missing"),
+    ),
+    (re.compile(r"^Invalid enum value (?P<value>.+)$"), N_("{value} is not an allowed value")),
+)
 
 
 class Strict(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -90,8 +107,17 @@ def convert(table: object, type_: type[T], *, where: str, hint: str) -> T:
         key, reason = split_validation_error(exc)
         if _OUT_OF_BOUNDS.match(reason):
             reason = _out_of_bounds(table, type_, key) or reason
+        reason = _readable(reason)
         joined = f"{where}{key}" if key != "(top level)" else where.rstrip(". :")
         raise ConfigError(joined, reason, hint) from exc
+
+
+def _readable(reason: str) -> str:
+    for pattern, message in _READABLE:
+        found = pattern.fullmatch(reason)
+        if found:
+            return _(message).format(**found.groupdict())
+    return reason
 
 
 def _out_of_bounds(table: object, type_: type[Any], key: str) -> str | None:

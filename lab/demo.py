@@ -10,6 +10,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
+from contract.i18n import _, number
 from contract.result import Setting, Technology
 from lab.progress import lab_console, step
 from lab.services import (
@@ -124,8 +125,15 @@ def run_demo(*, workdir: Path | None, rounds: int, duration_s: float, keep: bool
         root = workdir or Path(
             stack.enter_context(tempfile.TemporaryDirectory(prefix="qosfleet-demo-"))
         )
-        console.rule("[bold]qosfleet demo: central stack on loopback, one agent per village")
-        with step(console, "starting mosquitto, VictoriaMetrics, qos-target, qos-collector"):
+        console.rule(
+            "[bold]" + _("qosfleet demo: central stack on loopback, one agent per village")
+        )
+        with step(
+            console,
+            _("starting {services}").format(
+                services="mosquitto, VictoriaMetrics, qos-target, qos-collector"
+            ),
+        ):
             broker = stack.enter_context(mosquitto(root / "mosquitto"))
             store = stack.enter_context(victoria_metrics(root / "victoria-metrics"))
             target = stack.enter_context(qos_target(root / "target"))
@@ -144,10 +152,15 @@ def run_demo(*, workdir: Path | None, rounds: int, duration_s: float, keep: bool
                     ],
                 )
             )
-        console.print(f"  broker      {broker.url}")
-        console.print(f"  store       {store.url}  (VictoriaMetrics UI: {store.url}/vmui)")
-        console.print(f"  target      {target.url}")
-        console.print(f"  collector   metrics at {collector.url}")
+        places = [
+            ("broker", broker.url),
+            (_("store"), f"{store.url}  (VictoriaMetrics UI: {store.url}/vmui)"),
+            (_("target"), target.url),
+            (_("collector"), _("metrics at {url}").format(url=collector.url)),
+        ]
+        width = max(len(name) for name, _place in places)
+        for name, place in places:
+            console.print(f"  {name:<{width}}  {place}")
         published = 0
         for round_number in range(1, rounds + 1):
             for village in VILLAGES:
@@ -162,8 +175,10 @@ def run_demo(*, workdir: Path | None, rounds: int, duration_s: float, keep: bool
                     ),
                     encoding="utf-8",
                 )
-                label = f"round {round_number}/{rounds}: {village.village}"
-                with step(console, f"{label} measuring"):
+                label = _("round {round}/{rounds}: {village}").format(
+                    round=round_number, rounds=rounds, village=village.village
+                )
+                with step(console, _("{label} measuring").format(label=label)):
                     agent = subprocess.run(
                         [venv_script("qos-agent"), "check", "--config", str(config),
                          "--duration", f"{duration_s:g}", "--publish", "--json"],
@@ -173,20 +188,27 @@ def run_demo(*, workdir: Path | None, rounds: int, duration_s: float, keep: bool
                     console.print(f"  [red]✗[/] {village.village}: {agent.stderr.strip()}")
                     continue
                 mbps = json.loads(agent.stdout)["measurements"]["download"]["mbps"]
-                console.print(f"  [green]✓[/] {label}: {mbps:,.0f} Mb/s, stored (receipt)")
+                stored = _("{rate} Mb/s, stored (receipt)").format(rate=number(mbps, 0))
+                console.print(f"  [green]✓[/] {label}: {stored}")
                 published += 1
         # Two verdict refreshes, then VictoriaMetrics makes their samples searchable (~1 s).
         time.sleep(VERDICT_INTERVAL_S * 2 + 1.5)
         console.print(verdict_table(_verdict_rows(), store_reader(store.query)))
         console.print(
-            f"{published} results published and confirmed stored, judged with the QCVN targets "
-            f"and n_required lowered to {rounds}. Loopback runs at memory speed: the method does "
-            "not count such samples (probe-limited, or above the technology's physical ceiling), "
-            "so the verdicts here stay 'insufficient data'. The village lab (root) gives each "
-            "village its own shaped link."
+            _(
+                "{published} results published and confirmed stored, judged with the QCVN "
+                "targets and n_required lowered to {rounds}. Loopback runs at memory speed: the "
+                "method does not count such samples (probe-limited, or above the technology's "
+                "physical ceiling), so the verdicts here stay 'insufficient data'. The village lab "
+                "(root) gives each village its own shaped link."
+            ).format(published=published, rounds=rounds)
         )
         if keep:
-            console.print(f"Services stay up (data in {root}); Ctrl-C to stop and clean up.")
+            console.print(
+                _("Services stay up (data in {path}); Ctrl-C to stop and clean up.").format(
+                    path=root
+                )
+            )
             try:
                 while True:
                     time.sleep(3600)

@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from contract.errors import ServiceError
+from contract.i18n import N_, _, figure
 
-INSTALL_HINT = "run `bash scripts/setup` (installs mosquitto, victoria-metrics, iperf3, ...)"
+INSTALL_HINT = N_("run `bash scripts/setup` (installs mosquitto, victoria-metrics, iperf3, ...)")
 READY_TIMEOUT_S = 20.0
 
 
@@ -37,7 +38,7 @@ def free_port(host: str = "127.0.0.1") -> int:
 def require_binary(name: str) -> str:
     path = shutil.which(name)
     if path is None:
-        raise ServiceError(f"{name} is not installed", INSTALL_HINT)
+        raise ServiceError(_("{name} is not installed").format(name=name), _(INSTALL_HINT))
     return path
 
 
@@ -82,16 +83,20 @@ class Service:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise ServiceError(
-                    f"{self.name} exited at start (code {self.process.returncode}): {self.tail()}",
-                    f"see {self.log_path}",
+                    _("{service} exited at start (code {code}): {tail}").format(
+                        service=self.name, code=self.process.returncode, tail=self.tail()
+                    ),
+                    _("see {path}").format(path=self.log_path),
                 )
             if ready():
                 return
             time.sleep(0.05)
         self.stop()
         raise ServiceError(
-            f"{self.name} did not become ready in {timeout_s:g} s: {self.tail()}",
-            f"see {self.log_path}",
+            _("{service} did not become ready in {seconds} s: {tail}").format(
+                service=self.name, seconds=figure(timeout_s), tail=self.tail()
+            ),
+            _("see {path}").format(path=self.log_path),
         )
 
     @contextmanager

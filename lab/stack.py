@@ -1,15 +1,5 @@
-"""`qos-lab stack`: the central stack of deploy/compose.yaml as local processes, until Ctrl-C.
-
-mosquitto, VictoriaMetrics, vmagent (scraping every service that has metrics, as
-deploy/vmagent.yml), qos-collector, vmalert and Alertmanager run on free loopback ports with the
-rule files the compose stack mounts and its Alertmanager routes (receivers that notify nobody).
-Grafana is not packaged for Debian, so it is the one piece missing here:
-`python -m lab.dashboard_png --store URL` draws the same panels.
-
-The broker is the lab's (anonymous, loopback only) and the collector stores unsigned results of
-probes it has no enrollment for unless `--production-policy` is given, so `qos-agent check
---publish` works against it at once.
-"""
+"""`qos-lab stack`: the central stack of deploy/compose.yaml as local processes, until Ctrl-C
+(DESCRIPTION says what runs, in the reader's language)."""
 
 from __future__ import annotations
 
@@ -27,9 +17,11 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any, TextIO
+from typing import Any, Final, TextIO
 
+from contract.commandline import Parser, add_language_option, choose_language
 from contract.errors import QosfleetError, ServiceError
+from contract.i18n import N_, _
 from lab.alerting import RULE_FILES, VMAGENT_CONFIG, alertmanager, vmalert
 from lab.services import (
     Endpoint,
@@ -51,6 +43,21 @@ STATE_FILE = "stack.json"
 # Bearer tokens of the export API's raw results (one, made at start).
 API_TOKENS_FILE = "api-tokens"
 POLL_S = 0.5
+
+DESCRIPTION: Final = N_(
+    """`qos-lab stack`: the central stack of deploy/compose.yaml as local processes, until Ctrl-C.
+
+mosquitto, VictoriaMetrics, vmagent (scraping every service that has metrics, as
+deploy/vmagent.yml), qos-collector, vmalert and Alertmanager run on free loopback ports with the
+rule files the compose stack mounts and its Alertmanager routes (receivers that notify nobody).
+Grafana is not packaged for Debian, so it is the one piece missing here:
+`python -m lab.dashboard_png --store URL` draws the same panels.
+
+The broker is the lab's (anonymous, loopback only) and the collector stores unsigned results of
+probes it has no enrollment for unless `--production-policy` is given, so `qos-agent check
+--publish` works against it at once.
+"""
+)
 
 
 @dataclass(frozen=True)
@@ -254,53 +261,65 @@ def run_stack(
             dead = running.exited()
             if dead:
                 for service in dead:
-                    print(
-                        f"qos-lab: {service.name} stopped on its own: {service.tail()}",
-                        file=sys.stderr,
+                    said = _("{service} stopped on its own: {tail}").format(
+                        service=service.name, tail=service.tail()
                     )
-                print("qos-lab: stopping the rest of the stack", file=sys.stderr)
+                    print(f"qos-lab: {said}", file=sys.stderr)
+                print("qos-lab: " + _("stopping the rest of the stack"), file=sys.stderr)
                 return 1
-        print("qos-lab: stopping the stack ...", file=out, flush=True)
-    print("qos-lab: stopped; nothing left running", file=out, flush=True)
+        print("qos-lab: " + _("stopping the stack ..."), file=out, flush=True)
+    print("qos-lab: " + _("stopped; nothing left running"), file=out, flush=True)
     return 0
 
 
 def _print_urls(running: RunningStack, out: TextIO) -> None:
     urls = running.urls
     rows = (
-        ("MQTT broker", urls.broker, "qos-agent check --publish --broker ..."),
-        ("VictoriaMetrics", urls.store, "Prometheus API; UI at /vmui"),
+        (_("MQTT broker"), urls.broker, "qos-agent check --publish --broker ..."),
+        ("VictoriaMetrics", urls.store, _("Prometheus API; UI at /vmui")),
         ("VictoriaMetrics UI", urls.vmui, ""),
-        ("collector metrics", urls.collector_metrics, "scraped by vmagent"),
+        (_("collector metrics"), urls.collector_metrics, _("scraped by vmagent")),
         (
-            "export API",
+            _("export API"),
             urls.collector_api,
-            f"raw results need the bearer token in {running.workdir / API_TOKENS_FILE}",
+            _("raw results need the bearer token in {path}").format(
+                path=running.workdir / API_TOKENS_FILE
+            ),
         ),
         ("vmagent", urls.vmagent, ""),
-        ("vmalert", urls.vmalert, "rules: deploy/alerts/*.rules.yml"),
-        ("Alertmanager", urls.alertmanager, "routes of deploy/alertmanager.yml, nobody notified"),
+        ("vmalert", urls.vmalert, _("rules: deploy/alerts/*.rules.yml")),
+        (
+            "Alertmanager",
+            urls.alertmanager,
+            _("routes of deploy/alertmanager.yml, nobody notified"),
+        ),
     )
-    width = max(len(name) for name, _, _ in rows)
-    print("qos-lab: the central stack is up (loopback only)", file=out)
+    width = max(len(name) for name, _url, _note in rows)
+    print("qos-lab: " + _("the central stack is up (loopback only)"), file=out)
     for name, url, note in rows:
         print(f"  {name:<{width}}  {url}" + (f"  ({note})" if note else ""), file=out)
     print(
-        f"  workdir: {running.workdir} (logs, data, {STATE_FILE})\n"
-        "  Grafana is not packaged here: python -m lab.dashboard_png "
-        f"--store {urls.store} --out DIR\n"
-        "Ctrl-C stops everything.",
+        "  "
+        + _("workdir: {path} (logs, data, {state})").format(path=running.workdir, state=STATE_FILE)
+        + "\n  "
+        + _("Grafana is not packaged here: {command}").format(
+            command=f"python -m lab.dashboard_png --store {urls.store} --out DIR"
+        )
+        + "\n"
+        + _("Ctrl-C stops everything."),
         file=out,
         flush=True,
     )
 
 
-def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parser(commands: argparse._SubParsersAction[Parser]) -> None:
     """Register `stack` on qos-lab's subcommands (it sets `run` as the handler)."""
     parser = commands.add_parser(
         "stack",
-        help="run the central stack (broker, collector, store, alerting) on loopback until Ctrl-C",
-        description=__doc__,
+        help=_(
+            "run the central stack (broker, collector, store, alerting) on loopback until Ctrl-C"
+        ),
+        description=_(DESCRIPTION),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_options(parser)
@@ -308,23 +327,24 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _add_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--workdir", type=Path, help="keep services' data and logs here")
+    parser.add_argument("--workdir", type=Path, help=_("keep services' data and logs here"))
     parser.add_argument(
         "--scrape-interval",
         type=float,
         default=SCRAPE_INTERVAL_S,
-        help="seconds between scrapes of the collector's metrics (default %(default)g)",
+        help=_("seconds between scrapes of the collector's metrics (default %(default)g)"),
     )
     parser.add_argument(
         "--evaluation-interval",
         default=EVALUATION_INTERVAL,
-        help="vmalert's rule evaluation interval (default %(default)s)",
+        help=_("vmalert's rule evaluation interval (default %(default)s)"),
     )
     parser.add_argument(
         "--production-policy",
         action="store_true",
-        help="the collector refuses unsigned results and probes without enrollment",
+        help=_("the collector refuses unsigned results and probes without enrollment"),
     )
+    add_language_option(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -363,10 +383,15 @@ def _run_checked(workdir: Path, args: argparse.Namespace, stop: threading.Event)
 
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m lab.stack`, the same as `qos-lab stack` once registered there."""
-    parser = argparse.ArgumentParser(prog="qos-lab stack", description=__doc__)
+    arguments = choose_language("qos-lab stack", sys.argv[1:] if argv is None else argv)
+    parser = Parser(
+        prog="qos-lab stack",
+        description=_(DESCRIPTION),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     _add_options(parser)
     try:
-        return run(parser.parse_args(argv))
+        return run(parser.parse_args(arguments))
     except QosfleetError as exc:
         print(f"qos-lab: {exc}", file=sys.stderr)
         return 2

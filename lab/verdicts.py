@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 
 from rich.table import Table
 
+from contract.i18n import N_, _, number
 from contract.profiles import BUNDLED
 
 # What each demo row needs from the store (series names after `qos_compliance_`).
@@ -36,16 +37,20 @@ SERIES = (
 # Speed attempts the method keeps as evidence but leaves out of every statistic.
 NOT_COUNTED = ("n_probe_limited", "n_unconverged", "n_implausible", "n_too_close")
 MEAN_SERIES = ("mean_download_mbps", "ci_low_mbps", "ci_high_mbps")
-_STATUS = {1.0: "[green]pass[/]", 0.0: "[red]fail[/]", -1.0: "[yellow]insufficient data[/]"}
+_STATUS = {
+    1.0: ("green", N_("pass")),
+    0.0: ("red", N_("fail")),
+    -1.0: ("yellow", N_("insufficient data")),
+}
 
 COLUMNS = (
-    "village",
-    "link",
-    "plan",
+    N_("village"),
+    N_("link"),
+    N_("plan"),
     "n",
-    "mean ↓ Mb/s [95 % CI]",
-    "QCVN verdict (regulation)",
-    "national target (programme)",
+    N_("mean ↓ Mb/s [95 % CI]"),
+    N_("QCVN verdict (regulation)"),
+    N_("national target (programme)"),
 )
 Values = Mapping[str, float | None]
 # Reads one `qos_compliance_<series>` value of a row's area (None: the collector stored none).
@@ -73,6 +78,8 @@ def demo_profiles(path: Path, n_required: int) -> Path:
             return f"n_required = {n_required}  # demo only: the regulation asks for far more"
         if line.startswith("title = "):
             return line[:-1] + f' (demo: n_required lowered to {n_required})"'
+        if line.startswith("title_vi = "):
+            return line[:-1] + f' (trình diễn: n_required hạ xuống {n_required})"'
         return line
 
     text = BUNDLED.read_text(encoding="utf-8")
@@ -85,14 +92,21 @@ def regulation_cell(values: Values) -> str:
     status, target = values.get("status"), values.get("target_download_mbps")
     if status is None:
         return "-"
-    word = _STATUS.get(status, "-")
+    word = _status_word(status)
     if values.get("national_target_status") is not None and values.get("plan_status") is None:
-        return "[yellow]not judged[/] (QCVN 34 needs the plan)"
+        return "[yellow]" + _("not judged") + "[/] " + _("(QCVN 34 needs the plan)")
     if target is None:
         return word
     if values.get("plan_status") is not None:
-        return f"{word} (QCVN 34: ≥ {target:,.0f})"
-    return f"{word} (≥ {target:,.0f})"
+        return f"{word} (QCVN 34: ≥ {number(target, 0)})"
+    return f"{word} (≥ {number(target, 0)})"
+
+
+def _status_word(status: float) -> str:
+    if status not in _STATUS:
+        return "-"
+    colour, word = _STATUS[status]
+    return f"[{colour}]" + _(word) + "[/]"
 
 
 def programme_cell(values: Values) -> str:
@@ -100,12 +114,13 @@ def programme_cell(values: Values) -> str:
     status, line = values.get("national_target_status"), values.get("national_target_download_mbps")
     if status is None:
         return "-"
-    target = f"{line:,.0f}" if line is not None else "the target"
+    target = number(line, 0) if line is not None else _("the target")
     if status == 1.0:
-        return f"[green]meets[/] {target}"
+        return "[green]" + _("meets") + f"[/] {target}"
     if status == 0.0:
-        return f"[yellow]below {target}[/] (warning)"
-    return "[yellow]insufficient data[/]"
+        below = _("below {target}").format(target=target)
+        return f"[yellow]{below}[/] " + _("(warning)")
+    return _status_word(-1.0)
 
 
 def count_cell(values: Values) -> str:
@@ -113,28 +128,31 @@ def count_cell(values: Values) -> str:
     if n is None:
         return "-"
     excluded = sum(values.get(name) or 0.0 for name in NOT_COUNTED)
-    return f"{n:.0f}" + (f" (+{excluded:.0f} excluded)" if excluded else "")
+    if not excluded:
+        return number(n, 0)
+    return number(n, 0) + " " + _("(+{count} excluded)").format(count=number(excluded, 0))
 
 
 def mean_cell(values: Values) -> str:
     mean, low, high = (values.get(name) for name in MEAN_SERIES)
     if mean is None:
         return "-"
-    interval = f" [{low:,.0f}, {high:,.0f}]" if low is not None and high is not None else ""
-    return f"{mean:,.0f}{interval}"
+    if low is None or high is None:
+        return number(mean, 0)
+    return f"{number(mean, 0)} [{number(low, 0)}, {number(high, 0)}]"
 
 
 def verdict_table(rows: Sequence[VerdictRow], read: Callable[[VerdictRow], Reader]) -> Table:
-    table = Table(title="Per-village verdicts (the collector's qos_compliance_* series)")
+    table = Table(title=_("Per-village verdicts (the collector's qos_compliance_* series)"))
     for column in COLUMNS:
-        table.add_column(column)
+        table.add_column(_(column))
     for row in rows:
         reader = read(row)
         values = {name: reader(name) for name in SERIES}
         table.add_row(
             row.village,
             f"{row.technology} {row.operator}, {row.link}",
-            f"{row.plan_mbps:g}" if row.plan_mbps else "-",
+            number(row.plan_mbps, 0) if row.plan_mbps else "-",
             count_cell(values),
             mean_cell(values),
             regulation_cell(values),

@@ -26,6 +26,7 @@ from rich.console import Console
 
 from agent.keys import create_key
 from contract.errors import QosfleetError
+from contract.i18n import N_, _, current, ngettext, number
 from contract.result import Setting
 from lab.alerting import Alertmanager, alertmanager, rules_with_short_for, vmalert
 from lab.netns import Lab, LinkSpec, ProbeSpec
@@ -79,33 +80,34 @@ class LabVillage:
     lon: float
     links: tuple[LabLink, ...]
     ipv6: bool = True
-    expect: str = ""  # what the demo should show, for the reader of the summary
+    # What the demo should show, for the reader of the summary (marked; shown with `_`).
+    expect: str = ""
 
 
 VILLAGES = (
     LabVillage("a", "Bản Nà Hin", "11", "03211", 21.39, 103.02,
                (LabLink("wwan0", "mobile", "4g", "Viettel", 30, 10, "outdoor_fixed", rtt_ms=40),),
-               expect="4G at 30 Mb/s, 40 ms: below the 40 Mb/s target, fails"),
+               expect=N_("4G at 30 Mb/s, 40 ms: below the 40 Mb/s target, fails")),
     LabVillage("b", "Bản Mường", "14", "04030", 21.33, 103.91,
                (LabLink("wwan0", "mobile", "4g", "VinaPhone", 60, 20, "indoor", rtt_ms=40),),
-               expect="4G at 60 Mb/s, 40 ms: passes"),
+               expect=N_("4G at 60 Mb/s, 40 ms: passes")),
     LabVillage("c", "Thôn Phú Lộc", "46", "19918", 16.46, 107.59,
                (LabLink("wwan0", "mobile", "5g", "Viettel", 150, 50, "outdoor_fixed", rtt_ms=20),),
-               expect="5G at 150 Mb/s, 20 ms: passes the 100 Mb/s target"),
+               expect=N_("5G at 150 Mb/s, 20 ms: passes the 100 Mb/s target")),
     # TCP goodput is 0.956 x the shaped rate: 1100 carries ~1050 Mb/s, above the 1 Gb/s target.
     LabVillage("d", "Thị trấn Phong Thổ", "12", "03406", 22.52, 103.34,
                (LabLink("eth0", "fixed", "ftth", "VNPT", 1100, 1100, "indoor", plan_mbps=1000),),
-               expect="fibre, 1 Gb/s plan delivering ~1.05 Gb/s: conforms to its plan (QCVN 34)"
-                      " and meets the 1 Gb/s national target"),
+               expect=N_("fibre, 1 Gb/s plan delivering ~1.05 Gb/s: conforms to its plan"
+                         " (QCVN 34) and meets the 1 Gb/s national target")),
     LabVillage("e", "Bản Khe", "15", "05125", 21.70, 104.87,
                (LabLink("wwan0", "mobile", "4g", "MobiFone", 60, 20, "indoor", rtt_ms=50),),
-               ipv6=False, expect="IPv4-only 4G at 60 Mb/s, 50 ms: passes"),
+               ipv6=False, expect=N_("IPv4-only 4G at 60 Mb/s, 50 ms: passes")),
     LabVillage("f", "Trường Lũng Cú", "08", "00715", 23.36, 105.32,
                (LabLink("eth0", "fixed", "ftth", "VNPT", 300, 300, "indoor", plan_mbps=300),
                 LabLink("wwan0", "mobile", "4g", "Viettel", 45, 15, "indoor", rtt_ms=40)),
-               expect="school: fibre on a 300 Mb/s plan conforms to it (QCVN 34 passes) but is"
-                      " below the 1 Gb/s national target (a programme warning, not a failure);"
-                      " 4G at 45 passes"),
+               expect=N_("school: fibre on a 300 Mb/s plan conforms to it (QCVN 34 passes) but"
+                         " is below the 1 Gb/s national target (a programme warning, not a"
+                         " failure); 4G at 45 passes")),
 )  # fmt: skip
 
 
@@ -209,8 +211,10 @@ async def _rounds(
     links = [(village, link) for village in villages for link in village.links]
     for round_number in range(1, rounds + 1):
         for village, link in links:
-            label = f"round {round_number}/{rounds}: {village.village} {link.interface}"
-            with step(console, f"{label} measuring"):
+            label = _("round {round}/{rounds}: {village} {interface}").format(
+                round=round_number, rounds=rounds, village=village.village, interface=link.interface
+            )
+            with step(console, _("{label} measuring").format(label=label)):
                 answer = await _measure(lab, village, configs[village.probe], link.interface)
             if "error" in answer:
                 problems.append(f"{village.village} {link.interface}: {answer['error']}")
@@ -223,13 +227,16 @@ async def _rounds(
 
 def _probe_limited_note(limited: int) -> str:
     """Why verdicts and means may be missing: the samples' own flag, explained."""
-    load = ", ".join(f"{figure:.1f}" for figure in os.getloadavg())
-    return (
-        f"[yellow]{limited} results were probe-limited[/]: this machine's CPU was busy during "
-        f"their tests (load average {load}), as a busy probe's would be. The method does not "
-        "count them, so verdicts above may read 'insufficient data' and the area dashboard's "
-        "means stay empty; run the demo on an idle machine to see them."
-    )
+    load = " / ".join(number(figure, 1) for figure in os.getloadavg())
+    headline = ngettext(
+        "{count} result was probe-limited", "{count} results were probe-limited", limited
+    ).format(count=limited)
+    return f"[yellow]{headline}[/]: " + _(
+        "this machine's CPU was busy during their tests (load average {load}), as a busy "
+        "probe's would be. The method does not count them, so verdicts above may read "
+        "'insufficient data' and the area dashboard's means stay empty; run the demo on an idle "
+        "machine to see them."
+    ).format(load=load)
 
 
 def _probe_limited(answer: dict[str, Any]) -> bool:
@@ -239,15 +246,16 @@ def _probe_limited(answer: dict[str, Any]) -> bool:
 def _rates(answer: dict[str, Any]) -> str:
     """The measured rates as the agent's --json gave them, and whether the probe limited them."""
     measurements = answer.get("measurements") or {}
+    ways = {"download": _("download"), "upload": _("upload")}
     shown = [
-        f"{way} {block['mbps']:,.1f} Mb/s"
-        for way in ("download", "upload")
+        f"{word} {number(block['mbps'], 1)} Mb/s"
+        for way, word in ways.items()
         if isinstance(block := measurements.get(way), dict)
         and isinstance(block.get("mbps"), int | float)
     ]
     if _probe_limited(answer):
-        shown.append("probe-limited")
-    return ", ".join(shown) or "no rate (see the result's errors)"
+        shown.append(_("probe-limited"))
+    return ", ".join(shown) or _("no rate (see the result's errors)")
 
 
 def _verdict_rows(villages: Sequence[LabVillage]) -> list[VerdictRow]:
@@ -268,18 +276,27 @@ def _alert_lines(alerts: list[dict[str, Any]]) -> list[str]:
     """Village and probe alerts one per line; the wider areas' alerts counted."""
     lines = []
     wider = [a for a in alerts if a["labels"].get("level") in {"commune", "province", "nation"}]
+    # The rules carry their Vietnamese text beside the English (contract/locale/README.md).
+    summary = "summary_vi" if current() == "vi" else "summary"
     for alert in sorted(alerts, key=lambda a: a["labels"].get("alertname", "")):
         if alert in wider:
             continue
-        labels = alert["labels"]
+        labels, annotations = alert["labels"], alert.get("annotations", {})
         where = labels.get("village") or labels.get("commune") or labels.get("probe") or ""
         lines.append(
             f"{labels.get('severity', '?'):>8}  {labels.get('alertname')}  {where}  "
             f"{labels.get('technology', '')} {labels.get('operator', '')}  "
-            f"— {alert.get('annotations', {}).get('summary', '')}"
+            f"— {annotations.get(summary) or annotations.get('summary', '')}"
         )
     if wider:
-        lines.append(f"+ {len(wider)} alerts for the communes, provinces and nation these lie in")
+        lines.append(
+            "+ "
+            + ngettext(
+                "{count} alert for the communes, provinces and nation these lie in",
+                "{count} alerts for the communes, provinces and nation these lie in",
+                len(wider),
+            ).format(count=len(wider))
+        )
     return lines
 
 
@@ -294,56 +311,75 @@ def run_village_lab(
     started = time.time()
     with _sigterm_as_exit(), ExitStack() as stack:
         console.rule("[bold]qosfleet village lab")
-        with step(console, "building villages: namespaces, shaped veth links"):
+        with step(console, _("building villages: namespaces, shaped veth links")):
             lab = stack.enter_context(Lab(lab_probes(villages)))
         console.print(
-            f"  {len(villages)} villages in namespaces {lab.lab_id}-*, links shaped with tc tbf, "
-            "mobile RTT from a userspace delay line"
+            "  "
+            + _(
+                "{count} villages in namespaces {prefix}-*, links shaped with tc tbf, mobile RTT "
+                "from a userspace delay line"
+            ).format(count=len(villages), prefix=lab.lab_id)
         )
-        with step(console, "starting the central stack and the target"):
+        with step(console, _("starting the central stack and the target")):
             central = _start_central(stack, workdir, lab, rounds)
         store, manager = central.store, central.manager
-        console.print(f"  central stack on loopback; store {store.url}, Alertmanager {manager.url}")
-        console.print(f"  target {central.target_url} in namespace {lab.netns('target')}")
+        console.print(
+            "  "
+            + _("central stack on loopback; store {store}, Alertmanager {manager}").format(
+                store=store.url, manager=manager.url
+            )
+        )
+        console.print(
+            "  "
+            + _("target {url} in namespace {namespace}").format(
+                url=central.target_url, namespace=lab.netns("target")
+            )
+        )
         configs = _write_configs(workdir, villages, central)
         console.print(
-            f"  profiles {central.profiles}: QCVN targets, n_required lowered to {rounds}"
+            "  "
+            + _("profiles {path}: QCVN targets, n_required lowered to {rounds}").format(
+                path=central.profiles, rounds=rounds
+            )
         )
-        with step(console, "starting each village's agent daemon (enrollment, status, budgets)"):
+        with step(console, _("starting each village's agent daemon (enrollment, status, budgets)")):
             _start_daemons(stack, lab, villages, configs)
         problems, limited = asyncio.run(_rounds(lab, villages, configs, rounds, console))
-        with step(console, "waiting for the collector's verdicts and the alerts"):
+        with step(console, _("waiting for the collector's verdicts and the alerts")):
             alerts = _settled_alerts(store, manager)
-        console.print("[bold]What each village should show:[/]")
+        console.print("[bold]" + _("What each village should show:") + "[/]")
         for village in villages:
-            console.print(f"  {village.village}: {village.expect}")
+            console.print(f"  {village.village}: " + _(village.expect))
         console.print(verdict_table(_verdict_rows(villages), store_reader(store.query)))
         if limited:
             console.print(_probe_limited_note(limited))
-        console.print("[bold]Alerts in Alertmanager:[/]")
-        for line in _alert_lines(alerts) or ["  (none)"]:
+        console.print("[bold]" + _("Alerts in Alertmanager:") + "[/]")
+        for line in _alert_lines(alerts) or ["  " + _("(none)")]:
             console.print("  " + line)
-        with step(console, "rendering the dashboards"):
+        with step(console, _("rendering the dashboards")):
             pictures, empty = _render(store, pictures_dir, console, since=started)
         problems.extend(empty)
-        console.print("[bold]Where to look:[/]")
-        live = "" if keep else "  (live until the lab ends: --keep holds it open)"
-        console.print(f"  VictoriaMetrics UI   {store.url}/vmui{live}")
-        console.print(f"  Alertmanager         {manager.url}{live}")
-        for picture in pictures:
-            console.print(f"  dashboard            {picture}")
-        if logs_dir == workdir:
-            console.print(f"  logs and data        {workdir}")
-        else:
-            console.print(f"  logs                 {logs_dir}  (copied there at the end)")
+        console.print("[bold]" + _("Where to look:") + "[/]")
+        live = "" if keep else "  " + _("(live until the lab ends: --keep holds it open)")
+        places = [
+            ("VictoriaMetrics UI", f"{store.url}/vmui{live}"),
+            ("Alertmanager", f"{manager.url}{live}"),
+            *((_("dashboard"), str(picture)) for picture in pictures),
+            (_("logs and data"), str(workdir))
+            if logs_dir == workdir
+            else (_("logs"), f"{logs_dir}  " + _("(copied there at the end)")),
+        ]
+        width = max(len(name) for name, _place in places)
+        for name, place in places:
+            console.print(f"  {name:<{width}}  {place}")
         if keep:
-            console.print("The lab stays up; Ctrl-C to tear it down.")
+            console.print(_("The lab stays up; Ctrl-C to tear it down."))
             try:
                 while True:
                     time.sleep(3600)
             except KeyboardInterrupt:
                 pass
-        console.print("tearing down: agents, services, namespaces ...")
+        console.print(_("tearing down: agents, services, namespaces ..."))
     if logs_dir != workdir:
         _copy_logs(workdir, logs_dir)
     return 0 if not problems else 1
@@ -464,10 +500,12 @@ def _render(
 
         rendered = render_all(store.url, out, hours=hours, chosen={})
     except (ImportError, QosfleetError) as exc:
-        console.print(f"  [yellow]dashboards not rendered: {exc}[/]")
+        console.print(
+            "  [yellow]" + _("dashboards not rendered: {error}").format(error=exc) + "[/]"
+        )
         return [], []
     empty = [
-        f"{dashboard.path.name}: no data in {title!r}"
+        _("{dashboard}: no data in {panel!r}").format(dashboard=dashboard.path.name, panel=title)
         for dashboard in rendered
         for title in dashboard.empty_panels
     ]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import ipaddress
 import socket
 import sys
@@ -11,29 +10,45 @@ from collections.abc import Sequence
 from aiohttp import web
 
 from contract.addresses import parse_host_port
+from contract.commandline import Parser, add_language_option, choose_language
 from contract.errors import QosfleetError
+from contract.i18n import _
 from target.iperf3 import Iperf3Server
 from target.server import build_app
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="qos-target", description=__doc__)
+    arguments = choose_language("qos-target", sys.argv[1:] if argv is None else argv)
+    parser = Parser(
+        prog="qos-target",
+        description=_("the measurement target the probes download from and upload to"),
+    )
+    add_language_option(parser)
     commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="serve the measurement endpoints")
+    serve = commands.add_parser(
+        "serve",
+        help=_("serve the measurement endpoints"),
+        description=_("serve the measurement endpoints (/download /upload /echo /health)"),
+    )
     serve.add_argument(
         "--listen",
         action="append",
-        help="HOST:PORT to listen on ([::]:PORT for IPv6); repeat it to serve IPv4 and IPv6 "
-        "(default 0.0.0.0:8080)",
+        help=_(
+            "HOST:PORT to listen on ([::]:PORT for IPv6); repeat it to serve IPv4 and IPv6 "
+            "(default 0.0.0.0:8080)"
+        ),
     )
     serve.add_argument(
         "--iperf3-port",
         type=int,
         metavar="PORT",
-        help="also run `iperf3 -s` on PORT (5201 is iperf3's own), restarted if it dies; "
-        "iperf3 serves one test at a time (default: off)",
+        help=_(
+            "also run `iperf3 -s` on PORT (5201 is iperf3's own), restarted if it dies; "
+            "iperf3 serves one test at a time (default: off)"
+        ),
     )
-    args = parser.parse_args(argv)
+    add_language_option(serve)
+    args = parser.parse_args(arguments)
     # A measurement server is meant to be reached: all IPv4 addresses by default.
     listens = args.listen or ["0.0.0.0:8080"]
     try:
@@ -49,11 +64,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         sockets = [_listening(host, port) for host, port in addresses]
     except OSError as exc:
-        print(f"qos-target: cannot listen on {listens}: {exc.strerror}", file=sys.stderr)
+        refused = QosfleetError(
+            _("cannot listen on {addresses}: {reason}").format(
+                addresses=" ".join(listens), reason=exc.strerror
+            ),
+            _("choose a free port with --listen"),
+        )
+        print(f"qos-target: {refused}", file=sys.stderr)
         return 1
-    extra = f", iperf3 on port {args.iperf3_port}" if iperf3 else ""
     where = " ".join(f"http://{text}" for text in listens)
-    print(f"qos-target serving on {where} (/download /upload /echo /health{extra})")
+    serving = (
+        _("qos-target serving on {where} (/download /upload /echo /health, iperf3 on port {port})")
+        if iperf3
+        else _("qos-target serving on {where} (/download /upload /echo /health)")
+    )
+    print(serving.format(where=where, port=args.iperf3_port))
     web.run_app(build_app(iperf3=iperf3), sock=sockets, print=None, access_log=None)
     return 0
 

@@ -16,6 +16,7 @@ from typing import Final
 from aiohttp import web
 
 from contract.errors import ServiceError
+from contract.i18n import _
 
 LOG = logging.getLogger("qos-target.iperf3")
 RESTART_FIRST_S: Final = 0.5
@@ -37,8 +38,10 @@ class Iperf3Server:
         path = shutil.which(binary)
         if path is None:
             raise ServiceError(
-                f"{binary} is not installed, so --iperf3-port cannot be served",
-                "apt-get install iperf3, or leave --iperf3-port off",
+                _("{binary} is not installed, so --iperf3-port cannot be served").format(
+                    binary=binary
+                ),
+                _("apt-get install iperf3, or leave --iperf3-port off"),
             )
         self.argv = iperf3_argv(path, port, bind)
         self.starts = 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from collector.evaluate import run_evaluate
+from contract import i18n
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "campaigns"
 START = datetime(2025, 3, 1, 6, 0)  # noqa: DTZ001 - naive on purpose: the CSV is read as UTC
@@ -355,3 +356,38 @@ def test_times_without_zone_can_be_vietnam_time(
     with pytest.raises(SystemExit):
         run_evaluate([*argv, "--timezone", "Mars/Olympus"])
     assert "not a time zone" in capsys.readouterr().err
+
+
+@pytest.fixture
+def vietnamese() -> Iterator[None]:
+    yield
+    i18n.use("en")
+
+
+@pytest.mark.usefixtures("vietnamese")
+def test_in_vietnamese_bad_rows_reasons_and_figures(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    campaign = write_campaign(tmp_path / "village.csv", spread(43.0, 18.35, 1600))
+    with campaign.open("a", encoding="utf-8") as rows:
+        rows.write("yesterday,41,2\n2025-03-02T08:00:00,abc,2\n2025-03-02T08:01:00,-2,2\n")
+    assert run_evaluate(["--lang", "vi", "--profile", "4g", "--input", str(campaign)]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [
+        (
+            "dòng 1602: timestamp 'yesterday' không phải là thời điểm "
+            "(ISO 8601, hoặc dd/mm/yyyy HH:MM)"
+        ),
+        "dòng 1603: download_mbps 'abc' không phải là một số",
+        "dòng 1604: download_mbps '-2' là số âm",
+    ]
+    out = captured.out
+    # Babel's vi locale: a point between thousands, a decimal comma, the day first.
+    assert out.startswith(
+        "ĐẠT — bộ chỉ tiêu 4g: tải xuống trung bình 43,00 Mb/s, n 1.600 / 1.500\n"
+    )
+    assert "tải xuống trung bình 43,00 Mb/s, khoảng tin cậy 95 % [42,10; 43,90]" in out
+    assert "khoảng đánh giá 31/01/2025 08:39 UTC .. 02/03/2025 08:39 UTC" in out
+    assert "Băng rộng di động 4G" in out
+    assert "(không đánh giá: không mẫu nào trong khoảng đánh giá đo chỉ tiêu này)" in out
+    assert "3 dòng bị bỏ qua hoặc loại ra" in out

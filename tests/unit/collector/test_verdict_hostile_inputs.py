@@ -125,7 +125,7 @@ def test_a_draft_profile_applies_its_ceiling_offline(
     verdict = report["verdict"]
     assert isinstance(verdict, dict)
     assert (verdict["n"], verdict["n_implausible"]) == (1, 1)
-    assert "line 2: a rate above the 4g ceiling of 2000 Mb/s" in err
+    assert "line 2: a rate above the 4g ceiling of 2,000 Mb/s" in err
 
 
 @pytest.mark.parametrize(

@@ -548,3 +548,22 @@ def test_the_unit_comes_with_the_package_and_is_enabled() -> None:
     elsewhere = {**variables, "ansible_facts": {**PI_FACTS, "service_mgr": "sysvinit"}}
     assert not holds(start, elsewhere)
     assert holds(task("Say the agent was not started"), elsewhere)
+
+
+# Letters only Vietnamese writes (the operator running the play reads Vietnamese first).
+VIETNAMESE = re.compile(r"[ăâđêôơưĂÂĐÊÔƠƯạảấầẩẫậắằẳẵặẹẻẽếềểễệỉịọỏốồổỗộớờởỡợụủứừửữựỳỵỷỹ]")
+
+
+def test_every_message_the_play_shows_reads_vietnamese_then_english() -> None:
+    messages = {
+        entry["name"]: str(arguments.get("msg") or arguments.get("fail_msg"))
+        for entry in tasks()
+        for _name, arguments in [module(entry)]
+        if isinstance(arguments, dict) and ("msg" in arguments or "fail_msg" in arguments)
+    }
+    assert len(messages) >= 4
+    for name, message in messages.items():
+        vietnamese, _sep, english = message.partition(" / EN: ")
+        assert VIETNAMESE.search(vietnamese), name
+        assert not VIETNAMESE.search(english), name
+        assert re.search(r"\b(the|is|in|not)\b", english), name
