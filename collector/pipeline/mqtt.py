@@ -14,6 +14,7 @@ every call in flight).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import random
@@ -36,6 +37,9 @@ log = logging.getLogger("qosfleet.collector")
 
 BACKOFF_FIRST_S = 0.5
 BACKOFF_CAP_S = 30.0
+# A receipt waits this long for a connection (at start, or across a reconnection) before it is
+# given up, and its probe sends the result again.
+CONNECTION_WAIT_S = 10.0
 # Approvals first: the broker sends retained messages in subscription order, so an operator's
 # decision is known before the meta it decides on.
 FLEET_TOPICS = (approval_topic("+"), meta_topic("+"), status_topic("+"))
@@ -57,6 +61,7 @@ class MqttBroker:
         self.group = group
         self.metrics = metrics
         self._client: aiomqtt.Client | None = None
+        self._connected = asyncio.Event()
 
     async def messages(self) -> AsyncGenerator[Message, None]:
         """Stay subscribed for ever, reconnecting with capped, jittered exponential backoff."""
@@ -83,6 +88,7 @@ class MqttBroker:
                         shared = [subscription(self.group, kind) for kind in sorted(RESULT_KINDS)]
                         await client.subscribe([(topic, 1) for topic in shared])
                         self._client = client
+                        self._connected.set()
                         self.metrics.broker_connected.set(1)
                         log.info("subscribed to %s", ", ".join(shared))
                         delay = BACKOFF_FIRST_S
@@ -101,9 +107,14 @@ class MqttBroker:
 
     def _disconnected(self) -> None:
         self._client = None
+        self._connected.clear()
         self.metrics.broker_connected.set(0)
 
     async def publish(self, topic: str, payload: bytes) -> None:
+        if self._client is None:
+            # Results the journal held are written, and answered, before the first connection.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._connected.wait(), CONNECTION_WAIT_S)
         client = self._client
         if client is None:
             raise NotConnectedError("not connected to the broker")

@@ -20,6 +20,7 @@ from collector.report.findings import Finding, Report
 from collector.report.scope import LEVEL_NAMES
 from contract.criteria import criteria, criterion_name
 from contract.i18n import N_, _, current, number, percent
+from contract.profiles import shown_title
 
 VIETNAM_ZONE: Final = ZoneInfo("Asia/Ho_Chi_Minh")
 PARTS: Final = {"regulation": N_("regulation"), "programme": N_("programme indicator")}
@@ -228,7 +229,7 @@ def _finding_blocks(index: int, finding: Finding) -> list[Block]:
             ),
         ),
         Text(kind="strong", text=headline(verdict, finding.profile)),
-        Text(kind="text", text=finding.profile.title),
+        Text(kind="text", text=shown_title(finding.profile)),
         Text(
             kind="text",
             text=_("method: {method}; window {start} .. {end}").format(
