@@ -35,7 +35,7 @@ from collector.compliance import (
 from contract.commandline import Parser, add_language_option, choose_language
 from contract.criteria import criteria, criterion_name
 from contract.errors import QosfleetError
-from contract.i18n import N_, _, figure, ngettext, number, percent, utc_time
+from contract.i18n import N_, _, figure, measured, ngettext, number, percent, utc_time
 from contract.profiles import (
     Profile,
     bundled_profiles,
@@ -459,28 +459,22 @@ VERDICT_STATUSES: Final[dict[str, str]] = {
 }
 
 
-def _value(value: float | None, unit: str) -> str:
-    if value is None:
-        return "-"
-    if unit == "share":
-        return percent(value, 1)
-    return f"{number(value, 2)} {unit}"
-
-
 def _interval(low: float | None, high: float | None, unit: str) -> str:
     if low is None or high is None:
         return ""
-    interval = _("95 % CI [{low}, {high}]").format(
-        low=_value(low, unit).removesuffix(f" {unit}") if unit != "share" else _value(low, unit),
-        high=_value(high, unit).removesuffix(f" {unit}") if unit != "share" else _value(high, unit),
-    )
+    interval = _("95 % CI [{low}, {high}]").format(low=_bound(low, unit), high=_bound(high, unit))
     return ", " + interval
+
+
+def _bound(value: float, unit: str) -> str:
+    """An interval's bound: the figure alone (the unit is the statistic's), a share with its %."""
+    return measured(value, unit) if unit == "share" else number(value, 2)
 
 
 def _criterion_line(judged: Judgement, names: Mapping[str, str]) -> str:
     mark = "-" if judged.skipped else _MARK[judged.passed]
     name = names.get(judged.id, judged.name)
-    line = f"  {mark} {name}: {_value(judged.statistic, judged.unit)}"
+    line = f"  {mark} {name}: {measured(judged.statistic, judged.unit)}"
     line += _interval(judged.ci_low, judged.ci_high, judged.unit)
     if judged.note:
         line += f" ({_note(judged.note)})"
@@ -531,7 +525,7 @@ def headline(verdict: Verdict, profile: Profile) -> str:
     return _("{outcome} — {profile} profile: download mean {mean}, n {n} / {required}").format(
         outcome=_status(verdict.status),
         profile=profile.name,
-        mean=_value(verdict.mean_download_mbps, "Mb/s"),
+        mean=measured(verdict.mean_download_mbps, "Mb/s"),
         n=number(verdict.n, 0),
         required=number(verdict.n_required, 0),
     )
@@ -580,7 +574,7 @@ def summary(verdict: Verdict, profile: Profile, bad_rows: int, plan: Plan | None
             end=utc_time(verdict.window_end),
         )
     )
-    mean = _("download mean {mean}").format(mean=_value(verdict.mean_download_mbps, "Mb/s"))
+    mean = _("download mean {mean}").format(mean=measured(verdict.mean_download_mbps, "Mb/s"))
     lines.append(mean + _interval(verdict.ci_low, verdict.ci_high, "Mb/s"))
     names = {c.id: criterion_name(c, profile) for c in criteria(profile, plan)}
     lines.extend(_criterion_line(judged, names) for judged in verdict.criteria)

@@ -105,6 +105,16 @@ def figure(value: float) -> str:
     return format_decimal(value, format="#,##0.###", locale=current())
 
 
+def measured(value: float | None, unit: str) -> str:
+    """A measured figure with its unit, two decimals ("38,50 Mb/s"), a share as a percentage,
+    "-" for none: how evaluate and the report show a verdict's figures."""
+    if value is None:
+        return "-"
+    if unit == "share":
+        return percent(value, 1)
+    return f"{number(value, 2)} {unit}"
+
+
 def utc_time(value: datetime) -> str:
     """A time in UTC, whatever the machine's clock, with the year in full, as a verdict's window
     is filed: 08/02/2025 08:13 UTC in Vietnamese (day first, as the regulator's forms and

@@ -19,7 +19,7 @@ from collector.evaluate import METHODS, VERDICT_STATUSES, headline
 from collector.report.findings import Finding, Report
 from collector.report.scope import LEVEL_NAMES
 from contract.criteria import criteria, criterion_name
-from contract.i18n import N_, _, current, number, percent
+from contract.i18n import N_, _, current, measured, number
 from contract.profiles import shown_title
 
 VIETNAM_ZONE: Final = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -110,18 +110,10 @@ def _utc(moment: datetime) -> str:
     return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def _value(value: float | None, unit: str) -> str:
-    if value is None:
-        return "-"
-    if unit == "share":
-        return percent(value, 1)
-    return f"{number(value, 2)} {unit}"
-
-
 def _interval(low: float | None, high: float | None, unit: str) -> str:
     if low is None or high is None:
         return "-"
-    return f"[{_value(low, unit)}; {_value(high, unit)}]"
+    return f"[{measured(low, unit)}; {measured(high, unit)}]"
 
 
 def _result(judged: Judgement, required: int) -> str:
@@ -145,8 +137,8 @@ def _criteria(finding: Finding) -> Table:
             _(PARTS[judged.part]),
             "-"
             if judged.threshold is None
-            else f"{COMPARISONS[judged.comparison]} {_value(judged.threshold, judged.unit)}",
-            _value(judged.statistic, judged.unit),
+            else f"{COMPARISONS[judged.comparison]} {measured(judged.threshold, judged.unit)}",
+            measured(judged.statistic, judged.unit),
             _interval(judged.ci_low, judged.ci_high, judged.unit),
             number(judged.n, 0),
             _result(judged, verdict.n_required),
@@ -310,7 +302,7 @@ def _breakdown(report: Report) -> list[Block]:
                     row.operator or "-",
                     _verdict_status(row.verdict),
                     f"{number(row.verdict.n, 0)} / {number(row.verdict.n_required, 0)}",
-                    _value(row.verdict.mean_download_mbps, "Mb/s"),
+                    measured(row.verdict.mean_download_mbps, "Mb/s"),
                 )
                 for row in report.breakdown
             ),
@@ -342,7 +334,7 @@ def blocks_of(report: Report) -> list[Block]:
                 f.profile_name,
                 _verdict_status(f.verdict),
                 f"{number(f.verdict.n, 0)} / {number(f.verdict.n_required, 0)}",
-                _value(f.verdict.mean_download_mbps, "Mb/s"),
+                measured(f.verdict.mean_download_mbps, "Mb/s"),
             )
             for f in report.findings
         ),
