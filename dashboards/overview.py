@@ -387,17 +387,7 @@ def province_map(province: str) -> geomap.Panel:
     are the base layer (served by Grafana itself from the mounted dashboards/geo/) and a marker
     per province, placed by the gazetteer generated from the same file, carries the verdict.
     """
-    markers = {
-        "showLegend": True,
-        "style": {
-            "color": {"field": _("status"), "fixed": "grey"},
-            "opacity": 0.9,
-            "size": {"fixed": 12, "max": 15, "min": 4},
-            "symbol": {"fixed": "img/icons/marker/circle.svg", "mode": "fixed"},
-            "text": {"field": "province", "fixed": "", "mode": "field"},
-            "textConfig": {"fontSize": 10, "offsetX": 10, "offsetY": 0, "textAlign": "left"},
-        },
-    }
+    markers = _verdict_markers("province", size=12, font=10, offset=10)
     return (
         geomap.Panel()
         .title(_("Provinces by verdict (worst across technology x operator)"))
@@ -455,17 +445,7 @@ def village_map(village: str) -> geomap.Panel:
     (lat, lon, status; one row per village each) are merged and their value columns renamed.
     """
     by = "max by (province, commune, village)"
-    markers = {
-        "showLegend": True,
-        "style": {
-            "color": {"field": _("status"), "fixed": "grey"},
-            "opacity": 0.9,
-            "size": {"fixed": 9, "max": 15, "min": 4},
-            "symbol": {"fixed": "img/icons/marker/circle.svg", "mode": "fixed"},
-            "text": {"field": "village", "fixed": "", "mode": "field"},
-            "textConfig": {"fontSize": 11, "offsetX": 12, "offsetY": 0, "textAlign": "left"},
-        },
-    }
+    markers = _verdict_markers("village", size=9, font=11, offset=12)
     return (
         geomap.Panel()
         .title(_("Villages by verdict (worst across technology x operator)"))
@@ -518,3 +498,18 @@ def village_map(village: str) -> geomap.Panel:
         )
         .tooltip(geomap.TooltipOptions().mode(TooltipMode.DETAILS))
     )
+
+
+def _verdict_markers(label: str, *, size: int, font: int, offset: int) -> dict[str, object]:
+    """A geomap markers layer: one circle per row coloured by its verdict, labelled by `label`."""
+    return {
+        "showLegend": True,
+        "style": {
+            "color": {"field": _("status"), "fixed": "grey"},
+            "opacity": 0.9,
+            "size": {"fixed": size, "max": 15, "min": 4},
+            "symbol": {"fixed": "img/icons/marker/circle.svg", "mode": "fixed"},
+            "text": {"field": label, "fixed": "", "mode": "field"},
+            "textConfig": {"fontSize": font, "offsetX": offset, "offsetY": 0, "textAlign": "left"},
+        },
+    }
