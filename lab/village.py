@@ -264,7 +264,9 @@ def _verdict_rows(villages: Sequence[LabVillage]) -> list[VerdictRow]:
             village=village.village,
             technology=link.technology,
             operator=link.operator,
-            link=f"shaped {link.down_mbps:g}/{link.up_mbps:g}",
+            link=_("shaped {down}/{up}").format(
+                down=number(link.down_mbps, 0), up=number(link.up_mbps, 0)
+            ),
             plan_mbps=link.plan_mbps,
         )
         for village in villages
