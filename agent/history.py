@@ -34,6 +34,7 @@ from typing import Final, Literal
 
 import msgspec
 
+from agent.state import hand_over
 from contract.errors import ConfigError, WireError
 from contract.i18n import _
 from contract.result import MAX_RESULT_BYTES, Result, decode_result, encode_result
@@ -97,7 +98,7 @@ def record(state_dir: Path, source: Source, result: Result, *, now: datetime | N
             path = state_dir / HISTORY_FILE
             with path.open("ab") as history:
                 history.write(line + b"\n")
-            _hand_over(path)
+            hand_over(path)
             if _over_bounds(path, now or datetime.now(UTC)):
                 _rewrite(path, now or datetime.now(UTC))
     except Exception as exc:  # noqa: BLE001 - a convenience must never stop a measurement
@@ -106,18 +107,10 @@ def record(state_dir: Path, source: Source, result: Result, *, now: datetime | N
     return True
 
 
-def _hand_over(path: Path) -> None:
-    """A file root made (`sudo qos-agent check`) is given to the state directory's owner, the
-    daemon's user, which must go on appending to it."""
-    if os.geteuid() == 0:
-        directory = path.parent.stat()
-        os.chown(path, directory.st_uid, directory.st_gid)
-
-
 @contextmanager
 def _locked(state_dir: Path) -> Iterator[bool]:
     with (state_dir / LOCK_FILE).open("a") as lock:
-        _hand_over(state_dir / LOCK_FILE)
+        hand_over(state_dir / LOCK_FILE)
         deadline = time.monotonic() + LOCK_WAIT_S
         while True:
             try:
@@ -155,7 +148,7 @@ def _rewrite(path: Path, now: datetime) -> None:
         lines.pop(0)  # half the cap: the next rewrite is many appends away
     scratch = path.with_suffix(".tmp")
     scratch.write_bytes(b"".join(lines))
-    _hand_over(scratch)
+    hand_over(scratch)
     scratch.replace(path)
 
 

@@ -77,6 +77,7 @@ def next_seq(state_dir: Path) -> int:
 def _next_seq(state_dir: Path, path: Path) -> int:
     # Tests on two links (each in its own process) and `qos-agent check` may ask at once.
     with (state_dir / "seq.lock").open("a") as lock:
+        hand_over(state_dir / "seq.lock")
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             current = int(path.read_text(encoding="ascii"))
@@ -110,6 +111,7 @@ def sample_gap(
     ensure_state_dir(state_dir)
     path = state_dir / "last-counted.json"
     with (state_dir / "seq.lock").open("a") as lock:
+        hand_over(state_dir / "seq.lock")
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             chains = _chains.decode(path.read_bytes())
@@ -140,6 +142,16 @@ def _replace(path: Path, value: int | str) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     temporary.replace(path)
+    hand_over(path)
+
+
+def hand_over(path: Path) -> None:
+    """A file root made (`sudo qos-agent check`) goes to the state directory's owner, the
+    daemon's user, which must go on writing it (a root-owned seq.lock stopped every result)."""
+    if os.geteuid() == 0:
+        directory = path.parent.stat()
+        if path.stat().st_uid != directory.st_uid:
+            os.chown(path, directory.st_uid, directory.st_gid)
 
 
 def _overwrite(path: Path, value: int) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import errno
+import os
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -63,3 +65,15 @@ def test_a_read_only_file_system_is_told_with_the_fix(
     monkeypatch.setattr(state, "_replace", read_only)
     with pytest.raises(ConfigError, match=r"seq is not writable .*Read-only file system"):
         next_seq(tmp_path)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can make a file for another user")
+def test_files_root_writes_stay_the_daemons(tmp_path: Path) -> None:
+    """`sudo qos-agent check` numbers a result before the daemon ever has: the daemon's user must
+    still open the lock and replace the files after it (a root-owned seq.lock stopped it)."""
+    daemon_user = 65534  # nobody
+    os.chown(tmp_path, daemon_user, daemon_user)
+    next_seq(tmp_path)
+    state.sample_gap(tmp_path, "wwan0", datetime.now(UTC), 60.0)
+    for name in ("seq", "seq.lock", "last-counted.json"):
+        assert (tmp_path / name).stat().st_uid == daemon_user, name
