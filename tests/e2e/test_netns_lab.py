@@ -83,8 +83,14 @@ def _iperf_mbps(lab: Lab, probe: str, version: IpVersion, *options: str) -> floa
 def test_shaping_holds_per_direction(
     villages: Lab, options: tuple[str, ...], shaped_mbps: float
 ) -> None:
-    measured = _iperf_mbps(villages, "village-a", 4, *options)
-    assert measured == pytest.approx(GOODPUT * shaped_mbps, rel=TOLERANCE)
+    # Up to three tries: a shared VM's stall can cost one 10 s run 7 % (seen once in CI); a link
+    # shaped wrong reads wrong every time.
+    measured: list[float] = []
+    for _ in range(3):
+        measured.append(_iperf_mbps(villages, "village-a", 4, *options))
+        if measured[-1] == pytest.approx(GOODPUT * shaped_mbps, rel=TOLERANCE):
+            return
+    pytest.fail(f"{shaped_mbps} Mb/s shaped, measured {measured} (goodput {GOODPUT})")
 
 
 @pytest.mark.parametrize("version", [4, 6])
