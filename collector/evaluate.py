@@ -390,14 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--profiles", type=Path, help=_("a profiles TOML file instead of the bundled one")
     )
     parser.add_argument("--input", type=Path, required=True, help=_("the campaign CSV file"))
-    parser.add_argument(
-        "--plan-download-mbps",
-        type=_positive,
-        help=_("the plan's advertised download rate (Vd)"),
-    )
-    parser.add_argument(
-        "--plan-upload-mbps", type=_positive, help=_("the plan's advertised upload rate (Vu)")
-    )
+    add_plan_options(parser)
     parser.add_argument(
         "--now",
         type=_now,
@@ -434,7 +427,19 @@ def _choose_profile(args: argparse.Namespace) -> Profile:
     return profile
 
 
-def _plan(args: argparse.Namespace) -> Plan | None:
+def add_plan_options(parser: argparse.ArgumentParser) -> None:
+    """The subscribed plan's rates, which QCVN 34 compares a fixed line with (`plan_of`)."""
+    parser.add_argument(
+        "--plan-download-mbps",
+        type=_positive,
+        help=_("the plan's advertised download rate (Vd)"),
+    )
+    parser.add_argument(
+        "--plan-upload-mbps", type=_positive, help=_("the plan's advertised upload rate (Vu)")
+    )
+
+
+def plan_of(args: argparse.Namespace) -> Plan | None:
     download, upload = args.plan_download_mbps, args.plan_upload_mbps
     if download is None and upload is None:
         return None
@@ -648,7 +653,7 @@ def _implausible_rows(campaign: Campaign, profile: Profile) -> list[BadRow]:
 
 def _evaluate(args: argparse.Namespace) -> tuple[Verdict, Profile, Campaign, list[BadRow]]:
     profile = _choose_profile(args)
-    plan = _plan(args)
+    plan = plan_of(args)
     campaign = read_campaign(args.input, args.timezone)
     bad_rows = sorted([*campaign.bad_rows, *_implausible_rows(campaign, profile)], key=_line)
     for bad in bad_rows:
@@ -721,5 +726,5 @@ def run_evaluate(argv: Sequence[str] | None = None) -> int:
         report = record(verdict, profile, campaign, bad_rows, args.input)
         print(msgspec.json.format(msgspec.json.encode(report), indent=2).decode())
     else:
-        print(summary(verdict, profile, len(bad_rows), _plan(args)))
+        print(summary(verdict, profile, len(bad_rows), plan_of(args)))
     return 0

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Final
 
 # The plan options exactly as `evaluate` reads them, so both refuse the same way.
-from collector.evaluate import _plan, _positive
+from collector.evaluate import add_plan_options, plan_of
 from collector.report.content import blocks_of
 from collector.report.document import pages_of, render_html, write_page_png, write_pdf
 from collector.report.evidence import evidence_of_file
@@ -71,17 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--input", type=Path, help=_("a campaign CSV (as `evaluate` reads) instead of the store")
     )
     parser.add_argument("--profile", help=_("with --input: the profile to judge it against"))
-    # As `evaluate` takes them: QCVN 34 compares a fixed line with its plan.
-    parser.add_argument(
-        "--plan-download-mbps",
-        type=_positive,
-        help=_("the plan's advertised download rate (Vd)"),
-    )
-    parser.add_argument(
-        "--plan-upload-mbps",
-        type=_positive,
-        help=_("the plan's advertised upload rate (Vu)"),
-    )
+    add_plan_options(parser)  # as `evaluate` takes them
     parser.add_argument(
         "--profiles", type=Path, help=_("a profiles TOML file instead of the bundled one")
     )
@@ -116,7 +106,7 @@ def _offline(args: argparse.Namespace, profiles: dict[str, Profile], now: dateti
         )
     profile = profiles[args.profile]
     evidence = evidence_of_file(
-        args.input, technology=default_technology(profile), operator="", plan=_plan(args)
+        args.input, technology=default_technology(profile), operator="", plan=plan_of(args)
     )
     latest = max((sample.timestamp for sample in evidence.campaign.samples), default=now)
     period = choose_period(
